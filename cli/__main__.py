@@ -1,0 +1,3 @@
+from geoseg.cli import main
+
+main(prog_name="geoseg")

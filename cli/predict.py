@@ -1,0 +1,51 @@
+"""``geoseg predict``: roof polygons for a scene of any size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("scene", type=click.Path(path_type=Path))
+@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
+              help="model.pt written by 'geoseg train'.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help=".geojson (RFC 7946, WGS 84) or .gpkg (the scene's CRS).")
+@click.option("--prob-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also keep the stitched roof probability as a GeoTIFF (uint8, p x 255).")
+@click.option("--threshold", default=0.5, show_default=True, help="Roof probability cut.")
+@click.option("--min-area", type=float, help="Drop polygons under this area, m² [default: 20 pixels].")
+@click.option("--simplify", type=float, help="Simplification tolerance, metres [default: one pixel; 0: none].")
+@click.option("--tile-size", type=int, help="Tile side, pixels [default: the training tile size].")
+@click.option("--overlap", type=int, help="Margin each tile shares with its neighbours, pixels [default: tile/8].")
+@click.option("--batch-size", type=int, help="Tiles per forward pass [default: 1 on CPU, 8 on CUDA].")
+@click.option("--blend", default="hann", show_default=True, help="Blending window: hann, linear or mean.")
+@click.option("--bands", help="Band numbers to feed the model, e.g. 1,2,3 [default: all].")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
+@click.option("--no-preview", is_flag=True, help="Skip the preview PNG written beside --out.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def predict(scene: Path, model_path: Path, out: Path, prob_out: Path | None, threshold: float,
+            min_area: float | None, simplify: float | None, tile_size: int | None, overlap: int | None,
+            batch_size: int | None, blend: str, bands: str | None, device: str, precision: str,
+            no_preview: bool, overwrite: bool, quiet: bool) -> None:
+    """Predict roofs on SCENE (GeoTIFF, COG, VRT, PNG, JPEG) and write polygons to --out."""
+    from geoseg.predict import TileOptions, parse_bands, run_predict
+    from geoseg.vectorize import VectorizeOptions
+
+    tiles = TileOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, blend=blend,
+                        device=device, precision=precision, bands=parse_bands(bands))
+    vector = VectorizeOptions(threshold=threshold, min_area=min_area, simplify=simplify)
+    result = run_predict(scene, model_path, out, tiles, vector, prob_out=prob_out,
+                         preview=not no_preview, overwrite=overwrite, progress=not quiet)
+    where = "EPSG:4326" if out.suffix.lower() != ".gpkg" else "the scene's CRS"
+    if not result.scene.georeferenced:
+        where = "pixel coordinates (the scene has no georeference)"
+    click.echo(f"{result.count} roof polygons → {result.out} ({where})")
+    if result.preview:
+        click.echo(f"preview → {result.preview}")
+    if result.prob:
+        click.echo(f"probability → {result.prob}")

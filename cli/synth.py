@@ -1,0 +1,35 @@
+"""``geoseg synth``: write a synthetic labelled task (tiles, a scene, its true polygons)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=0, show_default=True, help="Same seed, same town, pixel for pixel.")
+@click.option("--tile-size", default=256, show_default=True, help="Side of the labelled tiles, pixels.")
+@click.option("--train-size", default=1536, show_default=True, help="Side of the town cut into training tiles, pixels.")
+@click.option("--scene-size", default=1024, show_default=True, help="Side of the test scene, pixels.")
+@click.option("--pixel-size", default=0.3, show_default=True, help="Ground sampling distance, metres.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it holds files.")
+def synth(out_dir: Path, seed: int, tile_size: int, train_size: int, scene_size: int,
+          pixel_size: float, overwrite: bool) -> None:
+    """Write a synthetic town: OUT_DIR/train/{images,masks}, scene.tif (EPSG:25832), truth.gpkg."""
+    import shutil
+
+    from geoseg.errors import InputError, OutputExistsError
+    from geoseg.synth import write_dataset
+
+    if min(tile_size, train_size, scene_size) < 16 or train_size < tile_size or pixel_size <= 0:
+        raise InputError("need --tile-size >= 16, --train-size >= --tile-size, --scene-size >= 16, --pixel-size > 0")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(f"{out_dir}: exists and is not empty; pass --overwrite or choose another folder")
+        shutil.rmtree(out_dir)
+    paths = write_dataset(out_dir, seed=seed, tile_size=tile_size, train_size=train_size,
+                          scene_size=scene_size, pixel_size=pixel_size)
+    for name, path in paths.items():
+        click.echo(f"{name:6s} {path}")

@@ -1,0 +1,28 @@
+"""Augmentation with ``torchvision.transforms.v2``: image, mask and their companions move together.
+
+The image is a ``tv_tensors.Image`` (float, about [0, 1]); the label, the valid-pixel
+map and the loss weights are ``tv_tensors.Mask``, so v2 applies the same flips and
+rotation to all of them, with nearest-neighbour sampling for the masks. Rotation fills
+the corners it brings in with 0 in the valid map, so those pixels never reach the loss.
+Colour jitter and blur touch the image only (v2 passes masks through them untouched).
+"""
+
+from __future__ import annotations
+
+from torchvision.transforms import v2
+
+
+def train_transform(in_channels: int, photometric: bool = True) -> v2.Compose:
+    """Flips, rotation 0–360°, and (optionally) photometric jitter on the image only."""
+    steps: list = [
+        v2.RandomHorizontalFlip(),
+        v2.RandomVerticalFlip(),
+        v2.RandomRotation(degrees=(0.0, 360.0), interpolation=v2.InterpolationMode.BILINEAR, fill=0),
+    ]
+    if photometric:
+        if in_channels == 3:
+            steps.append(v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02))
+        else:  # contrast, saturation and hue are defined for 1 or 3 bands only
+            steps.append(v2.ColorJitter(brightness=0.2))
+        steps.append(v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.1, 1.2))], p=0.25))
+    return v2.Compose(steps)

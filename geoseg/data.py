@@ -1,0 +1,190 @@
+"""Labelled tiles: finding image/mask pairs, loading them, and torch datasets over them.
+
+A data folder holds images and masks matched by file stem, in ``images/`` +
+``masks/`` or in the original roof project's ``train_X/`` + ``train_Y/``; PNG,
+JPEG or GeoTIFF. Masks may be 0/1, 0/255 or anti-aliased grey (thresholded at 128).
+Labelled sets are small (tens to hundreds of tiles) and are held in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+from geoseg.checkpoint import Normalisation
+from geoseg.errors import InputError
+from geoseg.io import IMAGE_SUFFIXES, read_image, read_mask, value_scale
+from geoseg.losses import unet_weight_map
+
+LAYOUTS = (("images", "masks"), ("train_X", "train_Y"))
+
+
+@dataclass(frozen=True)
+class Pair:
+    image: Path
+    mask: Path
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image in memory: ``image`` float32 ``(C, H, W)`` scaled to about [0, 1],
+    ``mask`` uint8 ``(H, W)`` 0/1, ``weight`` float32 ``(H, W)`` or None."""
+
+    name: str
+    image: np.ndarray
+    mask: np.ndarray
+    weight: np.ndarray | None
+
+
+def _rasters(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def find_pairs(data_dir: str | Path) -> list[Pair]:
+    """Image/mask pairs of a data folder, sorted by name; every image needs its mask."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder; give a folder with images/ and masks/")
+    for img_name, mask_name in LAYOUTS:
+        if (root / img_name).is_dir() and (root / mask_name).is_dir():
+            images, masks = _rasters(root / img_name), _rasters(root / mask_name)
+            break
+    else:
+        layouts = " or ".join(f"{a}/ + {b}/" for a, b in LAYOUTS)
+        raise InputError(f"{root}: expected sub-folders {layouts} with images and masks matched by name")
+    if not images:
+        raise InputError(f"{root / img_name}: no images (.png, .jpg, .tif); add labelled tiles")
+    missing = sorted(set(images) - set(masks))
+    if missing:
+        raise InputError(
+            f"{images[missing[0]]}: has no mask named {missing[0]}.* in {root / mask_name}"
+            f" ({len(missing)} image(s) without masks); add the masks or remove the images"
+        )
+    orphans = sorted(set(masks) - set(images))
+    if orphans:
+        raise InputError(
+            f"{masks[orphans[0]]}: mask with no image named {orphans[0]}.* in {root / img_name};"
+            " add the image or remove the mask"
+        )
+    return [Pair(images[k], masks[k]) for k in sorted(images)]
+
+
+def load_samples(pairs: list[Pair], weight_maps: bool = False) -> tuple[list[Sample], float]:
+    """Read every pair; return the samples and the value scale of their dtype.
+
+    All images must share band count and dtype, and each mask must match its image's size.
+    """
+    samples: list[Sample] = []
+    bands = dtype = None
+    for pair in pairs:
+        image, dt = read_image(pair.image)
+        mask = read_mask(pair.mask)
+        if mask.shape != image.shape[1:]:
+            raise InputError(
+                f"{pair.mask}: mask is {mask.shape[1]} x {mask.shape[0]} px but its image is"
+                f" {image.shape[2]} x {image.shape[1]} px; masks must match their images"
+            )
+        if bands is None:
+            bands, dtype = image.shape[0], dt
+        elif image.shape[0] != bands or dt != dtype:
+            raise InputError(
+                f"{pair.image}: {image.shape[0]} band(s) of {dt}, but {pairs[0].image} has {bands} of"
+                f" {dtype}; give images of one band count and type"
+            )
+        scale = value_scale(dt)
+        weight = unet_weight_map(mask) if weight_maps else None
+        samples.append(Sample(pair.image.stem, image / scale, mask, weight))
+    return samples, value_scale(dtype or "uint8")
+
+
+def band_statistics(samples: list[Sample], scale: float) -> Normalisation:
+    """Per-band mean and standard deviation over all pixels of the samples (after scaling)."""
+    c = samples[0].image.shape[0]
+    total = np.zeros(c)
+    sq = np.zeros(c)
+    n = 0
+    for s in samples:
+        x = s.image.reshape(c, -1).astype(np.float64)
+        total += x.sum(1)
+        sq += (x * x).sum(1)
+        n += x.shape[1]
+    mean = total / n
+    std = np.sqrt(np.maximum(sq / n - mean**2, 0.0))
+    std = np.where(std < 1e-6, 1.0, std)
+    return Normalisation(scale=float(scale), mean=tuple(mean.tolist()), std=tuple(std.tolist()))
+
+
+def _pad_to(a: np.ndarray, h: int, w: int, mode: str) -> np.ndarray:
+    ph, pw = h - a.shape[-2], w - a.shape[-1]
+    if ph <= 0 and pw <= 0:
+        return a
+    pad = [(0, 0)] * (a.ndim - 2) + [(0, max(ph, 0)), (0, max(pw, 0))]
+    return np.pad(a, pad, mode=mode) if mode != "constant" else np.pad(a, pad)
+
+
+class TileDataset(Dataset):
+    """Training or validation tiles from samples held in memory.
+
+    Training (``transform`` given): each item is a random ``tile_size`` crop of a sample
+    (reflection-padded when the sample is smaller; padding is marked invalid), augmented.
+    ``length`` items make one epoch, cycling through the samples.
+    Validation (``transform`` None): each item is one whole sample, padded to a multiple
+    of ``multiple``.
+
+    Items are dicts: ``image`` float32 ``(C, H, W)`` normalised, ``target`` int64 ``(H, W)``,
+    ``valid`` float32 ``(H, W)``, ``weight`` float32 ``(H, W)``.
+    """
+
+    def __init__(self, samples, norm: Normalisation, tile_size: int, multiple: int,
+                 transform=None, length: int | None = None) -> None:
+        self.samples = samples
+        self.mean = torch.tensor(norm.mean, dtype=torch.float32)[:, None, None]
+        self.std = torch.tensor(norm.std, dtype=torch.float32)[:, None, None]
+        self.tile_size = tile_size
+        self.multiple = multiple
+        self.transform = transform
+        self.length = length or len(samples)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        s = self.samples[i % len(self.samples)]
+        weight = s.weight if s.weight is not None else np.ones_like(s.mask, dtype=np.float32)
+        valid = np.ones_like(s.mask, dtype=np.float32)
+        image, mask = s.image, s.mask
+        if self.transform is None:
+            m = self.multiple
+            h, w = -(-mask.shape[0] // m) * m, -(-mask.shape[1] // m) * m
+        else:
+            h = w = self.tile_size
+            image, mask, valid, weight = self._crop(image, mask, valid, weight)
+        image = _pad_to(image, h, w, "reflect")
+        mask, valid, weight = (_pad_to(a, h, w, "constant") for a in (mask, valid, weight))
+        out = (
+            tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image))),
+            tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64))),
+            tv_tensors.Mask(torch.from_numpy(valid)),
+            tv_tensors.Mask(torch.from_numpy(weight)),
+        )
+        if self.transform is not None:
+            out = self.transform(out)
+        img, tgt, val, wgt = out
+        return {
+            "image": ((img.as_subclass(torch.Tensor) - self.mean) / self.std).float(),
+            "target": tgt.as_subclass(torch.Tensor).long(),
+            "valid": val.as_subclass(torch.Tensor).float(),
+            "weight": wgt.as_subclass(torch.Tensor).float(),
+        }
+
+    def _crop(self, *arrays):
+        h, w = arrays[1].shape
+        t = self.tile_size
+        r = int(torch.randint(0, max(h - t, 0) + 1, ()).item())
+        c = int(torch.randint(0, max(w - t, 0) + 1, ()).item())
+        return tuple(a[..., r : r + t, c : c + t] for a in arrays)

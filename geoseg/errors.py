@@ -1,0 +1,27 @@
+"""One error family. Each message says what was given, what is allowed and what to do."""
+
+from __future__ import annotations
+
+
+class GeosegError(Exception):
+    """Base of every error geoseg raises on purpose; the CLI prints it as one line."""
+
+
+class InputError(GeosegError, ValueError):
+    """A bad argument or input file: wrong value, wrong layout, wrong size."""
+
+
+class RasterReadError(GeosegError, OSError):
+    """A raster that is missing, unreadable or corrupt."""
+
+
+class OutputExistsError(GeosegError, FileExistsError):
+    """An output that exists and was not asked to be overwritten."""
+
+
+class CheckpointError(GeosegError, ValueError):
+    """A file that is not a geoseg checkpoint, or one that does not fit the request."""
+
+
+class Interrupted(GeosegError):
+    """The user pressed Ctrl-C; whatever could be saved was saved."""

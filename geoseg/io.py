@@ -1,0 +1,197 @@
+"""Raster input and output: open a scene, read windows, write atomically. No torch here.
+
+Every raster goes through rasterio, so GeoTIFF, Cloud-Optimised GeoTIFF, VRT and
+plain PNG/JPEG share one path. Arrays are band-first: ``(bands, rows, cols)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+
+from geoseg.errors import InputError, OutputExistsError, RasterReadError
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".vrt")
+
+# Divisor that brings each dtype's raw values to about [0, 1] before normalisation.
+DTYPE_SCALE = {"uint8": 255.0, "uint16": 65535.0, "int16": 32767.0}
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    """What the pipeline needs to know of a scene, without its pixels."""
+
+    path: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs_wkt: str | None  # None: not georeferenced, pixel coordinates
+    transform: tuple[float, float, float, float, float, float]  # affine a, b, c, d, e, f
+    nodata: float | None
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.crs_wkt is not None
+
+
+def value_scale(dtype: str) -> float:
+    """The divisor that maps raw values of ``dtype`` to about [0, 1] (1.0 for floats)."""
+    return DTYPE_SCALE.get(str(dtype), 1.0)
+
+
+@contextlib.contextmanager
+def open_raster(path: str | os.PathLike) -> Iterator[rasterio.io.DatasetReader]:
+    """Open a raster for reading, turning GDAL's errors into one actionable line."""
+    p = Path(path)
+    if not p.exists():
+        raise RasterReadError(f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise RasterReadError(f"{p}: is a folder, expected a raster file (GeoTIFF, VRT, PNG, JPEG)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            src = rasterio.open(p)
+    except RasterioIOError as exc:
+        raise RasterReadError(
+            f"{p}: not a readable raster ({_first_line(exc)}); give a GeoTIFF, VRT, PNG or JPEG"
+        ) from None
+    try:
+        yield src
+    finally:
+        src.close()
+
+
+def scene_info(src: rasterio.io.DatasetReader) -> SceneInfo:
+    """Describe an open dataset; a plain PNG gets ``crs_wkt=None`` and the identity transform."""
+    crs = src.crs.to_wkt() if src.crs else None
+    t = src.transform
+    return SceneInfo(
+        path=str(src.name),
+        width=src.width,
+        height=src.height,
+        count=src.count,
+        dtype=str(src.dtypes[0]),
+        crs_wkt=crs,
+        transform=(t.a, t.b, t.c, t.d, t.e, t.f),
+        nodata=src.nodata,
+    )
+
+
+def check_bands(bands: Sequence[int] | None, count: int, path: str) -> list[int]:
+    """1-based band indexes to read; all bands when ``bands`` is None."""
+    if bands is None:
+        return list(range(1, count + 1))
+    bad = [b for b in bands if b < 1 or b > count]
+    if bad:
+        raise InputError(
+            f"{path}: band {bad[0]} out of range; the raster has bands 1..{count}"
+        )
+    return list(bands)
+
+
+def read_window(
+    src: rasterio.io.DatasetReader,
+    row_off: int,
+    col_off: int,
+    height: int,
+    width: int,
+    bands: Sequence[int],
+    with_valid: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a window that may reach past the scene edge, padding by reflection.
+
+    Returns ``(pixels, valid)``: pixels float32 ``(len(bands), height, width)`` in raw
+    units; ``valid`` bool ``(height, width)`` (False on padding and nodata) when
+    ``with_valid``, else None. A plain read padded with numpy is several times faster
+    than rasterio's ``boundless=True``.
+    """
+    r0, c0 = max(row_off, 0), max(col_off, 0)
+    r1, c1 = min(row_off + height, src.height), min(col_off + width, src.width)
+    if r1 <= r0 or c1 <= c0:
+        raise InputError(f"{src.name}: window at row {row_off}, col {col_off} lies outside the scene")
+    win = Window(c0, r0, c1 - c0, r1 - r0)
+    try:
+        data = src.read(list(bands), window=win, out_dtype="float32")
+        valid = src.dataset_mask(window=win) > 0 if with_valid else None
+    except RasterioIOError as exc:
+        raise RasterReadError(
+            f"{src.name}: read failed at rows {r0}-{r1}, cols {c0}-{c1} ({_first_line(exc)});"
+            " the file may be truncated or a VRT source missing"
+        ) from None
+    pad = ((r0 - row_off, row_off + height - r1), (c0 - col_off, col_off + width - c1))
+    if any(p for pair in pad for p in pair):
+        data = np.pad(data, ((0, 0), *pad), mode="symmetric")
+        if valid is not None:
+            valid = np.pad(valid, pad, mode="constant", constant_values=False)
+    return data, valid
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """Read a whole (small) labelled image: float32 ``(bands, rows, cols)`` and its dtype."""
+    with open_raster(path) as src:
+        try:
+            return src.read(out_dtype="float32"), str(src.dtypes[0])
+        except RasterioIOError as exc:
+            raise RasterReadError(f"{path}: read failed ({_first_line(exc)})") from None
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a label mask as uint8 0/1 ``(rows, cols)`` from its first band.
+
+    0/1 masks are taken as they are; anything with values above 1 (0/255,
+    anti-aliased grey) is thresholded at half of 255, i.e. ``>= 128``.
+    """
+    with open_raster(path) as src:
+        try:
+            m = src.read(1)
+        except RasterioIOError as exc:
+            raise RasterReadError(f"{path}: read failed ({_first_line(exc)})") from None
+    if m.max(initial=0) <= 1:
+        return (m > 0).astype(np.uint8)
+    return (m >= 128).astype(np.uint8)
+
+
+def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse an existing output unless ``overwrite``; refuse a missing parent folder."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise OutputExistsError(f"{p}: exists; pass --overwrite to replace it or choose another path")
+    if not p.parent.exists():
+        raise InputError(f"{p.parent}: output folder does not exist; create it first")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only on success.
+
+    On any error (or Ctrl-C) the temporary file is removed, so no partial output is
+    ever left under the final name, and an existing file is untouched.
+    """
+    final = check_output(path, overwrite)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent)
+    os.close(fd)
+    os.unlink(tmp)  # writers (GDAL) want to create the file themselves
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

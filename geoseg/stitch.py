@@ -1,0 +1,103 @@
+"""Blend overlapping tile predictions into the scene grid, one row of tiles at a time.
+
+Each tile's probability is multiplied by a blending window that falls towards the tile
+edges and accumulated with its weight; a pixel's value is the weighted mean of every
+tile that saw it, so the prediction made furthest from a tile edge counts most and no
+seam shows. Tiles arrive in row-major order; when a row of tiles is done, the scene rows
+that no later tile touches are final and go to ``sink`` — memory is two buffers of
+``tile size`` × ``scene width`` floats, whatever the scene's height.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from geoseg.errors import InputError
+from geoseg.tiling import Tile, TileGrid
+
+
+def _mean(n: int) -> np.ndarray:
+    return np.ones(n, np.float32)
+
+
+def _linear(n: int) -> np.ndarray:
+    i = np.arange(n, dtype=np.float32) + 0.5
+    return np.minimum(i, n - i) / (n / 2)
+
+
+def _hann(n: int) -> np.ndarray:
+    i = np.arange(n, dtype=np.float32) + 0.5
+    return np.sin(np.pi * i / n) ** 2
+
+
+BLEND_WINDOWS: dict[str, Callable[[int], np.ndarray]] = {"mean": _mean, "linear": _linear, "hann": _hann}
+
+
+def blend_window(name: str, size: int) -> np.ndarray:
+    """2-D weights ``(size, size)`` float32, positive everywhere, largest at the centre."""
+    try:
+        w1 = BLEND_WINDOWS[name](size)
+    except KeyError:
+        raise InputError(f"unknown blending window {name!r}; choose one of {', '.join(BLEND_WINDOWS)}") from None
+    return np.maximum(np.outer(w1, w1), 1e-4).astype(np.float32)
+
+
+Sink = Callable[[int, np.ndarray], None]  # (first scene row, rows float32 (n, width))
+
+
+class Stitcher:
+    """Accumulates tiles of a ``TileGrid`` and hands finished scene rows to ``sink``.
+
+    Call ``add`` for every tile of a grid row, then ``end_row``; rows are emitted in
+    order, each exactly once, clipped to the scene.
+    """
+
+    def __init__(self, grid: TileGrid, sink: Sink, window: str = "hann") -> None:
+        self.grid = grid
+        self.sink = sink
+        self.weights = blend_window(window, grid.size)
+        width = grid.cols * grid.stride + 2 * grid.overlap
+        self.acc = np.zeros((grid.size, width), np.float32)
+        self.wsum = np.zeros((grid.size, width), np.float32)
+        self.row = 0  # grid row being accumulated
+        self.emitted = 0  # scene rows already handed to sink
+
+    @property
+    def top(self) -> int:
+        """Scene row of the buffer's first row (may be negative: padding above the scene)."""
+        return self.row * self.grid.stride - self.grid.overlap
+
+    def add(self, tile: Tile, prob: np.ndarray) -> None:
+        """Accumulate one tile's probability ``(size, size)`` float32."""
+        if tile.row != self.row:
+            raise ValueError(f"tile of grid row {tile.row} given while stitching row {self.row}")
+        c0 = tile.col_off + self.grid.overlap
+        sl = np.s_[:, c0 : c0 + self.grid.size]
+        self.acc[sl] += prob * self.weights
+        self.wsum[sl] += self.weights
+
+    def end_row(self) -> None:
+        """Emit the scene rows that no later tile row reaches, and shift the buffers."""
+        s = self.grid.stride
+        if self.row == self.grid.rows - 1:
+            self._emit(self.grid.size)
+        else:
+            self._emit(s)
+            self.acc[:-s] = self.acc[s:]
+            self.wsum[:-s] = self.wsum[s:]
+            self.acc[-s:] = 0
+            self.wsum[-s:] = 0
+        self.row += 1
+
+    def _emit(self, n: int) -> None:
+        r0 = max(self.top, self.emitted)
+        r1 = min(self.top + n, self.grid.height)
+        if r1 <= r0:
+            return
+        b0, b1 = r0 - self.top, r1 - self.top
+        c0 = self.grid.overlap
+        rows = self.acc[b0:b1, c0 : c0 + self.grid.width] / self.wsum[b0:b1, c0 : c0 + self.grid.width]
+        self.sink(r0, rows)
+        self.emitted = r1

@@ -1,0 +1,230 @@
+"""Training: ``fit(TrainConfig) -> run folder``.
+
+Reads top to bottom: find and load the labelled pairs, split off a validation set,
+measure band statistics, build the U-Net, then epochs of augmented random tiles with
+Adam and a cyclic learning rate, a validation IoU after each epoch, ``last.pt`` every
+epoch and ``model.pt`` whenever validation IoU improves. ``metrics.csv`` gets a row per
+epoch. Ctrl-C saves ``last.pt`` and stops; ``time_limit`` stops cleanly between steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from geoseg import checkpoint
+from geoseg.augment import train_transform
+from geoseg.data import TileDataset, band_statistics, find_pairs, load_samples
+from geoseg.errors import InputError, Interrupted, OutputExistsError
+from geoseg.losses import NEEDS_WEIGHT_MAP, get_loss
+from geoseg.metrics import Counts
+from geoseg.model import UNet, UNetConfig
+from geoseg.runtime import autocast, resolve_device, resolve_precision, seed_everything
+
+METRIC_FIELDS = ["epoch", "step", "lr", "train_loss", "val_loss", "val_iou", "val_f1", "seconds"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; saved as ``config.json`` in the run folder.
+
+    ``samples_per_epoch``: random augmented tiles per epoch (default: the number of
+    training images, at least 8 batches). ``time_limit``: minutes of training, after
+    which the run stops cleanly. ``val_fraction`` of the pairs are held out unless
+    ``val_dir`` gives a separate labelled folder (0 trains on all, with no validation).
+    """
+
+    data_dir: str
+    out_dir: str
+    epochs: int = 50
+    batch_size: int = 8
+    tile_size: int = 256
+    loss: str = "dice"
+    val_fraction: float = 0.2
+    val_dir: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    lr_max: float = 1e-4
+    lr_min: float = 1e-5
+    depth: int = 4
+    width: int = 16
+    norm: str = "instance"
+    samples_per_epoch: int | None = None
+    time_limit: float | None = None
+    photometric: bool = True
+    overwrite: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        get_loss(self.loss)
+        for name in ("epochs", "batch_size", "tile_size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise InputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0 < self.lr_min <= self.lr_max:
+            raise InputError(f"need 0 < --lr-min <= --lr-max, got {self.lr_min} and {self.lr_max}")
+        multiple = 2 ** (self.depth - 1)
+        if self.tile_size % multiple:
+            raise InputError(
+                f"--tile-size {self.tile_size} is not a multiple of {multiple} (2^(depth-1) for"
+                f" depth {self.depth}); use e.g. {max(multiple, self.tile_size // multiple * multiple)}"
+            )
+
+
+def split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Shuffle ``range(n)`` with ``seed``; hold out ``round(n * fraction)`` (at least 1 if asked)."""
+    idx = list(range(n))
+    random.Random(seed).shuffle(idx)
+    k = 0 if fraction <= 0 else min(max(1, round(n * fraction)), n - 1)
+    return sorted(idx[k:]), sorted(idx[:k])
+
+
+def prepare_run_dir(out_dir: str, overwrite: bool) -> Path:
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(f"{out}: run folder exists and is not empty; pass --overwrite or pick another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def evaluate_batches(model, loader, loss_fn, device, precision) -> tuple[float, Counts]:
+    """Mean loss and pixel confusion counts (valid pixels only) of ``model`` over ``loader``."""
+    model.eval()
+    total, n, counts = 0.0, 0, Counts()
+    with torch.no_grad(), autocast(device, precision):
+        for batch in loader:
+            b = {k: v.to(device) for k, v in batch.items()}
+            x = b["image"].contiguous(memory_format=torch.channels_last)
+            logits = model(x)
+            total += float(loss_fn(logits, b["target"], b["valid"], b["weight"])) * x.shape[0]
+            n += x.shape[0]
+            pred = logits.argmax(1) == 1
+            t, v = b["target"] == 1, b["valid"] > 0
+            tp = int((pred & t & v).sum())
+            fp = int((pred & ~t & v).sum())
+            fn = int((~pred & t & v).sum())
+            counts = counts + Counts(tp, fp, fn, int(v.sum()) - tp - fp - fn)
+    return total / max(n, 1), counts
+
+
+def fit(config: TrainConfig, progress: bool = True) -> Path:
+    """Train a U-Net on ``config.data_dir``; return the run folder holding ``model.pt``."""
+    from tqdm import tqdm
+
+    config.check()
+    pairs = find_pairs(config.data_dir)
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    if config.val_dir:
+        train_pairs, val_pairs = pairs, find_pairs(config.val_dir)
+    else:
+        if config.val_fraction > 0 and len(pairs) < 2:
+            raise InputError(f"{config.data_dir}: one labelled pair cannot be split; add pairs or pass --val-fraction 0")
+        tr, va = split(len(pairs), config.val_fraction, config.seed)
+        train_pairs, val_pairs = [pairs[i] for i in tr], [pairs[i] for i in va]
+    weight_maps = config.loss in NEEDS_WEIGHT_MAP
+    train_samples, scale = load_samples(train_pairs, weight_maps)
+    val_samples, _ = load_samples(val_pairs, weight_maps) if val_pairs else ([], scale)
+    if val_samples and val_samples[0].image.shape[0] != train_samples[0].image.shape[0]:
+        raise InputError(f"{config.val_dir}: band count differs from {config.data_dir}; give matching images")
+
+    out = prepare_run_dir(config.out_dir, config.overwrite)
+    seed_everything(config.seed)
+    norm = band_statistics(train_samples, scale)
+    mcfg = UNetConfig(in_channels=train_samples[0].image.shape[0], depth=config.depth,
+                      width=config.width, norm=config.norm)
+    model = UNet(mcfg).to(device).to(memory_format=torch.channels_last)
+    loss_fn = get_loss(config.loss)
+
+    per_epoch = config.samples_per_epoch or max(len(train_samples), 8 * config.batch_size)
+    train_ds = TileDataset(train_samples, norm, config.tile_size, mcfg.multiple,
+                           transform=train_transform(mcfg.in_channels, config.photometric), length=per_epoch)
+    gen = torch.Generator().manual_seed(config.seed)
+    train_dl = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, generator=gen, drop_last=False)
+    val_dl = DataLoader(TileDataset(val_samples, norm, config.tile_size, mcfg.multiple), batch_size=1)
+
+    steps_per_epoch = math.ceil(per_epoch / config.batch_size)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr_max, betas=(0.9, 0.999))
+    sched = torch.optim.lr_scheduler.CyclicLR(
+        opt, base_lr=config.lr_min, max_lr=config.lr_max, step_size_up=2 * steps_per_epoch,
+        mode="triangular", cycle_momentum=False,
+    )
+    (out / "config.json").write_text(json.dumps(
+        {**asdict(config), "model": asdict(mcfg), "resolved_device": str(device),
+         "resolved_precision": precision, "train_images": [p.image.name for p in train_pairs],
+         "val_images": [p.image.name for p in val_pairs], "norm": asdict(norm)}, indent=2))
+    meta = {"train_config": {k: v for k, v in asdict(config).items() if k != "extra"}}
+
+    def save(name: str, epoch: int, row: dict, full: bool) -> None:
+        extra = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                 "torch_rng": torch.get_rng_state()} if full else {}
+        checkpoint.save(out / name, model, norm, config.tile_size, epoch=epoch, metrics=row, **meta, **extra)
+
+    start = time.perf_counter()
+    deadline = start + 60 * config.time_limit if config.time_limit else math.inf
+    best, step, epoch, row = -1.0, 0, 0, {}
+    with open(out / "metrics.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
+        writer.writeheader()
+        try:
+            for epoch in range(1, config.epochs + 1):
+                model.train()
+                running, seen = 0.0, 0
+                bar = tqdm(train_dl, desc=f"epoch {epoch}/{config.epochs}", leave=False,
+                           disable=not progress, unit="batch")
+                for batch in bar:
+                    b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                    x = b["image"].contiguous(memory_format=torch.channels_last)
+                    with autocast(device, precision):
+                        loss = loss_fn(model(x), b["target"], b["valid"], b["weight"])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    step += 1
+                    running += float(loss) * x.shape[0]
+                    seen += x.shape[0]
+                    bar.set_postfix(loss=f"{running / seen:.4f}")
+                    if time.perf_counter() > deadline:
+                        break
+                row = {"epoch": epoch, "step": step, "lr": f"{sched.get_last_lr()[0]:.3g}",
+                       "train_loss": round(running / max(seen, 1), 5)}
+                if val_samples:
+                    vloss, counts = evaluate_batches(model, val_dl, loss_fn, device, precision)
+                    row.update(val_loss=round(vloss, 5), val_iou=round(counts.iou, 5), val_f1=round(counts.f1, 5))
+                    score = counts.iou
+                else:
+                    score = -row["train_loss"]
+                row["seconds"] = round(time.perf_counter() - start, 1)
+                writer.writerow(row)
+                fh.flush()
+                save("last.pt", epoch, row, full=True)
+                if score > best:
+                    best = score
+                    save("model.pt", epoch, row, full=False)
+                if progress:
+                    shown = ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("step", "lr"))
+                    tqdm.write(f"{shown}{'  *best' if score == best else ''}")
+                if time.perf_counter() > deadline:
+                    if progress:
+                        tqdm.write(f"time limit of {config.time_limit} min reached after epoch {epoch}")
+                    break
+        except KeyboardInterrupt:
+            save("last.pt", epoch, row, full=True)
+            if best < 0 and epoch:
+                save("model.pt", epoch, row, full=False)
+            raise Interrupted(f"interrupted in epoch {epoch}; last weights saved in {out / 'last.pt'}") from None
+    return out
