@@ -9,7 +9,29 @@ Colour jitter and blur touch the image only (v2 passes masks through them untouc
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
+from torchvision import tv_tensors
 from torchvision.transforms import v2
+
+
+class BandJitter(v2.Transform):
+    """Random gain and offset per band, on images only: brightness jitter for any band count."""
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(self, gain: float = 0.2, offset: float = 0.05) -> None:
+        super().__init__()
+        self.gain, self.offset = gain, offset
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        bands = next(x.shape[-3] for x in flat_inputs if isinstance(x, tv_tensors.Image))
+        return {"gain": 1 + (torch.rand(bands, 1, 1) * 2 - 1) * self.gain,
+                "offset": (torch.rand(bands, 1, 1) * 2 - 1) * self.offset}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return tv_tensors.wrap(inpt * params["gain"] + params["offset"], like=inpt)
 
 
 def train_transform(in_channels: int, photometric: bool = True) -> v2.Compose:
@@ -22,7 +44,7 @@ def train_transform(in_channels: int, photometric: bool = True) -> v2.Compose:
     if photometric:
         if in_channels == 3:
             steps.append(v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02))
-        else:  # contrast, saturation and hue are defined for 1 or 3 bands only
-            steps.append(v2.ColorJitter(brightness=0.2))
+        else:  # torchvision's colour operations take 1 or 3 bands; gain and offset take any
+            steps.append(BandJitter(gain=0.2, offset=0.05))
         steps.append(v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.1, 1.2))], p=0.25))
     return v2.Compose(steps)

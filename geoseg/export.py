@@ -8,6 +8,7 @@ CRS holds pixel coordinates, and GeoJSON refuses such polygons rather than misla
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -43,6 +44,8 @@ def write_vectors(gdf: gpd.GeoDataFrame, path: str | os.PathLike, overwrite: boo
         options = {"RFC7946": "YES", "COORDINATE_PRECISION": 7, "WRITE_NAME": "NO"}
     else:
         options = {"layer": layer}
-    with atomic_output(path, overwrite) as tmp:
+    with atomic_output(path, overwrite) as tmp, warnings.catch_warnings():
+        # pixel-coordinate polygons have no CRS on purpose; pyogrio would warn about it
+        warnings.filterwarnings("ignore", message="'crs' was not provided")
         gdf.to_file(tmp, driver=driver, engine="pyogrio", **options)
     return Path(path)

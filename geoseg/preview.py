@@ -58,7 +58,8 @@ def render_preview(scene_path: str | os.PathLike, polygons: gpd.GeoDataFrame, ou
             for ring in rings(geom):
                 pts = []
                 for x, y in ring.coords:
-                    col, row = to_px * (x, y) if to_px is not None else (x, y)
+                    col, row = (x, y) if to_px is None else (
+                        to_px.a * x + to_px.b * y + to_px.c, to_px.d * x + to_px.e * y + to_px.f)
                     pts.append((col * sx, row * sy))
                 draw.line(pts, fill=colour, width=line)
     with atomic_output(out_png, overwrite=True) as tmp:

@@ -195,7 +195,7 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
                     opt.step()
                     sched.step()
                     step += 1
-                    running += float(loss) * x.shape[0]
+                    running += float(loss.detach()) * x.shape[0]
                     seen += x.shape[0]
                     bar.set_postfix(loss=f"{running / seen:.4f}")
                     if time.perf_counter() > deadline:

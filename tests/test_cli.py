@@ -1,0 +1,138 @@
+"""The command line as a user meets it: help, the main jobs, and every bad input."""
+
+import json
+import subprocess
+import sys
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from geoseg.cli import main
+from tests.conftest import write_tif
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code != 0
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from geoseg.cli import main; sys.argv=['geoseg','--help']\n" \
+           "try:\n    main()\nexcept SystemExit:\n    pass\nassert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_predict_writes_geojson_gpkg_probability_and_preview(tiny_model, synth_task, tmp_path):
+    scene = synth_task["scene"]
+    r = run("predict", scene, "--model", tiny_model, "--out", tmp_path / "roofs.geojson",
+            "--prob-out", tmp_path / "prob.tif", "--quiet", "--threshold", "0.3")
+    assert r.exit_code == 0, r.output
+    assert "roof polygons" in r.output and "EPSG:4326" in r.output
+    doc = json.loads((tmp_path / "roofs.geojson").read_text())
+    assert doc["type"] == "FeatureCollection" and "crs" not in doc
+    assert (tmp_path / "roofs.preview.png").stat().st_size > 0
+    with Image.open(tmp_path / "roofs.preview.png") as im:
+        assert im.size == (384, 384)
+    r = run("predict", scene, "--model", tiny_model, "--out", tmp_path / "roofs.gpkg", "--quiet",
+            "--no-preview", "--tile-size", "96", "--overlap", "8", "--batch-size", "3", "--precision", "fp32")
+    assert r.exit_code == 0, r.output
+    assert gpd.read_file(tmp_path / "roofs.gpkg").crs.to_epsg() == 25832
+    import rasterio
+
+    with rasterio.open(tmp_path / "prob.tif") as p, rasterio.open(scene) as s:
+        assert p.crs == s.crs and p.transform == s.transform and p.shape == s.shape
+
+
+def test_png_scene_gives_pixel_coordinates(tiny_model, tmp_path):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (100, 150, 3), dtype=np.uint8)).save(tmp_path / "s.png")
+    r = run("predict", tmp_path / "s.png", "--model", tiny_model, "--out", tmp_path / "r.gpkg", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert "pixel coordinates" in r.output
+    assert gpd.read_file(tmp_path / "r.gpkg").crs is None
+
+
+def test_train_writes_a_run_folder_and_refuses_to_reuse_it(labelled, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", labelled, "--out", out, "--epochs", "2", "--tile-size", "32", "--depth", "3",
+            "--width", "4", "--batch-size", "2", "--samples-per-epoch", "4", "--quiet", "--loss", "pixel-softmax"]
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    assert {"model.pt", "last.pt", "metrics.csv", "config.json"} <= {p.name for p in out.iterdir()}
+    rows = (out / "metrics.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("epoch,") and len(rows) == 3
+    state = torch.load(out / "model.pt", weights_only=True)
+    assert state["model_config"]["depth"] == 3 and len(state["norm"]["mean"]) == 3 and state["tile_size"] == 32
+    before = (out / "metrics.csv").read_text()
+    assert_one_line_error(run(*args), "run folder exists", "--overwrite")
+    assert (out / "metrics.csv").read_text() == before
+    assert run(*args, "--overwrite").exit_code == 0
+
+
+def bad_pairs(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    write_tif(tmp_path / "images" / "a.tif", np.zeros((3, 32, 32), np.uint8))
+    write_tif(tmp_path / "masks" / "a.tif", np.zeros((1, 32, 30), np.uint8))
+    return tmp_path
+
+
+@pytest.mark.parametrize("make_args,fragments", [
+    (lambda t, m, s: ["train", t / "nope", "--out", t / "r"], ["no such folder"]),
+    (lambda t, m, s: ["train", t, "--out", t / "r"], ["expected sub-folders images/ + masks/"]),
+    (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r", "--val-fraction", "0"], ["a.tif", "masks must match"]),
+    (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r"], ["one labelled pair cannot be split"]),
+    (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r", "--loss", "focal"], ["unknown loss", "dice"]),
+    (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r", "--tile-size", "100"], ["multiple of 8"]),
+    (lambda t, m, s: ["predict", t / "missing.tif", "--model", m, "--out", t / "o.geojson"], ["missing.tif", "no such file"]),
+    (lambda t, m, s: ["predict", s, "--model", t / "none.pt", "--out", t / "o.geojson"], ["none.pt", "no such checkpoint"]),
+    (lambda t, m, s: ["predict", s, "--model", s, "--out", t / "o.geojson"], ["not a geoseg checkpoint"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "o.shp"], ["unknown vector format"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "o.geojson", "--bands", "1,2,9"], ["band 9 out of range"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "o.geojson", "--bands", "1,2"], ["trained on 3"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "o.geojson", "--bands", "a"], ["--bands"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "o.geojson", "--overlap", "64"], ["overlap"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "o.geojson", "--blend", "x"], ["blending window"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "no" / "o.geojson"], ["does not exist"]),
+])
+def test_bad_inputs_give_one_line_errors_and_no_output(make_args, fragments, tiny_model, synth_task, tmp_path):
+    args = make_args(tmp_path, tiny_model, synth_task["scene"])
+    before = set(tmp_path.rglob("*"))
+    assert_one_line_error(run(*args), *fragments)
+    assert set(tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_unreadable_scene_and_png_to_geojson(tiny_model, tmp_path):
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"not a tiff at all")
+    assert_one_line_error(run("predict", bad, "--model", tiny_model, "--out", tmp_path / "o.geojson"),
+                          "bad.tif", "not a readable raster")
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "s.png")
+    assert_one_line_error(run("predict", tmp_path / "s.png", "--model", tiny_model, "--out", tmp_path / "o.geojson"),
+                          "no georeference", ".gpkg")
+    assert not (tmp_path / "o.geojson").exists()
+
+
+def test_existing_output_is_not_overwritten(tiny_model, synth_task, tmp_path):
+    out = tmp_path / "roofs.geojson"
+    out.write_text("mine")
+    assert_one_line_error(run("predict", synth_task["scene"], "--model", tiny_model, "--out", out), "--overwrite")
+    assert out.read_text() == "mine" and not (tmp_path / "roofs.preview.png").exists()
+
+
+def test_synth_command(tmp_path):
+    r = run("synth", tmp_path / "s", "--train-size", "128", "--tile-size", "64", "--scene-size", "96")
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "s" / "train" / "images").iterdir())) == 4
+    assert_one_line_error(run("synth", tmp_path / "s"), "--overwrite")
