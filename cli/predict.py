@@ -15,6 +15,9 @@ import click
               help=".geojson (RFC 7946, WGS 84) or .gpkg (the scene's CRS).")
 @click.option("--prob-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also keep the stitched roof probability as a GeoTIFF (uint8, p x 255).")
+@click.option("--mask-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the thresholded roof mask as a GeoTIFF (uint8 0/1).")
+@click.option("--cog", is_flag=True, help="Write --prob-out and --mask-out as Cloud-Optimised GeoTIFFs.")
 @click.option("--threshold", default=0.5, show_default=True, help="Roof probability cut.")
 @click.option("--min-area", type=float, help="Drop polygons under this area, m² [default: 20 pixels].")
 @click.option("--simplify", type=float, help="Simplification tolerance, metres [default: one pixel; 0: none].")
@@ -28,7 +31,8 @@ import click
 @click.option("--no-preview", is_flag=True, help="Skip the preview PNG written beside --out.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def predict(scene: Path, model_path: Path, out: Path, prob_out: Path | None, threshold: float,
+def predict(scene: Path, model_path: Path, out: Path, prob_out: Path | None, mask_out: Path | None,
+            cog: bool, threshold: float,
             min_area: float | None, simplify: float | None, tile_size: int | None, overlap: int | None,
             batch_size: int | None, blend: str, bands: str | None, device: str, precision: str,
             no_preview: bool, overwrite: bool, quiet: bool) -> None:
@@ -39,13 +43,14 @@ def predict(scene: Path, model_path: Path, out: Path, prob_out: Path | None, thr
     tiles = TileOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, blend=blend,
                         device=device, precision=precision, bands=parse_bands(bands))
     vector = VectorizeOptions(threshold=threshold, min_area=min_area, simplify=simplify)
-    result = run_predict(scene, model_path, out, tiles, vector, prob_out=prob_out,
-                         preview=not no_preview, overwrite=overwrite, progress=not quiet)
+    result = run_predict(scene, model_path, out, tiles, vector, prob_out=prob_out, mask_out=mask_out,
+                         cog=cog, preview=not no_preview, overwrite=overwrite, progress=not quiet)
     where = "EPSG:4326" if out.suffix.lower() != ".gpkg" else "the scene's CRS"
     if not result.scene.georeferenced:
         where = "pixel coordinates (the scene has no georeference)"
     click.echo(f"{result.count} roof polygons → {result.out} ({where})")
     if result.preview:
         click.echo(f"preview → {result.preview}")
-    if result.prob:
-        click.echo(f"probability → {result.prob}")
+    for label, path in (("probability", result.prob), ("mask", mask_out)):
+        if path:
+            click.echo(f"{label} → {path}")

@@ -192,6 +192,15 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
             tmp_path.unlink()
 
 
+def copy_as_cog(src_path: str | os.PathLike, dst_path: str | os.PathLike) -> None:
+    """Copy a raster as a Cloud-Optimised GeoTIFF (deflate, internal overviews); GDAL streams it."""
+    from rasterio.shutil import copy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        copy(src_path, dst_path, driver="COG", compress="DEFLATE", blocksize=512, BIGTIFF="IF_SAFER")
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

@@ -9,6 +9,7 @@ probability → polygons (``vectorize``) → file (``export``) → preview PNG.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -26,7 +27,16 @@ from rasterio.windows import Window
 from geoseg import checkpoint
 from geoseg.errors import InputError
 from geoseg.export import vector_format, write_vectors
-from geoseg.io import SceneInfo, atomic_output, check_bands, check_output, open_raster, read_window, scene_info
+from geoseg.io import (
+    SceneInfo,
+    atomic_output,
+    check_bands,
+    check_output,
+    copy_as_cog,
+    open_raster,
+    read_window,
+    scene_info,
+)
 from geoseg.runtime import autocast, resolve_device, resolve_precision
 from geoseg.stitch import Stitcher
 from geoseg.tiling import TileGrid
@@ -122,41 +132,67 @@ def preview_path(out: str | os.PathLike) -> Path:
     return p.with_name(p.stem + ".preview.png")
 
 
+def write_mask(prob_path: str | os.PathLike, mask_path: str | os.PathLike, threshold: float,
+               strip_rows: int = 2048) -> None:
+    """The roof mask (uint8 0/1, tiled GeoTIFF like ``prob_path``) at ``threshold``, by strips."""
+    cut = round(threshold * PROB_SCALE)
+    with open_raster(prob_path) as src:
+        profile = {**src.profile, "nbits": 1}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            dst = rasterio.open(mask_path, "w", **profile)
+        with dst:
+            for r0 in range(0, src.height, strip_rows):
+                win = Window(0, r0, src.width, min(strip_rows, src.height - r0))
+                dst.write((src.read(1, window=win) >= cut).astype(np.uint8)[None], window=win)
+
+
 def run_predict(scene: str | os.PathLike, model_path: str | os.PathLike, out: str | os.PathLike,
                 tiles: TileOptions = TileOptions(), vector: VectorizeOptions = VectorizeOptions(),
-                prob_out: str | os.PathLike | None = None, preview: bool = True,
-                overwrite: bool = False, progress: bool = False) -> PredictResult:
+                prob_out: str | os.PathLike | None = None, mask_out: str | os.PathLike | None = None,
+                cog: bool = False, preview: bool = True, overwrite: bool = False,
+                progress: bool = False) -> PredictResult:
     """``geoseg predict``: scene → probability raster → roof polygons in ``out`` (+ preview PNG).
 
-    Every output is checked before any work starts and written under a temporary name,
-    so a failure or Ctrl-C leaves nothing partial and nothing of the user's replaced.
+    ``prob_out`` keeps the stitched probability (uint8, p × 255) and ``mask_out`` the
+    thresholded mask, as tiled GeoTIFFs (Cloud-Optimised with ``cog``). Every output is
+    checked before any work starts and written under a temporary name; all are renamed
+    into place together at the end, so a failure or Ctrl-C leaves nothing partial and
+    nothing of the user's replaced.
     """
     vector_format(out)
-    outputs = [check_output(out, overwrite)]
-    if prob_out:
-        outputs.append(check_output(prob_out, overwrite))
     png = preview_path(out) if preview else None
-    if png:
-        outputs.append(check_output(png, overwrite))
+    finals = [Path(p) for p in (out, prob_out, mask_out, png) if p]
+    if len(set(finals)) != len(finals):
+        raise InputError("--out, --prob-out, --mask-out and the preview must be different files")
+    for p in finals:
+        check_output(p, overwrite)
     state = checkpoint.load(model_path)
     with open_raster(scene) as src:
-        if Path(out).suffix.lower() in (".geojson", ".json") and src.crs is None:
+        if vector_format(out) == "GeoJSON" and src.crs is None:
             raise InputError(
                 f"{scene}: has no georeference (CRS), so polygons would be in pixel coordinates;"
                 " write a .gpkg instead of RFC 7946 GeoJSON"
             )
-    with tempfile.TemporaryDirectory(prefix="geoseg-") as tmpdir:
-        prob_tmp = Path(tmpdir) / "prob.tif"
-        info = predict_probability(scene, state, prob_tmp, tiles, progress)
-        gdf = vectorize(prob_tmp, vector, scene_name=Path(scene).name)
-        write_vectors(gdf, out, overwrite=overwrite)
-        if prob_out:
-            with atomic_output(prob_out, overwrite) as tmp:
-                shutil.move(prob_tmp, tmp)
-    if png:
-        from geoseg.preview import render_preview
+    with contextlib.ExitStack() as stack:
+        tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".geoseg-", dir=Path(out).parent)))
+        tmp = {p: stack.enter_context(atomic_output(p, overwrite)) for p in finals[1:]}
+        prob = tmpdir / "prob.tif"
+        info = predict_probability(scene, state, prob, tiles, progress)
+        if mask_out:
+            write_mask(prob, tmpdir / "mask.tif", vector.threshold)
+        gdf = vectorize(prob, vector, scene_name=Path(scene).name)
+        for name, final in (("prob.tif", prob_out), ("mask.tif", mask_out)):
+            if final:
+                if cog:
+                    copy_as_cog(tmpdir / name, tmp[Path(final)])
+                else:
+                    shutil.move(tmpdir / name, tmp[Path(final)])
+        if png:
+            from geoseg.preview import render_preview
 
-        render_preview(scene, gdf, png)
+            render_preview(scene, gdf, tmp[png])
+        write_vectors(gdf, out, overwrite=overwrite)  # last: its own atomic rename
     return PredictResult(Path(out), len(gdf), Path(prob_out) if prob_out else None, png, info)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from rasterio.enums import Resampling
 
-from geoseg.io import atomic_output, open_raster
+from geoseg.io import open_raster
 
 
 def _display_rgb(data: np.ndarray) -> np.ndarray:
@@ -34,7 +34,9 @@ def _display_rgb(data: np.ndarray) -> np.ndarray:
 
 def render_preview(scene_path: str | os.PathLike, polygons: gpd.GeoDataFrame, out_png: str | os.PathLike,
                    truth: gpd.GeoDataFrame | None = None, max_side: int = 2048) -> None:
-    """Draw ``polygons`` (and ``truth``) over the scene; both in the scene's CRS or pixel coordinates."""
+    """Draw ``polygons`` (and ``truth``) over the scene; both in the scene's CRS or pixel coordinates.
+
+    Writes ``out_png`` directly: callers pass a temporary name (see ``io.atomic_output``)."""
     with open_raster(scene_path) as src:
         f = max(src.width, src.height) / max_side
         f = max(f, 1.0)
@@ -62,5 +64,4 @@ def render_preview(scene_path: str | os.PathLike, polygons: gpd.GeoDataFrame, ou
                         to_px.a * x + to_px.b * y + to_px.c, to_px.d * x + to_px.e * y + to_px.f)
                     pts.append((col * sx, row * sy))
                 draw.line(pts, fill=colour, width=line)
-    with atomic_output(out_png, overwrite=True) as tmp:
-        img.save(tmp, format="PNG")
+    img.save(out_png, format="PNG")

@@ -120,7 +120,8 @@ def write_truth(town: Town, path: str | Path) -> None:
 def write_tiles(town: Town, out_dir: str | Path, tile_size: int = 256, prefix: str = "tile") -> int:
     """Cut the town into labelled GeoTIFF tiles under ``images/`` and ``masks/``; return the count."""
     import rasterio
-    from rasterio.windows import Window, transform as window_transform
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
 
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -301,3 +302,41 @@ def _gable_half(house):
     half = Polygon([(c.x - ux, c.y - uy), (c.x + ux, c.y + uy),
                     (c.x + ux + nx, c.y + uy + ny), (c.x - ux + nx, c.y - uy + ny)])
     return house.intersection(half)
+
+
+def write_mosaic(path: str | Path, size: int, seed: int = 0, block: int = 2048, variants: int = 4,
+                 pixel_size: float = 0.3, truth_path: str | Path | None = None) -> int:
+    """Write a ``size`` × ``size`` scene of towns laid side by side, block by block.
+
+    For benchmarks of scenes larger than memory: ``variants`` towns of ``block`` pixels
+    are drawn once and repeated, so memory is bounded by one town whatever ``size``.
+    Returns the number of roofs; writes their polygons to ``truth_path`` when given.
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    towns = [make_town(block, block, seed=seed + k, pixel_size=pixel_size) for k in range(variants)]
+    transform = Affine(pixel_size, 0, DEFAULT_ORIGIN[0], 0, -pixel_size, DEFAULT_ORIGIN[1])
+    profile = dict(driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs=DEFAULT_CRS,
+                   transform=transform, tiled=True, blockxsize=256, blockysize=256, compress="deflate",
+                   photometric="RGB", BIGTIFF="IF_SAFER")
+    roofs = []
+    with rasterio.open(path, "w", **profile) as dst:
+        for i, r in enumerate(range(0, size, block)):
+            for j, c in enumerate(range(0, size, block)):
+                town = towns[(i + 2 * j) % variants]
+                h, w = min(block, size - r), min(block, size - c)
+                dst.write(town.image[:, :h, :w], window=Window(c, r, w, h))
+                if truth_path is not None:
+                    dx, dy = c * pixel_size, -r * pixel_size
+                    inside = box(DEFAULT_ORIGIN[0], DEFAULT_ORIGIN[1] - h * pixel_size,
+                                 DEFAULT_ORIGIN[0] + w * pixel_size, DEFAULT_ORIGIN[1])
+                    roofs += [affinity.translate(g, dx, dy) for g in town.roofs if inside.contains(g)]
+                else:
+                    roofs += [None] * len(town.roofs)
+    if truth_path is not None:
+        import geopandas as gpd
+
+        gpd.GeoDataFrame({"id": np.arange(1, len(roofs) + 1)}, geometry=roofs, crs=DEFAULT_CRS).to_file(
+            truth_path, driver="GPKG")
+    return len(roofs)

@@ -94,7 +94,8 @@ def prepare_run_dir(out_dir: str, overwrite: bool) -> Path:
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise OutputExistsError(f"{out}: run folder exists and is not empty; pass --overwrite or pick another --out")
+            raise OutputExistsError(
+                f"{out}: run folder exists and is not empty; pass --overwrite or pick another --out")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -132,7 +133,8 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
         train_pairs, val_pairs = pairs, find_pairs(config.val_dir)
     else:
         if config.val_fraction > 0 and len(pairs) < 2:
-            raise InputError(f"{config.data_dir}: one labelled pair cannot be split; add pairs or pass --val-fraction 0")
+            raise InputError(
+                f"{config.data_dir}: one labelled pair cannot be split; add pairs or pass --val-fraction 0")
         tr, va = split(len(pairs), config.val_fraction, config.seed)
         train_pairs, val_pairs = [pairs[i] for i in tr], [pairs[i] for i in va]
     weight_maps = config.loss in NEEDS_WEIGHT_MAP

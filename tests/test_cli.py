@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from geoseg.cli import main
 from PIL import Image
 
-from geoseg.cli import main
 from tests.conftest import write_tif
 
 
@@ -88,6 +88,9 @@ def bad_pairs(tmp_path):
     return tmp_path
 
 
+G = "o.geojson"
+
+
 @pytest.mark.parametrize("make_args,fragments", [
     (lambda t, m, s: ["train", t / "nope", "--out", t / "r"], ["no such folder"]),
     (lambda t, m, s: ["train", t, "--out", t / "r"], ["expected sub-folders images/ + masks/"]),
@@ -95,15 +98,15 @@ def bad_pairs(tmp_path):
     (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r"], ["one labelled pair cannot be split"]),
     (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r", "--loss", "focal"], ["unknown loss", "dice"]),
     (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r", "--tile-size", "100"], ["multiple of 8"]),
-    (lambda t, m, s: ["predict", t / "missing.tif", "--model", m, "--out", t / "o.geojson"], ["missing.tif", "no such file"]),
-    (lambda t, m, s: ["predict", s, "--model", t / "none.pt", "--out", t / "o.geojson"], ["none.pt", "no such checkpoint"]),
-    (lambda t, m, s: ["predict", s, "--model", s, "--out", t / "o.geojson"], ["not a geoseg checkpoint"]),
+    (lambda t, m, s: ["predict", t / "missing.tif", "--model", m, "--out", t / G], ["missing.tif", "no such file"]),
+    (lambda t, m, s: ["predict", s, "--model", t / "none.pt", "--out", t / G], ["none.pt", "no such checkpoint"]),
+    (lambda t, m, s: ["predict", s, "--model", s, "--out", t / G], ["not a geoseg checkpoint"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "o.shp"], ["unknown vector format"]),
-    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "o.geojson", "--bands", "1,2,9"], ["band 9 out of range"]),
-    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "o.geojson", "--bands", "1,2"], ["trained on 3"]),
-    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "o.geojson", "--bands", "a"], ["--bands"]),
-    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "o.geojson", "--overlap", "64"], ["overlap"]),
-    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "o.geojson", "--blend", "x"], ["blending window"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--bands", "1,2,9"], ["band 9 out of range"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--bands", "1,2"], ["trained on 3"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--bands", "a"], ["--bands"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--overlap", "64"], ["overlap"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--blend", "x"], ["blending window"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "no" / "o.geojson"], ["does not exist"]),
 ])
 def test_bad_inputs_give_one_line_errors_and_no_output(make_args, fragments, tiny_model, synth_task, tmp_path):

@@ -1,0 +1,65 @@
+"""Peak memory and throughput of `geoseg predict` as the scene grows (issue: scenes of any size).
+
+    python bench/predict_scale.py --sizes 2048,16384
+
+For each size, a synthetic mosaic scene is written (bench-out/, reused), then `run_predict`
+runs in a fresh process that reports its own peak RSS and wall time. The model is the
+default architecture trained for 1.5 minutes on another synthetic town (cached), so
+polygons are realistic and vectorisation does real work.
+Prints a table and the ratio of peak RSS, largest to smallest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from _common import PEAK_RSS, ensure_model, run_child
+
+CHILD = f"""
+import json, sys, time
+from geoseg.predict import TileOptions, run_predict
+from geoseg.vectorize import VectorizeOptions
+scene, model, out, tile, overlap = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+t = time.perf_counter()
+r = run_predict(scene, model, out, TileOptions(tile_size=tile, overlap=overlap),
+                VectorizeOptions(threshold=float(sys.argv[6])), preview=False, overwrite=True)
+seconds = time.perf_counter() - t
+{PEAK_RSS}
+print(json.dumps(dict(seconds=seconds, polygons=r.count, peak_rss_mib=peak_rss_mib)))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="2048,16384")
+    ap.add_argument("--tile", type=int, default=256)
+    ap.add_argument("--overlap", type=int, default=32)
+    ap.add_argument("--model", type=Path, help="a model.pt; default: one trained briefly on a synthetic town")
+    ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--work", type=Path, default=Path("bench-out"))
+    args = ap.parse_args()
+    args.work.mkdir(exist_ok=True)
+    from geoseg.synth import write_mosaic
+
+    model = args.model or ensure_model(args.work)
+    rows = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        scene = args.work / f"mosaic-{size}.tif"
+        if not scene.exists():
+            write_mosaic(scene, size)
+        r = run_child(CHILD, str(scene), str(model), str(args.work / f"roofs-{size}.gpkg"),
+                      str(args.tile), str(args.overlap), str(args.threshold))
+        r.update(size=size, mpix=size * size / 1e6, mpix_per_s=size * size / 1e6 / r["seconds"])
+        rows.append(r)
+        print(f"{size:>6} px  {r['mpix']:7.1f} MP  {r['seconds']:7.1f} s  {r['mpix_per_s']:5.2f} MP/s"
+              f"  peak RSS {r['peak_rss_mib']:7.1f} MiB  {r['polygons']} polygons", flush=True)
+    if len(rows) > 1:
+        print(f"peak RSS ratio {rows[-1]['size']} / {rows[0]['size']}: "
+              f"{rows[-1]['peak_rss_mib'] / rows[0]['peak_rss_mib']:.3f}")
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()

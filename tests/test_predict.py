@@ -1,0 +1,140 @@
+"""Scenes of any shape and kind: odd sizes, tiny scenes, nodata, uint16, VRT mosaics, COG outputs."""
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from affine import Affine
+
+from geoseg import checkpoint
+from geoseg.errors import RasterReadError
+from geoseg.predict import TileOptions, predict_probability, run_predict
+from geoseg.vectorize import VectorizeOptions
+from tests.conftest import write_tif
+
+T = Affine(0.3, 0, 356_000.0, 0, -0.3, 5_646_000.0)
+
+
+def scene_pixels(synth_task):
+    with rasterio.open(synth_task["scene"]) as src:
+        return src.read()
+
+
+def prob_of(path):
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+@pytest.mark.parametrize("h,w", [(1000, 777), (40, 50), (65, 64)])
+def test_odd_and_tiny_scenes_give_a_probability_raster_of_the_scene_grid(tiny_model, tmp_path, h, w):
+    rng = np.random.default_rng(h)
+    scene = write_tif(tmp_path / "s.tif", rng.integers(0, 255, (3, h, w), dtype=np.uint8), transform=T)
+    state = checkpoint.load(tiny_model)
+    predict_probability(scene, state, tmp_path / "p.tif", TileOptions(tile_size=64, overlap=8))
+    with rasterio.open(tmp_path / "p.tif") as p:
+        assert p.shape == (h, w) and p.transform == T and p.crs.to_epsg() == 25832
+        assert p.profile["tiled"] and p.dtypes[0] == "uint8"
+
+
+def test_scene_edges_are_padded_not_predicted_as_black(tiny_model, synth_task, tmp_path):
+    # The same pixels predicted as a whole scene and as the top-left part of a larger one
+    # agree away from the cut: padding by reflection makes edges behave like the interior.
+    pixels = scene_pixels(synth_task)
+    state = checkpoint.load(tiny_model)
+    opts = TileOptions(tile_size=64, overlap=16, precision="fp32")
+    write_tif(tmp_path / "part.tif", pixels[:, :200, :200], transform=T)
+    predict_probability(synth_task["scene"], state, tmp_path / "whole.tif", opts)
+    predict_probability(tmp_path / "part.tif", state, tmp_path / "part-p.tif", opts)
+    whole, part = prob_of(tmp_path / "whole.tif")[:150, :150], prob_of(tmp_path / "part-p.tif")[:150, :150]
+    assert np.mean(np.abs(whole.astype(int) - part.astype(int)) <= 3) > 0.99
+
+
+def test_nodata_pixels_get_no_roofs(tiny_model, synth_task, tmp_path):
+    pixels = scene_pixels(synth_task).copy()
+    pixels[:, 100:200, 50:300] = 0
+    scene = write_tif(tmp_path / "nd.tif", pixels, transform=T, nodata=0)
+    predict_probability(scene, checkpoint.load(tiny_model), tmp_path / "p.tif", TileOptions(tile_size=64))
+    prob = prob_of(tmp_path / "p.tif")
+    assert (prob[100:200, 50:300] == 0).all()
+    assert prob[:100].max() > 0
+
+
+def test_uint16_imagery_is_scaled_as_the_model_was_trained(tiny_model, synth_task, tmp_path):
+    pixels = scene_pixels(synth_task)
+    state = checkpoint.load(tiny_model)
+    opts = TileOptions(tile_size=64, precision="fp32")
+    predict_probability(synth_task["scene"], state, tmp_path / "p8.tif", opts)
+    wide = write_tif(tmp_path / "u16.tif", pixels.astype(np.uint16) * 257, transform=T)
+    state16 = {**state, "norm": {**state["norm"], "scale": 65535.0}}  # a model trained on uint16 tiles
+    predict_probability(wide, state16, tmp_path / "p16.tif", opts)
+    diff = np.abs(prob_of(tmp_path / "p8.tif").astype(int) - prob_of(tmp_path / "p16.tif").astype(int))
+    assert diff.max() <= 1
+
+
+def quadrant_vrt(pixels, tmp_path, drop=None):
+    """A VRT mosaic of four GeoTIFF quadrants, written by hand as GDAL's XML."""
+    _, h, w = pixels.shape
+    hh, hw = h // 2, w // 2
+    sources = {b: [] for b in (1, 2, 3)}
+    for i, (r, c) in enumerate([(0, 0), (0, hw), (hh, 0), (hh, hw)]):
+        rh, cw = (hh if r == 0 else h - hh), (hw if c == 0 else w - hw)
+        path = write_tif(tmp_path / f"q{i}.tif", pixels[:, r : r + rh, c : c + cw],
+                         transform=T * Affine.translation(c, r))
+        for b in sources:
+            sources[b].append(
+                f'<SimpleSource><SourceFilename relativeToVRT="1">{path.name}</SourceFilename>'
+                f"<SourceBand>{b}</SourceBand>"
+                f'<SrcRect xOff="0" yOff="0" xSize="{cw}" ySize="{rh}"/>'
+                f'<DstRect xOff="{c}" yOff="{r}" xSize="{cw}" ySize="{rh}"/></SimpleSource>')
+    with rasterio.open(tmp_path / "q0.tif") as q:
+        srs = q.crs.to_wkt()
+    bands = "".join(f'<VRTRasterBand dataType="Byte" band="{b}">{"".join(s)}</VRTRasterBand>'
+                    for b, s in sources.items())
+    gt = ", ".join(str(v) for v in (T.c, T.a, T.b, T.f, T.d, T.e))
+    vrt = tmp_path / "mosaic.vrt"
+    vrt.write_text(f'<VRTDataset rasterXSize="{w}" rasterYSize="{h}"><SRS>{srs}</SRS>'
+                   f"<GeoTransform>{gt}</GeoTransform>{bands}</VRTDataset>")
+    if drop is not None:
+        (tmp_path / f"q{drop}.tif").unlink()
+    return vrt
+
+
+def test_a_vrt_of_four_files_predicts_like_the_scene(tiny_model, synth_task, tmp_path):
+    vrt = quadrant_vrt(scene_pixels(synth_task), tmp_path)
+    opts = TileOptions(tile_size=64, precision="fp32")
+    state = checkpoint.load(tiny_model)
+    predict_probability(synth_task["scene"], state, tmp_path / "a.tif", opts)
+    predict_probability(vrt, state, tmp_path / "b.tif", opts)
+    assert np.array_equal(prob_of(tmp_path / "a.tif"), prob_of(tmp_path / "b.tif"))
+
+
+def test_a_vrt_with_a_missing_file_is_one_error_and_no_output(tiny_model, synth_task, tmp_path):
+    vrt = quadrant_vrt(scene_pixels(synth_task), tmp_path, drop=3)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(RasterReadError, match="mosaic.vrt"):
+        run_predict(vrt, tiny_model, out / "r.gpkg", TileOptions(tile_size=64), prob_out=out / "p.tif")
+    assert list(out.iterdir()) == []
+
+
+def test_mask_and_probability_outputs_agree_and_can_be_cogs(tiny_model, synth_task, tmp_path):
+    r = run_predict(synth_task["scene"], tiny_model, tmp_path / "r.gpkg", TileOptions(tile_size=64),
+                    VectorizeOptions(threshold=0.4), prob_out=tmp_path / "p.tif", mask_out=tmp_path / "m.tif",
+                    cog=True)
+    assert r.prob.exists() and (tmp_path / "r.preview.png").exists()
+    prob, mask = prob_of(tmp_path / "p.tif"), prob_of(tmp_path / "m.tif")
+    assert np.array_equal(mask == 1, prob >= round(0.4 * 255))
+    with rasterio.open(tmp_path / "p.tif") as src:
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_cuda_path_when_there_is_one(tiny_model, synth_task, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU on this machine; the CUDA path is checked on a GPU machine")
+    state = checkpoint.load(tiny_model)
+    predict_probability(synth_task["scene"], state, tmp_path / "g.tif", TileOptions(tile_size=64, device="cuda"))
+    predict_probability(synth_task["scene"], state, tmp_path / "c.tif", TileOptions(tile_size=64, device="cpu"))
+    a, b = prob_of(tmp_path / "g.tif"), prob_of(tmp_path / "c.tif")
+    assert np.mean((a >= 128) == (b >= 128)) > 0.995
