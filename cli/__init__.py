@@ -38,13 +38,15 @@ def main() -> None:
     geoseg demo                                      # the whole job on a synthetic town
     geoseg train DATA_DIR --out runs/roofs           # learn roof masks from labelled tiles
     geoseg predict scene.tif --model runs/roofs/model.pt --out roofs.geojson
+    geoseg evaluate --pred roofs.geojson --truth truth.gpkg
     """
 
 
 from .demo import demo  # noqa: E402
+from .evaluate import evaluate  # noqa: E402
 from .predict import predict  # noqa: E402
 from .synth import synth  # noqa: E402
 from .train import train  # noqa: E402
 
-for command in (demo, synth, train, predict):
+for command in (demo, synth, train, predict, evaluate):
     main.add_command(command)

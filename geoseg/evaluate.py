@@ -41,9 +41,73 @@ def pixel_scores(prob_path: str | os.PathLike, truth: gpd.GeoDataFrame, threshol
     return counts
 
 
-def object_scores(pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, threshold: float = 0.5) -> Match:
-    """One-to-one matching at IoU ≥ ``threshold``, most confident predictions first."""
-    if pred.crs is not None and truth.crs is not None:
+def object_scores(pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, threshold: float = 0.5,
+                  min_area: float = 0.0) -> Match:
+    """One-to-one matching at IoU ≥ ``threshold``, most confident (``score``) predictions first.
+
+    Predictions are brought into the truth's CRS; ``min_area`` is in the truth CRS's units².
+    """
+    if (pred.crs is None) != (truth.crs is None):
+        raise InputError("predictions and truth must both have a CRS, or neither (pixel coordinates)")
+    if pred.crs is not None:
         pred = pred.to_crs(truth.crs)
     scores = pred["score"].to_numpy() if "score" in pred else None
-    return match_objects(list(pred.geometry), list(truth.geometry), scores, threshold)
+    return match_objects(list(pred.geometry), list(truth.geometry), scores, threshold, min_area)
+
+
+def area_iou(pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> float:
+    """IoU of the areas covered by the two polygon sets: pixel IoU at infinite resolution.
+
+    Computed from the geometries in the truth's CRS, so no raster grid has to be chosen.
+    """
+    from shapely.ops import unary_union
+
+    if pred.crs is not None and truth.crs is not None:
+        pred = pred.to_crs(truth.crs)
+    a, b = unary_union(list(pred.geometry)), unary_union(list(truth.geometry))
+    union = a.union(b).area
+    return a.intersection(b).area / union if union > 0 else 0.0
+
+
+def read_polygons(path: str | os.PathLike) -> gpd.GeoDataFrame:
+    """Read a vector file of polygons (GeoJSON, GeoPackage, anything OGR reads)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file; give a .geojson or .gpkg of polygons")
+    try:
+        gdf = gpd.read_file(p)
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise InputError(f"{p}: not a readable vector file ({str(exc).splitlines()[0][:100]})") from None
+    return gdf[~gdf.geometry.is_empty & gdf.geometry.notna()].reset_index(drop=True)
+
+
+def evaluate_model(model_path: str | os.PathLike, data_dir: str | os.PathLike, threshold: float = 0.5,
+                   tiles=None) -> list[tuple[str, Counts]]:
+    """Pixel scores per labelled image of ``data_dir``, predicted as ``geoseg predict`` would.
+
+    Each image goes through the tiled, blended prediction path; masks are read as in
+    training. Returns ``(image name, counts)`` per image, sorted by name.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from geoseg import checkpoint
+    from geoseg.data import find_pairs
+    from geoseg.io import read_mask
+    from geoseg.predict import TileOptions, predict_probability
+
+    state = checkpoint.load(model_path)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="geoseg-eval-") as tmp:
+        for pair in find_pairs(data_dir):
+            prob_path = Path(tmp) / "prob.tif"
+            predict_probability(pair.image, state, prob_path, tiles or TileOptions())
+            with open_raster(prob_path) as src:
+                pred = src.read(1) >= round(threshold * PROB_SCALE)
+            truth = read_mask(pair.mask).astype(bool)
+            if truth.shape != pred.shape:
+                raise InputError(f"{pair.mask}: mask size differs from its image; masks must match their images")
+            rows.append((pair.image.name, pixel_counts(pred, truth)))
+    return rows

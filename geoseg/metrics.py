@@ -73,8 +73,21 @@ def match_objects(
     truth: Sequence[BaseGeometry],
     scores: Sequence[float] | None = None,
     threshold: float = 0.5,
+    min_area: float = 0.0,
 ) -> Match:
-    """One-to-one matching of predicted and true polygons at IoU ≥ ``threshold``."""
+    """One-to-one matching of predicted and true polygons at IoU ≥ ``threshold``.
+
+    With ``min_area`` (SpaceNet uses 20 px²), true polygons smaller than it and
+    predictions not larger than it are left out before matching. Indexes in ``pairs``
+    refer to the sequences as given.
+    """
+    keep_t = [j for j, t in enumerate(truth) if t.area >= min_area and t.area > 0]
+    keep_p = [i for i, p in enumerate(pred) if p.area > min_area or (min_area == 0 and not p.is_empty)]
+    if len(keep_t) < len(truth) or len(keep_p) < len(pred):
+        sub = match_objects([pred[i] for i in keep_p], [truth[j] for j in keep_t],
+                            None if scores is None else [scores[i] for i in keep_p], threshold)
+        pairs = tuple((keep_p[i], keep_t[j], iou) for i, j, iou in sub.pairs)
+        return Match(sub.counts, pairs)
     order = range(len(pred)) if scores is None else np.argsort(-np.asarray(scores), kind="stable")
     tree = STRtree(list(truth)) if len(truth) else None
     taken: set[int] = set()

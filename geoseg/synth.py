@@ -92,7 +92,9 @@ def make_town(
 
     transform = Affine(pixel_size, 0, origin[0], 0, -pixel_size, origin[1])
     a, b, d, e, xoff, yoff = transform.a, transform.b, transform.d, transform.e, transform.c, transform.f
-    roofs = [affinity.affine_transform(h, [a, b, d, e, xoff, yoff]) for h in houses]
+    frame = box(0, 0, width, height)  # the truth is what the scene shows: roofs clipped to its edge
+    visible = [part for h in houses for part in getattr(h.intersection(frame), "geoms", [h.intersection(frame)])]
+    roofs = [affinity.affine_transform(h, [a, b, d, e, xoff, yoff]) for h in visible if h.area >= 1.0]
     return Town(image=np.ascontiguousarray(image), mask=mask, roofs=roofs, transform=transform, crs=crs)
 
 

@@ -139,3 +139,18 @@ def test_synth_command(tmp_path):
     assert r.exit_code == 0, r.output
     assert len(list((tmp_path / "s" / "train" / "images").iterdir())) == 4
     assert_one_line_error(run("synth", tmp_path / "s"), "--overwrite")
+
+
+def test_evaluate_polygons_and_model(tiny_model, synth_task, tmp_path):
+    truth = synth_task["truth"]
+    r = run("evaluate", "--pred", truth, "--truth", truth, "--csv", tmp_path / "s.csv")
+    assert r.exit_code == 0, r.output
+    header, values = r.output.splitlines()[:2]
+    row = dict(zip(header.split(), values.split()))
+    assert row["fp"] == row["fn"] == "0" and row["f1"] == "1.0000" and row["area_iou"] == "1.0000"
+    assert (tmp_path / "s.csv").read_text().startswith("predicted,true,tp")
+    r = run("evaluate", synth_task["train"], "--model", tiny_model)
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[0].split()[:3] == ["image", "iou", "f1"] and "ALL" in r.output
+    assert_one_line_error(run("evaluate", "--pred", truth), "either DATA_DIR with --model")
+    assert_one_line_error(run("evaluate", "--pred", tmp_path / "x.gpkg", "--truth", truth), "x.gpkg", "no such file")

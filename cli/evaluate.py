@@ -1,0 +1,62 @@
+"""``geoseg evaluate``: scores of a model on labelled tiles, or of polygons against true polygons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("data_dir", required=False, type=click.Path(path_type=Path))
+@click.option("--model", "model_path", type=click.Path(path_type=Path),
+              help="With DATA_DIR: score this model.pt on the labelled pairs, per image and overall.")
+@click.option("--pred", type=click.Path(path_type=Path), help="Predicted polygons (.geojson, .gpkg).")
+@click.option("--truth", type=click.Path(path_type=Path), help="True polygons (.geojson, .gpkg), any CRS.")
+@click.option("--iou", "iou_threshold", default=0.5, show_default=True, help="IoU for an object match.")
+@click.option("--threshold", default=0.5, show_default=True, help="Roof probability cut (with --model).")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the table as CSV.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --csv.")
+def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, truth: Path | None,
+             iou_threshold: float, threshold: float, csv_out: Path | None, overwrite: bool) -> None:
+    """Score a model (DATA_DIR --model M) or polygons (--pred P --truth T).
+
+    \b
+    Pixel scores: IoU, F1, precision, recall per image and over all pixels.
+    Object scores: one-to-one matching at IoU >= --iou as in the SpaceNet building
+    challenge, and the IoU of the covered areas.
+    """
+    import csv
+
+    from geoseg.errors import InputError
+    from geoseg.io import atomic_output, check_output
+
+    if csv_out:
+        check_output(csv_out, overwrite)
+    if data_dir is not None and model_path is not None and not (pred or truth):
+        from geoseg.evaluate import evaluate_model
+        from geoseg.metrics import Counts
+
+        rows = evaluate_model(model_path, data_dir, threshold)
+        total = sum((c for _, c in rows), Counts())
+        table = [(name, c) for name, c in rows] + [("ALL", total)]
+        header = ["image", "iou", "f1", "precision", "recall", "tp", "fp", "fn"]
+        lines = [[n, f"{c.iou:.4f}", f"{c.f1:.4f}", f"{c.precision:.4f}", f"{c.recall:.4f}", c.tp, c.fp, c.fn]
+                 for n, c in table]
+    elif pred is not None and truth is not None and data_dir is None and model_path is None:
+        from geoseg.evaluate import area_iou, object_scores, read_polygons
+
+        p, t = read_polygons(pred), read_polygons(truth)
+        c = object_scores(p, t, iou_threshold).counts
+        header = ["predicted", "true", "tp", "fp", "fn", "precision", "recall", "f1", "area_iou"]
+        lines = [[len(p), len(t), c.tp, c.fp, c.fn, f"{c.precision:.4f}", f"{c.recall:.4f}", f"{c.f1:.4f}",
+                  f"{area_iou(p, t):.4f}"]]
+    else:
+        raise InputError("give either DATA_DIR with --model, or --pred with --truth")
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    for row in [header, *lines]:
+        click.echo("  ".join(str(x).rjust(w) for x, w in zip(row, widths)))
+    if csv_out:
+        with atomic_output(csv_out, overwrite) as tmp, open(tmp, "w", newline="") as fh:
+            csv.writer(fh).writerows([header, *lines])
+        click.echo(f"table → {csv_out}")
