@@ -15,10 +15,29 @@ from geoseg import __version__
 from geoseg.errors import GeosegError, Interrupted
 
 
+def _warning_printer():
+    """A ``warnings.showwarning`` that prints each distinct message once, as one line."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if str(message) not in seen:
+            seen.add(str(message))
+            click.echo(f"Warning: {message}", err=True)
+
+    return show
+
+
 class GeosegGroup(click.Group):
     def invoke(self, ctx: click.Context):
+        import warnings
+
+        from geoseg.errors import GeosegWarning
+
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", GeosegWarning)
+                warnings.showwarning = _warning_printer()
+                return super().invoke(ctx)
         except Interrupted as exc:
             click.echo(f"Interrupted: {exc}", err=True)
             sys.exit(130)
@@ -42,11 +61,12 @@ def main() -> None:
     """
 
 
+from .cv import cv  # noqa: E402
 from .demo import demo  # noqa: E402
 from .evaluate import evaluate  # noqa: E402
 from .predict import predict  # noqa: E402
 from .synth import synth  # noqa: E402
 from .train import train  # noqa: E402
 
-for command in (demo, synth, train, predict, evaluate):
+for command in (demo, synth, train, predict, evaluate, cv):
     main.add_command(command)

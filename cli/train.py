@@ -28,6 +28,7 @@ import click
 @click.option("--samples-per-epoch", type=int, help="Augmented tiles per epoch [default: images, at least 8 batches].")
 @click.option("--time-limit", type=float, help="Stop cleanly after this many minutes, keeping the best model.")
 @click.option("--no-photometric", is_flag=True, help="Flips and rotation only; no colour jitter or blur.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty run folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 def train(data_dir: Path, out_dir: Path, val_dir: Path | None, no_photometric: bool, quiet: bool, **opts) -> None:

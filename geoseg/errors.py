@@ -25,3 +25,7 @@ class CheckpointError(GeosegError, ValueError):
 
 class Interrupted(GeosegError):
     """The user pressed Ctrl-C; whatever could be saved was saved."""
+
+
+class GeosegWarning(UserWarning):
+    """Something the user should know that does not stop the run; the CLI prints it once."""

@@ -83,12 +83,13 @@ def read_polygons(path: str | os.PathLike) -> gpd.GeoDataFrame:
     return gdf[~gdf.geometry.is_empty & gdf.geometry.notna()].reset_index(drop=True)
 
 
-def evaluate_model(model_path: str | os.PathLike, data_dir: str | os.PathLike, threshold: float = 0.5,
+def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5,
                    tiles=None) -> list[tuple[str, Counts]]:
-    """Pixel scores per labelled image of ``data_dir``, predicted as ``geoseg predict`` would.
+    """Pixel scores per labelled image, predicted as ``geoseg predict`` would.
 
-    Each image goes through the tiled, blended prediction path; masks are read as in
-    training. Returns ``(image name, counts)`` per image, sorted by name.
+    ``data`` is a labelled folder or a list of ``data.Pair``. Each image goes through the
+    tiled, blended prediction path; masks are read as in training. Returns ``(image name,
+    counts)`` per image, in the pairs' order.
     """
     import tempfile
     from pathlib import Path
@@ -101,7 +102,7 @@ def evaluate_model(model_path: str | os.PathLike, data_dir: str | os.PathLike, t
     state = checkpoint.load(model_path)
     rows = []
     with tempfile.TemporaryDirectory(prefix="geoseg-eval-") as tmp:
-        for pair in find_pairs(data_dir):
+        for pair in data if isinstance(data, list) else find_pairs(data):
             prob_path = Path(tmp) / "prob.tif"
             predict_probability(pair.image, state, prob_path, tiles or TileOptions())
             with open_raster(prob_path) as src:

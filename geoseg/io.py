@@ -19,7 +19,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from geoseg.errors import InputError, OutputExistsError, RasterReadError
+from geoseg.errors import GeosegWarning, InputError, OutputExistsError, RasterReadError
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".vrt")
 
@@ -150,7 +150,8 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     """Read a label mask as uint8 0/1 ``(rows, cols)`` from its first band.
 
     0/1 masks are taken as they are; anything with values above 1 (0/255,
-    anti-aliased grey) is thresholded at half of 255, i.e. ``>= 128``.
+    anti-aliased grey) is thresholded at half of 255, i.e. ``>= 128``. Grey values
+    (neither 0/1 nor 0/255) are reported with a ``GeosegWarning`` (the CLI says it once).
     """
     with open_raster(path) as src:
         try:
@@ -159,6 +160,9 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
             raise RasterReadError(f"{path}: read failed ({_first_line(exc)})") from None
     if m.max(initial=0) <= 1:
         return (m > 0).astype(np.uint8)
+    if np.any((m != 0) & (m != 255)):
+        warnings.warn("masks with values other than 0/1/255 (anti-aliased grey) are thresholded at 128",
+                      GeosegWarning, stacklevel=2)
     return (m >= 128).astype(np.uint8)
 
 

@@ -65,3 +65,71 @@ def render_preview(scene_path: str | os.PathLike, polygons: gpd.GeoDataFrame, ou
                     pts.append((col * sx, row * sy))
                 draw.line(pts, fill=colour, width=line)
     img.save(out_png, format="PNG")
+
+
+def _rgb01(image: np.ndarray) -> np.ndarray:
+    """A sample image ``(C, H, W)`` scaled to about [0, 1] → uint8 ``(H, W, 3)``."""
+    rgb = image[:3] if image.shape[0] >= 3 else np.repeat(image[:1], 3, axis=0)
+    return (np.clip(rgb, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+
+
+def render_validation(samples, probs, out_png, most: int = 4, side: int = 256) -> None:
+    """Validation images side by side: roof probability ≥ 0.5 tinted red, true roof edges in cyan."""
+    from scipy import ndimage
+
+    panels = []
+    for s, p in list(zip(samples, probs))[:most]:
+        h, w = s.mask.shape
+        rgb = _rgb01(s.image).astype(np.float32)
+        pred = p[:h, :w] >= 0.5
+        rgb[pred] = 0.55 * rgb[pred] + 0.45 * np.array([255, 0, 0])
+        edge = s.mask.astype(bool) & ~ndimage.binary_erosion(s.mask.astype(bool))
+        rgb[edge] = (0, 255, 255)
+        img = Image.fromarray(rgb.astype(np.uint8))
+        img.thumbnail((side, side))
+        panels.append(img)
+    if not panels:
+        return
+    sheet = Image.new("RGB", (sum(p.width for p in panels) + 4 * (len(panels) - 1), max(p.height for p in panels)))
+    x = 0
+    for p in panels:
+        sheet.paste(p, (x, 0))
+        x += p.width + 4
+    sheet.save(out_png)
+
+
+def render_curves(history: list[dict], out_png, size: tuple[int, int] = (360, 220)) -> None:
+    """Two panels from ``metrics.csv`` rows: train/val loss, and val IoU, per epoch."""
+    w, h = size
+    sheet = Image.new("RGB", (2 * w, h), "white")
+    draw = ImageDraw.Draw(sheet)
+    epochs = [int(r["epoch"]) for r in history]
+
+    def series(key):
+        return [(e, float(r[key])) for e, r in zip(epochs, history) if r.get(key) not in (None, "")]
+
+    panels = [("loss", [("train_loss", (200, 60, 0)), ("val_loss", (0, 90, 200))]),
+              ("IoU", [("val_iou", (0, 140, 60))])]
+    for k, (title, keys) in enumerate(panels):
+        x0, y0, x1, y1 = k * w + 40, 20, k * w + w - 10, h - 25
+        draw.rectangle((x0, y0, x1, y1), outline=(120, 120, 120))
+        values = [v for key, _ in keys for _, v in series(key)]
+        if not values or not epochs:
+            continue
+        lo, hi = (0.0, 1.0) if title == "IoU" else (min(values), max(values))
+        hi = hi if hi > lo else lo + 1e-6
+        e0, e1 = min(epochs), max(max(epochs), min(epochs) + 1)
+        for key, colour in keys:
+            pts = [(x0 + (e - e0) / (e1 - e0) * (x1 - x0), y1 - (v - lo) / (hi - lo) * (y1 - y0))
+                   for e, v in series(key)]
+            if len(pts) > 1:
+                draw.line(pts, fill=colour, width=2)
+            elif pts:
+                draw.ellipse((pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2), fill=colour)
+        names = "  ".join(key for key, _ in keys)
+        draw.text((x0, 4), f"{title}: {names}", fill=(0, 0, 0))
+        draw.text((x0 - 36, y0), f"{hi:.3g}", fill=(0, 0, 0))
+        draw.text((x0 - 36, y1 - 10), f"{lo:.3g}", fill=(0, 0, 0))
+        draw.text((x0, y1 + 6), f"epoch {e0}", fill=(0, 0, 0))
+        draw.text((x1 - 50, y1 + 6), f"{e1}", fill=(0, 0, 0))
+    sheet.save(out_png)

@@ -4,7 +4,9 @@ Reads top to bottom: find and load the labelled pairs, split off a validation se
 measure band statistics, build the U-Net, then epochs of augmented random tiles with
 Adam and a cyclic learning rate, a validation IoU after each epoch, ``last.pt`` every
 epoch and ``model.pt`` whenever validation IoU improves. ``metrics.csv`` gets a row per
-epoch. Ctrl-C saves ``last.pt`` and stops; ``time_limit`` stops cleanly between steps.
+epoch, ``curves.png`` the loss and IoU so far, ``preview.png`` the validation images
+with their predictions. Ctrl-C saves ``last.pt`` and stops; ``time_limit`` stops
+cleanly between steps; ``resume`` continues from ``last.pt``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -23,11 +25,11 @@ from torch.utils.data import DataLoader
 
 from geoseg import checkpoint
 from geoseg.augment import train_transform
-from geoseg.data import TileDataset, band_statistics, find_pairs, load_samples
-from geoseg.errors import InputError, Interrupted, OutputExistsError
+from geoseg.data import Pair, TileDataset, band_statistics, find_pairs, load_samples
+from geoseg.errors import CheckpointError, InputError, Interrupted, OutputExistsError
 from geoseg.losses import NEEDS_WEIGHT_MAP, get_loss
 from geoseg.metrics import Counts
-from geoseg.model import UNet, UNetConfig
+from geoseg.model import UNet, UNetConfig, config_to_dict
 from geoseg.runtime import autocast, resolve_device, resolve_precision, seed_everything
 
 METRIC_FIELDS = ["epoch", "step", "lr", "train_loss", "val_loss", "val_iou", "val_f1", "seconds"]
@@ -39,8 +41,11 @@ class TrainConfig:
 
     ``samples_per_epoch``: random augmented tiles per epoch (default: the number of
     training images, at least 8 batches). ``time_limit``: minutes of training, after
-    which the run stops cleanly. ``val_fraction`` of the pairs are held out unless
-    ``val_dir`` gives a separate labelled folder (0 trains on all, with no validation).
+    which the run stops cleanly. Validation: ``val_dir`` (a separate labelled folder), or
+    fold ``fold`` of ``folds`` (k-fold cross-validation), or a ``val_fraction`` of the
+    pairs chosen by ``seed`` (0 trains on all, with no validation). ``select_best``:
+    ``model.pt`` is the epoch of best validation IoU; False keeps the last epoch (for an
+    unbiased held-out score, as ``cv`` does).
     """
 
     data_dir: str
@@ -51,6 +56,8 @@ class TrainConfig:
     loss: str = "dice"
     val_fraction: float = 0.2
     val_dir: str | None = None
+    folds: int = 0
+    fold: int = 0
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -62,8 +69,9 @@ class TrainConfig:
     samples_per_epoch: int | None = None
     time_limit: float | None = None
     photometric: bool = True
+    select_best: bool = True
+    resume: bool = False
     overwrite: bool = False
-    extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
         get_loss(self.loss)
@@ -74,6 +82,10 @@ class TrainConfig:
             raise InputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if not 0 < self.lr_min <= self.lr_max:
             raise InputError(f"need 0 < --lr-min <= --lr-max, got {self.lr_min} and {self.lr_max}")
+        if self.folds == 1 or self.folds < 0 or (self.folds and not 0 <= self.fold < self.folds):
+            raise InputError(f"need --folds >= 2 and 0 <= fold < folds, got fold {self.fold} of {self.folds}")
+        if self.resume and self.overwrite:
+            raise InputError("--resume continues a run and --overwrite replaces it; pass one of them")
         multiple = 2 ** (self.depth - 1)
         if self.tile_size % multiple:
             raise InputError(
@@ -90,21 +102,50 @@ def split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     return sorted(idx[k:]), sorted(idx[:k])
 
 
-def prepare_run_dir(out_dir: str, overwrite: bool) -> Path:
+def kfold(n: int, folds: int, fold: int, seed: int) -> tuple[list[int], list[int]]:
+    """Training and held-out indexes of fold ``fold`` of ``folds`` (sizes differ by at most one)."""
+    if n < folds:
+        raise InputError(f"{n} labelled pairs cannot make {folds} folds; use --folds {max(2, n)} or add pairs")
+    idx = list(range(n))
+    random.Random(seed).shuffle(idx)
+    held = sorted(idx[fold::folds])
+    return sorted(set(idx) - set(held)), held
+
+
+def split_pairs(config: TrainConfig) -> tuple[list[Pair], list[Pair]]:
+    pairs = find_pairs(config.data_dir)
+    if config.val_dir:
+        return pairs, find_pairs(config.val_dir)
+    if config.folds:
+        tr, va = kfold(len(pairs), config.folds, config.fold, config.seed)
+    else:
+        if config.val_fraction > 0 and len(pairs) < 2:
+            raise InputError(
+                f"{config.data_dir}: one labelled pair cannot be split; add pairs or pass --val-fraction 0")
+        tr, va = split(len(pairs), config.val_fraction, config.seed)
+    return [pairs[i] for i in tr], [pairs[i] for i in va]
+
+
+def prepare_run_dir(out_dir: str, overwrite: bool, resume: bool) -> Path:
     out = Path(out_dir)
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise CheckpointError(f"{out / 'last.pt'}: nothing to resume; train without --resume first")
+        return out
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise OutputExistsError(
-                f"{out}: run folder exists and is not empty; pass --overwrite or pick another --out")
+                f"{out}: run folder exists and is not empty; pass --overwrite, --resume or another --out")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 
-def evaluate_batches(model, loader, loss_fn, device, precision) -> tuple[float, Counts]:
-    """Mean loss and pixel confusion counts (valid pixels only) of ``model`` over ``loader``."""
+def evaluate_batches(model, loader, loss_fn, device, precision, keep: bool = False):
+    """Mean loss and pixel confusion counts (valid pixels only) of ``model`` over ``loader``;
+    with ``keep``, also the roof probability of each item (float32 ``(H, W)`` numpy)."""
     model.eval()
-    total, n, counts = 0.0, 0, Counts()
+    total, n, counts, probs = 0.0, 0, Counts(), []
     with torch.no_grad(), autocast(device, precision):
         for batch in loader:
             b = {k: v.to(device) for k, v in batch.items()}
@@ -118,32 +159,28 @@ def evaluate_batches(model, loader, loss_fn, device, precision) -> tuple[float, 
             fp = int((pred & ~t & v).sum())
             fn = int((~pred & t & v).sum())
             counts = counts + Counts(tp, fp, fn, int(v.sum()) - tp - fp - fn)
-    return total / max(n, 1), counts
+            if keep:
+                probs += list(logits.float().softmax(1)[:, 1].cpu().numpy())
+    return total / max(n, 1), counts, probs
 
 
 def fit(config: TrainConfig, progress: bool = True) -> Path:
     """Train a U-Net on ``config.data_dir``; return the run folder holding ``model.pt``."""
     from tqdm import tqdm
 
+    from geoseg.preview import render_curves, render_validation
+
     config.check()
-    pairs = find_pairs(config.data_dir)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
-    if config.val_dir:
-        train_pairs, val_pairs = pairs, find_pairs(config.val_dir)
-    else:
-        if config.val_fraction > 0 and len(pairs) < 2:
-            raise InputError(
-                f"{config.data_dir}: one labelled pair cannot be split; add pairs or pass --val-fraction 0")
-        tr, va = split(len(pairs), config.val_fraction, config.seed)
-        train_pairs, val_pairs = [pairs[i] for i in tr], [pairs[i] for i in va]
+    train_pairs, val_pairs = split_pairs(config)
     weight_maps = config.loss in NEEDS_WEIGHT_MAP
     train_samples, scale = load_samples(train_pairs, weight_maps)
     val_samples, _ = load_samples(val_pairs, weight_maps) if val_pairs else ([], scale)
     if val_samples and val_samples[0].image.shape[0] != train_samples[0].image.shape[0]:
         raise InputError(f"{config.val_dir}: band count differs from {config.data_dir}; give matching images")
 
-    out = prepare_run_dir(config.out_dir, config.overwrite)
+    out = prepare_run_dir(config.out_dir, config.overwrite, config.resume)
     seed_everything(config.seed)
     norm = band_statistics(train_samples, scale)
     mcfg = UNetConfig(in_channels=train_samples[0].image.shape[0], depth=config.depth,
@@ -155,7 +192,7 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
     train_ds = TileDataset(train_samples, norm, config.tile_size, mcfg.multiple,
                            transform=train_transform(mcfg.in_channels, config.photometric), length=per_epoch)
     gen = torch.Generator().manual_seed(config.seed)
-    train_dl = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, generator=gen, drop_last=False)
+    train_dl = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, generator=gen)
     val_dl = DataLoader(TileDataset(val_samples, norm, config.tile_size, mcfg.multiple), batch_size=1)
 
     steps_per_epoch = math.ceil(per_epoch / config.batch_size)
@@ -164,25 +201,41 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
         opt, base_lr=config.lr_min, max_lr=config.lr_max, step_size_up=2 * steps_per_epoch,
         mode="triangular", cycle_momentum=False,
     )
+    best, step, first_epoch, history = -math.inf, 0, 1, []
+    if config.resume:
+        state = checkpoint.load(out / "last.pt")
+        if state["model_config"] != config_to_dict(mcfg):
+            raise CheckpointError(
+                f"{out / 'last.pt'}: a run of another architecture ({state['model_config']}); resume with its"
+                " options (--depth, --width, --norm, bands) or start a new --out")
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        gen.set_state(state["loader_rng"])
+        best, step, first_epoch = state["best"], state["step"], state["epoch"] + 1
+        with open(out / "metrics.csv") as fh:
+            history = [row for row in csv.DictReader(fh) if int(row["epoch"]) < first_epoch]
     (out / "config.json").write_text(json.dumps(
         {**asdict(config), "model": asdict(mcfg), "resolved_device": str(device),
          "resolved_precision": precision, "train_images": [p.image.name for p in train_pairs],
          "val_images": [p.image.name for p in val_pairs], "norm": asdict(norm)}, indent=2))
-    meta = {"train_config": {k: v for k, v in asdict(config).items() if k != "extra"}}
+    meta = {"train_config": asdict(config)}
 
     def save(name: str, epoch: int, row: dict, full: bool) -> None:
-        extra = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                 "torch_rng": torch.get_rng_state()} if full else {}
+        extra = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "best": best, "step": step,
+                 "torch_rng": torch.get_rng_state(), "loader_rng": gen.get_state()} if full else {}
         checkpoint.save(out / name, model, norm, config.tile_size, epoch=epoch, metrics=row, **meta, **extra)
 
     start = time.perf_counter()
     deadline = start + 60 * config.time_limit if config.time_limit else math.inf
-    best, step, epoch, row = -1.0, 0, 0, {}
+    epoch, row = first_epoch - 1, {}
     with open(out / "metrics.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
         writer.writeheader()
+        writer.writerows(history)
         try:
-            for epoch in range(1, config.epochs + 1):
+            for epoch in range(first_epoch, config.epochs + 1):
                 model.train()
                 running, seen = 0.0, 0
                 bar = tqdm(train_dl, desc=f"epoch {epoch}/{config.epochs}", leave=False,
@@ -205,28 +258,32 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
                 row = {"epoch": epoch, "step": step, "lr": f"{sched.get_last_lr()[0]:.3g}",
                        "train_loss": round(running / max(seen, 1), 5)}
                 if val_samples:
-                    vloss, counts = evaluate_batches(model, val_dl, loss_fn, device, precision)
+                    vloss, counts, probs = evaluate_batches(model, val_dl, loss_fn, device, precision, keep=True)
                     row.update(val_loss=round(vloss, 5), val_iou=round(counts.iou, 5), val_f1=round(counts.f1, 5))
-                    score = counts.iou
-                else:
-                    score = -row["train_loss"]
+                    render_validation(val_samples, probs, out / "preview.png")
                 row["seconds"] = round(time.perf_counter() - start, 1)
                 writer.writerow(row)
                 fh.flush()
-                save("last.pt", epoch, row, full=True)
-                if score > best:
+                history.append(row)
+                render_curves(history, out / "curves.png")
+                score = row.get("val_iou", -row["train_loss"]) if config.select_best else epoch
+                improved = score > best
+                if improved:
                     best = score
                     save("model.pt", epoch, row, full=False)
+                save("last.pt", epoch, row, full=True)
                 if progress:
                     shown = ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("step", "lr"))
-                    tqdm.write(f"{shown}{'  *best' if score == best else ''}")
+                    tqdm.write(f"{shown}{'  *best' if improved and config.select_best else ''}")
                 if time.perf_counter() > deadline:
                     if progress:
                         tqdm.write(f"time limit of {config.time_limit} min reached after epoch {epoch}")
                     break
         except KeyboardInterrupt:
-            save("last.pt", epoch, row, full=True)
-            if best < 0 and epoch:
-                save("model.pt", epoch, row, full=False)
-            raise Interrupted(f"interrupted in epoch {epoch}; last weights saved in {out / 'last.pt'}") from None
+            if epoch >= first_epoch:
+                save("last.pt", epoch, row, full=True)
+                if not (out / "model.pt").exists():
+                    save("model.pt", epoch, row, full=False)
+            raise Interrupted(
+                f"stopped in epoch {epoch}; weights saved in {out / 'last.pt'}; continue with --resume") from None
     return out

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from geoseg.cli import main
 from PIL import Image
 
+from geoseg.cli import main
 from tests.conftest import write_tif
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from geoseg.cli import main
 
+from geoseg.cli import main
 from geoseg.data import find_pairs, load_samples
 from tests.conftest import ROOFS
 

@@ -1,0 +1,68 @@
+"""k-fold cross-validation: honest held-out scores, and losses compared on the same folds.
+
+For each loss and each fold, a model is trained on the other folds (with the fold itself
+as its validation set only for the curves: ``model.pt`` is the *last* epoch, not the best
+on that fold, so the fold's score is not used to choose the model) and scored on the
+held-out images by the same tiled path as ``geoseg predict``. A fold's score is the
+pixel IoU over all its held-out pixels.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from geoseg.losses import get_loss
+from geoseg.metrics import Counts
+from geoseg.train import TrainConfig, fit, split_pairs
+
+
+@dataclass(frozen=True)
+class LossResult:
+    loss: str
+    fold_iou: tuple[float, ...]
+    fold_f1: tuple[float, ...]
+    seconds: float
+
+    @property
+    def mean_iou(self) -> float:
+        return statistics.fmean(self.fold_iou)
+
+    @property
+    def std_iou(self) -> float:
+        return statistics.pstdev(self.fold_iou)
+
+
+def cross_validate(base: TrainConfig, folds: int, losses: list[str], progress: bool = False,
+                   report=print) -> list[LossResult]:
+    """Run ``folds``-fold cross-validation for each loss; run folders go under ``base.out_dir``."""
+    import time
+
+    from geoseg.evaluate import evaluate_model
+
+    for name in losses:
+        get_loss(name)
+    results = []
+    for name in losses:
+        ious, f1s = [], []
+        t0 = time.perf_counter()
+        for k in range(folds):
+            config = replace(base, loss=name, folds=folds, fold=k, select_best=False, val_dir=None,
+                             out_dir=str(Path(base.out_dir) / name.replace("+", "-") / f"fold-{k}"))
+            run = fit(config, progress=progress)
+            _, held = split_pairs(config)
+            counts = sum((c for _, c in evaluate_model(run / "model.pt", held,
+                                                        tiles=_tiles(base))), Counts())
+            ious.append(counts.iou)
+            f1s.append(counts.f1)
+            report(f"{name:14s} fold {k + 1}/{folds}: held-out IoU {counts.iou:.4f}  F1 {counts.f1:.4f}"
+                   f"  ({len(held)} images)")
+        results.append(LossResult(name, tuple(ious), tuple(f1s), time.perf_counter() - t0))
+    return results
+
+
+def _tiles(base: TrainConfig):
+    from geoseg.predict import TileOptions
+
+    return TileOptions(device=base.device, precision=base.precision)

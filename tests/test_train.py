@@ -1,0 +1,103 @@
+"""Training as a tool: resume, determinism, Ctrl-C, pictures, cross-validation, odd data."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from geoseg.cli import main
+from geoseg.errors import CheckpointError, InputError
+from geoseg.train import TrainConfig, fit, kfold
+from tests.conftest import write_tif
+
+TINY = dict(tile_size=32, depth=3, width=4, batch_size=2, samples_per_epoch=4, lr_max=1e-3, seed=3)
+
+
+def weights(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_seeded_runs_are_identical_and_resume_continues_exactly(labelled, tmp_path):
+    straight = fit(TrainConfig(str(labelled), str(tmp_path / "a"), epochs=4, **TINY), progress=False)
+    again = fit(TrainConfig(str(labelled), str(tmp_path / "b"), epochs=4, **TINY), progress=False)
+    assert same(weights(straight / "last.pt"), weights(again / "last.pt"))
+    fit(TrainConfig(str(labelled), str(tmp_path / "c"), epochs=2, **TINY), progress=False)
+    resumed = fit(TrainConfig(str(labelled), str(tmp_path / "c"), epochs=4, resume=True, **TINY), progress=False)
+    assert same(weights(straight / "last.pt"), weights(resumed / "last.pt"))
+    rows = (resumed / "metrics.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]
+    assert (resumed / "curves.png").stat().st_size > 0 and (resumed / "preview.png").stat().st_size > 0
+
+
+def test_resume_refuses_another_architecture_or_nothing_to_resume(labelled, tmp_path):
+    fit(TrainConfig(str(labelled), str(tmp_path / "r"), epochs=1, **TINY), progress=False)
+    other = {**TINY, "width": 8}
+    with pytest.raises(CheckpointError, match="another architecture"):
+        fit(TrainConfig(str(labelled), str(tmp_path / "r"), epochs=2, resume=True, **other), progress=False)
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        fit(TrainConfig(str(labelled), str(tmp_path / "new"), epochs=2, resume=True, **TINY), progress=False)
+
+
+def test_ctrl_c_saves_last_and_exits_130(synth_task, tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "geoseg.cli", "train", str(synth_task["train"]), "--out", str(out), "--epochs", "1000",
+         "--tile-size", "64", "--depth", "3", "--width", "4", "--samples-per-epoch", "8", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while not (out / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert lines[-1].startswith("Interrupted:") and "--resume" in lines[-1] and "Traceback" not in err
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] >= 1
+    assert not list(out.glob(".*.part"))
+
+
+def test_cross_validation_compares_losses_on_the_same_folds(labelled, tmp_path):
+    r = CliRunner().invoke(main, [
+        "cv", str(labelled), "--out", str(tmp_path / "cv"), "--folds", "2", "--loss", "dice,softmax",
+        "--epochs", "1", "--tile-size", "32", "--depth", "3", "--width", "4", "--samples-per-epoch", "4"])
+    assert r.exit_code == 0, r.output
+    table = r.output.strip().splitlines()[-2:]
+    assert table[0].split()[0] == "dice" and table[1].split()[0] == "softmax"
+    assert len(table[0].split()) == 7  # loss, mean, std, mean F1, 2 folds, minutes
+    assert (tmp_path / "cv" / "softmax" / "fold-1" / "model.pt").exists()
+
+
+def test_folds_cover_every_pair_once():
+    held = sorted(i for k in range(5) for i in kfold(23, 5, k, seed=1)[1])
+    assert held == list(range(23))
+    with pytest.raises(InputError, match="cannot make 5 folds"):
+        kfold(4, 5, 0, 0)
+
+
+def test_empty_masks_train_and_grey_masks_are_said_once(tmp_path):
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write_tif(tmp_path / "images" / f"{i}.tif", rng.integers(0, 255, (3, 32, 32), dtype=np.uint8))
+        mask = np.zeros((32, 32), np.uint8)
+        if i:
+            mask[4:20, 4:20] = 200
+            mask[4, 4:20] = 100  # anti-aliased edge
+        write_tif(tmp_path / "masks" / f"{i}.tif", mask)
+    r = CliRunner().invoke(main, ["train", str(tmp_path), "--out", str(tmp_path / "run"), "--epochs", "1",
+                                  "--tile-size", "32", "--depth", "3", "--width", "4", "--batch-size", "16", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("thresholded at 128") == 1
