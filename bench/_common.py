@@ -8,17 +8,17 @@ import sys
 from pathlib import Path
 
 
-def ensure_model(work: Path, minutes: float = 1.5) -> Path:
+def ensure_model(work: Path, minutes: float = 1.5, norm: str = "batch") -> Path:
     """A model trained briefly on a synthetic town (cached in ``work``), so that predictions
     and polygons look like real ones and vectorisation does realistic work."""
-    model = work / "model" / "model.pt"
+    model = work / f"model-{norm}" / "model.pt"
     if model.exists():
         return model
     from geoseg.synth import write_dataset
     from geoseg.train import TrainConfig, fit
 
     paths = write_dataset(work / "train-data", seed=100)
-    fit(TrainConfig(data_dir=str(paths["train"]), out_dir=str(work / "model"), epochs=1000,
+    fit(TrainConfig(data_dir=str(paths["train"]), out_dir=str(model.parent), epochs=1000, norm=norm,
                     time_limit=minutes, lr_max=1e-3, lr_min=1e-4, samples_per_epoch=64,
                     overwrite=True), progress=False)
     return model

@@ -54,10 +54,11 @@ def main() -> None:
     ap.add_argument("--blend", default="hann")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--model", type=Path)
+    ap.add_argument("--norm", default="batch", help="norm of the briefly trained model when no --model")
     ap.add_argument("--work", type=Path, default=Path("bench-out"))
     args = ap.parse_args()
     args.work.mkdir(exist_ok=True)
-    model = args.model or ensure_model(args.work)
+    model = args.model or ensure_model(args.work, norm=args.norm)
     scene = args.work / f"mosaic-{args.size}.tif"
     if not scene.exists():
         write_mosaic(scene, args.size)

@@ -22,7 +22,7 @@ import click
 @click.option("--lr-min", default=1e-5, show_default=True)
 @click.option("--depth", default=4, show_default=True)
 @click.option("--width", default=16, show_default=True)
-@click.option("--norm", default="instance", show_default=True, type=click.Choice(["instance", "batch", "none"]))
+@click.option("--norm", default="batch", show_default=True, type=click.Choice(["instance", "batch", "none"]))
 @click.option("--samples-per-epoch", type=int)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))

@@ -24,7 +24,7 @@ import click
 @click.option("--lr-min", default=1e-5, show_default=True, help="Bottom of the cyclic learning rate.")
 @click.option("--depth", default=4, show_default=True, help="U-Net levels (the paper: 5).")
 @click.option("--width", default=16, show_default=True, help="Filters in the first level (the paper: 64).")
-@click.option("--norm", default="instance", show_default=True, type=click.Choice(["instance", "batch", "none"]))
+@click.option("--norm", default="batch", show_default=True, type=click.Choice(["instance", "batch", "none"]))
 @click.option("--samples-per-epoch", type=int, help="Augmented tiles per epoch [default: images, at least 8 batches].")
 @click.option("--time-limit", type=float, help="Stop cleanly after this many minutes, keeping the best model.")
 @click.option("--no-photometric", is_flag=True, help="Flips and rotation only; no colour jitter or blur.")

@@ -33,14 +33,20 @@ class UNetConfig:
     in_channels: image bands. classes: output classes (2: background, roof).
     depth: levels of the contracting path (the paper: 5, i.e. 4 poolings).
     width: filters in the first level, doubled at each level down (the paper: 64).
-    norm: "instance", "batch" or "none" after each convolution.
+    norm: "batch" (default), "instance" (the original roof project's) or "none".
+
+    Batch normalisation is the default because, in eval mode, it uses statistics fixed
+    at training, so a pixel's prediction does not depend on which tile it falls in:
+    tiled prediction matches one pass over the whole scene on 99.99 % of pixels
+    (``bench/seams.py``). Instance normalisation normalises each tile by its own
+    statistics, which made tiled and whole-scene masks differ on 3.5 % of pixels.
     """
 
     in_channels: int = 3
     classes: int = 2
     depth: int = 4
     width: int = 16
-    norm: str = "instance"
+    norm: str = "batch"
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:

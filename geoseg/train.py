@@ -65,7 +65,7 @@ class TrainConfig:
     lr_min: float = 1e-5
     depth: int = 4
     width: int = 16
-    norm: str = "instance"
+    norm: str = "batch"
     samples_per_epoch: int | None = None
     time_limit: float | None = None
     photometric: bool = True
