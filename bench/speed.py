@@ -29,6 +29,7 @@ from rasterio import features
 from rasterio.windows import Window
 
 from geoseg import checkpoint
+from geoseg.model import fuse_for_inference
 from geoseg.predict import TileOptions, run_predict
 from geoseg.runtime import autocast, resolve_device, resolve_precision
 from geoseg.synth import write_mosaic
@@ -39,7 +40,7 @@ def bare_forward(scene, state, tile, overlap, batch, precision) -> float:
     device = resolve_device("auto")
     precision = resolve_precision(precision, device)
     model, _ = checkpoint.build_model(state, device)
-    model = model.eval().to(memory_format=torch.channels_last)
+    model = fuse_for_inference(model).to(memory_format=torch.channels_last)
     with rasterio.open(scene) as src:
         grid = TileGrid(src.height, src.width, tile, overlap)
     x = torch.randn(batch, 3, tile, tile).to(device).contiguous(memory_format=torch.channels_last)

@@ -123,6 +123,24 @@ class UNet(nn.Module):
         return self.head(x)
 
 
+def fuse_for_inference(model: UNet) -> UNet:
+    """Fold each eval-mode BatchNorm into the convolution before it (exact up to rounding).
+
+    Saves a pass over every activation map at inference; the model is put in eval mode.
+    Instance normalisation depends on each input's statistics and cannot be folded.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    model.eval()
+    for block in model.modules():
+        if isinstance(block, DoubleConv):
+            for i in range(len(block) - 1):
+                if isinstance(block[i], nn.Conv2d) and isinstance(block[i + 1], nn.BatchNorm2d):
+                    block[i] = fuse_conv_bn_eval(block[i], block[i + 1])
+                    block[i + 1] = nn.Identity()
+    return model
+
+
 def config_from_dict(d: dict) -> UNetConfig:
     """Rebuild a config stored in a checkpoint, refusing unknown keys."""
     try:

@@ -37,6 +37,7 @@ from geoseg.io import (
     read_window,
     scene_info,
 )
+from geoseg.model import fuse_for_inference
 from geoseg.runtime import autocast, resolve_device, resolve_precision
 from geoseg.stitch import Stitcher
 from geoseg.tiling import TileGrid
@@ -45,8 +46,11 @@ from geoseg.vectorize import PROB_SCALE, VectorizeOptions, vectorize
 
 @dataclass(frozen=True)
 class TileOptions:
-    """How a scene is cut and run. None picks: the training tile size, an overlap of
-    1/8 tile, batch 1 on a CPU (fastest on 2 cores) and 8 on CUDA."""
+    """How a scene is cut and run. None picks, by measurement (``bench/``): tiles of 512 px
+    (the training tile size for instance-normalised models, whose output depends on the
+    tile), a 32 px margin (computing 1.31× the scene at 512 px; seams stay invisible:
+    99.99 % agreement with one whole-scene pass), batch 1 on a CPU (fastest on 2 cores)
+    and 8 on CUDA."""
 
     tile_size: int | None = None
     overlap: int | None = None
@@ -57,6 +61,13 @@ class TileOptions:
     bands: tuple[int, ...] | None = None
 
 
+def default_tile_size(state: dict, mcfg) -> int:
+    trained = int(state["tile_size"])
+    if mcfg.norm == "instance":
+        return trained
+    return max(trained, -(-512 // mcfg.multiple) * mcfg.multiple)
+
+
 def predict_probability(scene: str | os.PathLike, state: dict, prob_path: str | os.PathLike,
                         options: TileOptions = TileOptions(), progress: bool = False) -> SceneInfo:
     """Write the stitched roof probability of ``scene`` to ``prob_path`` (uint8, p × 255)."""
@@ -65,12 +76,12 @@ def predict_probability(scene: str | os.PathLike, state: dict, prob_path: str | 
     device = resolve_device(options.device)
     precision = resolve_precision(options.precision, device)
     model, mcfg = checkpoint.build_model(state, device)
-    model = model.eval().to(memory_format=torch.channels_last)
+    model = fuse_for_inference(model).to(memory_format=torch.channels_last)
     norm = checkpoint.normalisation(state)
-    tile = options.tile_size or int(state["tile_size"])
+    tile = options.tile_size or default_tile_size(state, mcfg)
     if tile % mcfg.multiple:
         raise InputError(f"--tile-size {tile} must be a multiple of {mcfg.multiple} for this model")
-    overlap = tile // 8 if options.overlap is None else options.overlap
+    overlap = min(32, tile // 8) if options.overlap is None else options.overlap
     batch = options.batch_size or (8 if device.type == "cuda" else 1)
     mean = torch.tensor(norm.mean, dtype=torch.float32)[:, None, None]
     std = torch.tensor(norm.std, dtype=torch.float32)[:, None, None]

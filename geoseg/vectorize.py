@@ -62,9 +62,9 @@ def _strip_parts(prob: np.ndarray, row0: int, threshold: float) -> list[_Part]:
     labels, n = ndimage.label(mask)  # 4-connectivity, as features.shapes below
     if n == 0:
         return []
-    idx = np.arange(1, n + 1)
-    sums = ndimage.sum_labels(prob, labels, idx) / PROB_SCALE
-    counts = ndimage.sum_labels(mask, labels, idx)
+    flat = labels.ravel()
+    sums = np.bincount(flat, weights=prob.ravel(), minlength=n + 1)[1:] / PROB_SCALE
+    counts = np.bincount(flat, minlength=n + 1)[1:]
     parts = []
     for geom, value in features.shapes(labels.astype(np.int32), mask=mask, connectivity=4,
                                        transform=Affine.translation(0, row0)):

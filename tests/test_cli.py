@@ -105,7 +105,7 @@ G = "o.geojson"
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--bands", "1,2,9"], ["band 9 out of range"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--bands", "1,2"], ["trained on 3"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--bands", "a"], ["--bands"]),
-    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--overlap", "64"], ["overlap"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--overlap", "300"], ["overlap"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--blend", "x"], ["blending window"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "no" / "o.geojson"], ["does not exist"]),
 ])

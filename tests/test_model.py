@@ -31,3 +31,19 @@ def test_skip_connections_carry_fine_detail():
 def test_bad_configs_are_refused(kwargs):
     with pytest.raises(InputError):
         UNetConfig(**kwargs)
+
+
+def test_folding_batchnorm_keeps_the_output():
+    model = UNet(UNetConfig(in_channels=3, depth=3, width=8, norm="batch"))
+    model.train()
+    for _ in range(3):  # give the running statistics something other than 0/1
+        model(torch.randn(4, 3, 32, 32) * 3 + 1)
+    model.eval()
+    x = torch.randn(2, 3, 32, 32) * 3 + 1
+    with torch.no_grad():
+        before = model(x)
+        from geoseg.model import fuse_for_inference
+
+        after = fuse_for_inference(model)(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert torch.allclose(before, after, atol=1e-4)
