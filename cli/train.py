@@ -8,7 +8,10 @@ import click
 
 
 @click.command()
-@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.argument("data_dir", required=False, type=click.Path(path_type=Path))
+@click.option("--images", type=click.Path(path_type=Path), help="With --labels: a folder of georeferenced images.")
+@click.option("--labels", type=click.Path(path_type=Path),
+              help="Roof polygons (.gpkg, .geojson) rasterised onto each image of --images.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run folder: model.pt (best on validation), last.pt, metrics.csv, config.json.")
 @click.option("--epochs", default=50, show_default=True)
@@ -31,11 +34,16 @@ import click
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty run folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
-def train(data_dir: Path, out_dir: Path, val_dir: Path | None, no_photometric: bool, quiet: bool, **opts) -> None:
-    """Train a U-Net on DATA_DIR (images/ + masks/, or train_X/ + train_Y/, matched by name)."""
+def train(data_dir: Path | None, images: Path | None, labels: Path | None, out_dir: Path, val_dir: Path | None,
+          no_photometric: bool, quiet: bool, **opts) -> None:
+    """Train a U-Net on DATA_DIR (images/ + masks/, or train_X/ + train_Y/, matched by name),
+    or on --images DIR --labels roofs.gpkg (vector labels)."""
+    from geoseg.errors import InputError
     from geoseg.train import TrainConfig, fit
 
-    config = TrainConfig(data_dir=str(data_dir), out_dir=str(out_dir),
+    if (data_dir is None) == (images is None) or (images is None) != (labels is None):
+        raise InputError("give DATA_DIR (images + masks), or --images DIR with --labels FILE")
+    config = TrainConfig(data_dir=str(data_dir or images), labels=str(labels) if labels else None, out_dir=str(out_dir),
                          val_dir=str(val_dir) if val_dir else None, photometric=not no_photometric, **opts)
     run = fit(config, progress=not quiet)
     click.echo(f"model: {run / 'model.pt'}")

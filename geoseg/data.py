@@ -74,16 +74,65 @@ def find_pairs(data_dir: str | Path) -> list[Pair]:
     return [Pair(images[k], masks[k]) for k in sorted(images)]
 
 
+VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".fgb")
+
+
+def find_vector_pairs(images_dir: str | Path, labels: str | Path) -> list[Pair]:
+    """Every raster of ``images_dir`` paired with one vector file of roof polygons."""
+    root, lab = Path(images_dir), Path(labels)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder; give the folder of images the polygons label")
+    if not lab.is_file():
+        raise InputError(f"{lab}: no such file; give a .gpkg or .geojson of roof polygons")
+    if lab.suffix.lower() not in VECTOR_SUFFIXES:
+        raise InputError(f"{lab}: not a vector file; use one of {', '.join(VECTOR_SUFFIXES)}")
+    images = _rasters(root)
+    if not images:
+        raise InputError(f"{root}: no images (.png, .jpg, .tif); add the scenes or tiles the polygons label")
+    return [Pair(p, lab) for _, p in sorted(images.items())]
+
+
+def rasterize_labels(polygons, image_path: Path) -> np.ndarray:
+    """Roof polygons burnt onto an image's grid as uint8 0/1, reprojected to its CRS."""
+    from rasterio import features
+
+    from geoseg.io import open_raster
+
+    with open_raster(image_path) as src:
+        crs, transform, shape = src.crs, src.transform, (src.height, src.width)
+    if (crs is None) != (polygons.crs is None):
+        raise InputError(f"{image_path}: the image and the label polygons must both have a CRS, or neither")
+    geoms = polygons.to_crs(crs).geometry if crs is not None else polygons.geometry
+    geoms = [g for g in geoms if g is not None and not g.is_empty]
+    if not geoms:
+        return np.zeros(shape, np.uint8)
+    return features.rasterize(((g, 1) for g in geoms), out_shape=shape, transform=transform, dtype="uint8")
+
+
+def _read_labels(path: Path):
+    from geoseg.evaluate import read_polygons
+
+    return read_polygons(path)
+
+
 def load_samples(pairs: list[Pair], weight_maps: bool = False) -> tuple[list[Sample], float]:
     """Read every pair; return the samples and the value scale of their dtype.
 
-    All images must share band count and dtype, and each mask must match its image's size.
+    A pair's mask is a raster, or a vector file whose polygons are rasterised onto the
+    image's grid. All images must share band count and dtype, and each mask must match
+    its image's size.
     """
     samples: list[Sample] = []
     bands = dtype = None
+    vectors: dict[Path, object] = {}
     for pair in pairs:
         image, dt = read_image(pair.image)
-        mask = read_mask(pair.mask)
+        if pair.mask.suffix.lower() in VECTOR_SUFFIXES:
+            if pair.mask not in vectors:
+                vectors[pair.mask] = _read_labels(pair.mask)
+            mask = rasterize_labels(vectors[pair.mask], pair.image)
+        else:
+            mask = read_mask(pair.mask)
         if mask.shape != image.shape[1:]:
             raise InputError(
                 f"{pair.mask}: mask is {mask.shape[1]} x {mask.shape[0]} px but its image is"

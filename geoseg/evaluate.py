@@ -16,13 +16,13 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from geoseg.errors import InputError
-from geoseg.io import open_raster
+from geoseg.io import open_raster, strip_rows
 from geoseg.metrics import Counts, Match, match_objects, pixel_counts
 from geoseg.vectorize import PROB_SCALE
 
 
 def pixel_scores(prob_path: str | os.PathLike, truth: gpd.GeoDataFrame, threshold: float = 0.5,
-                 strip_rows: int = 2048) -> Counts:
+                 rows: int | None = None) -> Counts:
     """Confusion counts of the thresholded probability raster against ``truth`` polygons."""
     counts = Counts()
     with open_raster(prob_path) as src:
@@ -30,8 +30,9 @@ def pixel_scores(prob_path: str | os.PathLike, truth: gpd.GeoDataFrame, threshol
             raise InputError(f"{prob_path}: truth and prediction must both be georeferenced, or neither")
         geoms = list(truth.to_crs(src.crs).geometry) if src.crs is not None else list(truth.geometry)
         cut = round(threshold * PROB_SCALE)
-        for r0 in range(0, src.height, strip_rows):
-            win = Window(0, r0, src.width, min(strip_rows, src.height - r0))
+        step = strip_rows(src.width, rows)
+        for r0 in range(0, src.height, step):
+            win = Window(0, r0, src.width, min(step, src.height - r0))
             pred = src.read(1, window=win) >= cut
             t = features.rasterize(
                 ((g, 1) for g in geoms), out_shape=pred.shape, fill=0, dtype="uint8",

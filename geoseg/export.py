@@ -1,22 +1,31 @@
-"""GeoDataFrame → file: GeoJSON (RFC 7946) or GeoPackage, chosen by suffix, written atomically.
+"""GeoDataFrames → file: GeoJSON (RFC 7946) or GeoPackage, chosen by suffix, written atomically.
 
-GeoJSON is RFC 7946: WGS 84 longitude/latitude, right-hand winding, no ``crs`` member,
-coordinates to 7 decimals (about 1 cm). A GeoPackage keeps the scene's CRS; one with no
-CRS holds pixel coordinates, and GeoJSON refuses such polygons rather than mislabel them.
+GeoJSON is RFC 7946: WGS 84 longitude/latitude, counter-clockwise exteriors and
+clockwise holes, no ``crs`` member, coordinates to 7 decimals (about 1 cm). A GeoPackage
+keeps the scene's CRS; one with no CRS holds pixel coordinates, and GeoJSON refuses such
+polygons rather than mislabel them. ``VectorWriter`` takes polygons chunk by chunk, so a
+scene's polygons never need to be in memory at once; the file appears under its name
+only when the writer closes without error.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import warnings
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
+from shapely.geometry import mapping
+from shapely.geometry.polygon import orient
 
 from geoseg.errors import InputError
 from geoseg.io import atomic_output
 
 FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG"}
+DECIMALS = 7  # RFC 7946 §11.2 suggests ~1 cm; 1e-7 degree is 1.1 cm at the equator
 
 
 def vector_format(path: str | os.PathLike) -> str:
@@ -30,22 +39,82 @@ def vector_format(path: str | os.PathLike) -> str:
         ) from None
 
 
-def write_vectors(gdf: gpd.GeoDataFrame, path: str | os.PathLike, overwrite: bool = False,
-                  layer: str = "roofs") -> Path:
-    """Write ``gdf`` to ``path`` (format from the suffix); the file appears whole or not at all."""
-    driver = vector_format(path)
-    if driver == "GeoJSON":
-        if gdf.crs is None:
+def _round(coords, decimals: int = DECIMALS):
+    if isinstance(coords, (float, int)):
+        return round(float(coords), decimals)
+    return [_round(c, decimals) for c in coords]
+
+
+def _value(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+class VectorWriter:
+    """Write polygon chunks to one GeoJSON or GeoPackage file; use as a context manager.
+
+    ``crs`` is the chunks' CRS (None: pixel coordinates, GeoPackage only).
+    """
+
+    def __init__(self, path: str | os.PathLike, crs, overwrite: bool = False, layer: str = "roofs") -> None:
+        self.path = Path(path)
+        self.driver = vector_format(path)
+        if self.driver == "GeoJSON" and crs is None:
             raise InputError(
                 f"{path}: the scene has no georeference, so polygons are in pixel coordinates and"
                 " cannot be written as RFC 7946 GeoJSON; write a .gpkg instead"
             )
-        gdf = gdf.to_crs(4326)
-        options = {"RFC7946": "YES", "COORDINATE_PRECISION": 7, "WRITE_NAME": "NO"}
-    else:
-        options = {"layer": layer}
-    with atomic_output(path, overwrite) as tmp, warnings.catch_warnings():
-        # pixel-coordinate polygons have no CRS on purpose; pyogrio would warn about it
-        warnings.filterwarnings("ignore", message="'crs' was not provided")
-        gdf.to_file(tmp, driver=driver, engine="pyogrio", **options)
+        self.crs, self.overwrite, self.layer = crs, overwrite, layer
+        self.count = 0
+        self._started = False  # something is in the file already
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> VectorWriter:
+        self._tmp = self._stack.enter_context(atomic_output(self.path, self.overwrite))
+        if self.driver == "GeoJSON":
+            self._fh = self._stack.enter_context(open(self._tmp, "w", encoding="utf-8"))
+            self._fh.write('{"type": "FeatureCollection", "features": [\n')
+        return self
+
+    def write(self, gdf: gpd.GeoDataFrame) -> None:
+        if self.driver == "GeoJSON":
+            self._write_geojson(gdf)
+        elif len(gdf) or not self._started:
+            self._write_gpkg(gdf)
+        self.count += len(gdf)
+
+    def _write_geojson(self, gdf: gpd.GeoDataFrame) -> None:
+        if not len(gdf):
+            return
+        wgs84 = gdf.to_crs(4326)
+        props = [c for c in wgs84.columns if c != wgs84.geometry.name]
+        for row, geom in zip(wgs84[props].itertuples(index=False), wgs84.geometry):
+            geometry = mapping(orient(geom, 1.0))
+            feature = {"type": "Feature", "properties": {k: _value(v) for k, v in zip(props, row)},
+                       "geometry": {"type": geometry["type"], "coordinates": _round(geometry["coordinates"])}}
+            self._fh.write((",\n" if self._started else "") + json.dumps(feature, separators=(",", ":")))
+            self._started = True
+
+    def _write_gpkg(self, gdf: gpd.GeoDataFrame) -> None:
+        import pyogrio
+
+        with warnings.catch_warnings():
+            # pixel-coordinate polygons have no CRS on purpose; pyogrio would warn about it
+            warnings.filterwarnings("ignore", message="'crs' was not provided")
+            pyogrio.write_dataframe(gdf, self._tmp, layer=self.layer, driver="GPKG", geometry_type="Polygon",
+                                    append=self._started)
+        self._started = True
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and self.driver == "GeoJSON":
+            self._fh.write("\n]}\n")
+        self._stack.__exit__(exc_type, exc, tb)
+
+
+def write_vectors(gdf: gpd.GeoDataFrame, path: str | os.PathLike, overwrite: bool = False,
+                  layer: str = "roofs") -> Path:
+    """Write ``gdf`` to ``path`` (format from the suffix); the file appears whole or not at all."""
+    with VectorWriter(path, gdf.crs, overwrite, layer) as writer:
+        writer.write(gdf)
     return Path(path)

@@ -45,6 +45,14 @@ class SceneInfo:
         return self.crs_wkt is not None
 
 
+STRIP_PIXELS = 4 * 1024 * 1024  # pixels per strip read at once by the block-wise passes
+
+
+def strip_rows(width: int, rows: int | None = None) -> int:
+    """Rows per strip so that one strip holds about ``STRIP_PIXELS`` whatever the width."""
+    return rows or max(16, STRIP_PIXELS // max(width, 1))
+
+
 def value_scale(dtype: str) -> float:
     """The divisor that maps raw values of ``dtype`` to about [0, 1] (1.0 for floats)."""
     return DTYPE_SCALE.get(str(dtype), 1.0)

@@ -26,7 +26,7 @@ from rasterio.windows import Window
 
 from geoseg import checkpoint
 from geoseg.errors import InputError
-from geoseg.export import vector_format, write_vectors
+from geoseg.export import VectorWriter, vector_format
 from geoseg.io import (
     SceneInfo,
     atomic_output,
@@ -36,12 +36,15 @@ from geoseg.io import (
     open_raster,
     read_window,
     scene_info,
+    strip_rows,
 )
 from geoseg.model import fuse_for_inference
 from geoseg.runtime import autocast, resolve_device, resolve_precision
 from geoseg.stitch import Stitcher
 from geoseg.tiling import TileGrid
-from geoseg.vectorize import PROB_SCALE, VectorizeOptions, vectorize
+from geoseg.vectorize import PROB_SCALE, VectorizeOptions, iter_polygons
+
+GDAL_CACHE_MB = 128
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,11 @@ def predict_probability(scene: str | os.PathLike, state: dict, prob_path: str | 
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             dst = rasterio.open(prob_path, "w", **profile)
         with dst:
-            def sink(row0: int, rows: np.ndarray) -> None:
-                out = (np.clip(rows, 0.0, 1.0) * PROB_SCALE + 0.5).astype(np.uint8)
-                dst.write(out[None], window=Window(0, row0, src.width, out.shape[0]))
+            def sink(row0: int, rows: np.ndarray) -> None:  # in place: rows are the stitcher's own copy
+                np.clip(rows, 0.0, 1.0, out=rows)
+                rows *= PROB_SCALE
+                rows += 0.5
+                dst.write(rows.astype(np.uint8)[None], window=Window(0, row0, src.width, rows.shape[0]))
 
             stitcher = Stitcher(grid, sink, options.blend)
             bar = tqdm(total=len(grid), desc="predict", unit="tile", disable=not progress, leave=False)
@@ -143,8 +148,7 @@ def preview_path(out: str | os.PathLike) -> Path:
     return p.with_name(p.stem + ".preview.png")
 
 
-def write_mask(prob_path: str | os.PathLike, mask_path: str | os.PathLike, threshold: float,
-               strip_rows: int = 2048) -> None:
+def write_mask(prob_path: str | os.PathLike, mask_path: str | os.PathLike, threshold: float) -> None:
     """The roof mask (uint8 0/1, tiled GeoTIFF like ``prob_path``) at ``threshold``, by strips."""
     cut = round(threshold * PROB_SCALE)
     with open_raster(prob_path) as src:
@@ -153,8 +157,9 @@ def write_mask(prob_path: str | os.PathLike, mask_path: str | os.PathLike, thres
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             dst = rasterio.open(mask_path, "w", **profile)
         with dst:
-            for r0 in range(0, src.height, strip_rows):
-                win = Window(0, r0, src.width, min(strip_rows, src.height - r0))
+            step = strip_rows(src.width)
+            for r0 in range(0, src.height, step):
+                win = Window(0, r0, src.width, min(step, src.height - r0))
                 dst.write((src.read(1, window=win) >= cut).astype(np.uint8)[None], window=win)
 
 
@@ -186,25 +191,35 @@ def run_predict(scene: str | os.PathLike, model_path: str | os.PathLike, out: st
                 " write a .gpkg instead of RFC 7946 GeoJSON"
             )
     with contextlib.ExitStack() as stack:
+        # a bounded GDAL block cache: by default it takes 5 % of RAM and grows with the scene
+        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
         tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".geoseg-", dir=Path(out).parent)))
         tmp = {p: stack.enter_context(atomic_output(p, overwrite)) for p in finals[1:]}
         prob = tmpdir / "prob.tif"
         info = predict_probability(scene, state, prob, tiles, progress)
         if mask_out:
             write_mask(prob, tmpdir / "mask.tif", vector.threshold)
-        gdf = vectorize(prob, vector, scene_name=Path(scene).name)
+        crs = rasterio.crs.CRS.from_wkt(info.crs_wkt) if info.crs_wkt else None
+        writer = stack.enter_context(VectorWriter(out, crs, overwrite))
+        picture = None
+        if png:
+            from geoseg.preview import Preview
+
+            picture = Preview(scene)
+        for chunk in iter_polygons(prob, vector, scene_name=Path(scene).name):
+            writer.write(chunk)
+            if picture is not None:
+                picture.draw(chunk)
+        if picture is not None:
+            picture.save(tmp[png])
         for name, final in (("prob.tif", prob_out), ("mask.tif", mask_out)):
             if final:
                 if cog:
                     copy_as_cog(tmpdir / name, tmp[Path(final)])
                 else:
                     shutil.move(tmpdir / name, tmp[Path(final)])
-        if png:
-            from geoseg.preview import render_preview
-
-            render_preview(scene, gdf, tmp[png])
-        write_vectors(gdf, out, overwrite=overwrite)  # last: its own atomic rename
-    return PredictResult(Path(out), len(gdf), Path(prob_out) if prob_out else None, png, info)
+    # every output was renamed into place as the stack closed without error
+    return PredictResult(Path(out), writer.count, Path(prob_out) if prob_out else None, png, info)
 
 
 def parse_bands(text: str | None) -> tuple[int, ...] | None:

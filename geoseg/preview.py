@@ -32,39 +32,48 @@ def _display_rgb(data: np.ndarray) -> np.ndarray:
     return out.transpose(1, 2, 0)
 
 
+class Preview:
+    """The scene read decimated once; polygons drawn onto it chunk by chunk; then saved.
+
+    Polygons are in the scene's CRS, or in pixel coordinates when it has none.
+    """
+
+    def __init__(self, scene_path: str | os.PathLike, max_side: int = 2048) -> None:
+        with open_raster(scene_path) as src:
+            f = max(1.0, max(src.width, src.height) / max_side)
+            w, h = max(1, round(src.width / f)), max(1, round(src.height / f))
+            data = src.read(out_shape=(src.count, h, w), resampling=Resampling.average)
+            self.crs = src.crs
+            self.to_px = ~src.transform if src.crs is not None else None
+            self.sx, self.sy = w / src.width, h / src.height
+        self.image = Image.fromarray(_display_rgb(data)).convert("RGB")
+        self.draw_ = ImageDraw.Draw(self.image)
+        self.line = max(1, round(2 / f)) if f < 2 else 1
+
+    def draw(self, gdf: gpd.GeoDataFrame, colour: tuple[int, int, int] = (255, 230, 0)) -> None:
+        if self.crs is not None and gdf.crs is not None and len(gdf):
+            gdf = gdf.to_crs(self.crs)
+        t = self.to_px
+        for geom in gdf.geometry:
+            for poly in getattr(geom, "geoms", [geom]):
+                for ring in (poly.exterior, *poly.interiors):
+                    pts = [((x, y) if t is None else (t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f))
+                           for x, y in ring.coords]
+                    self.draw_.line([(c * self.sx, r * self.sy) for c, r in pts], fill=colour, width=self.line)
+
+    def save(self, out_png: str | os.PathLike) -> None:
+        """Write the PNG directly: callers pass a temporary name (see ``io.atomic_output``)."""
+        self.image.save(out_png, format="PNG")
+
+
 def render_preview(scene_path: str | os.PathLike, polygons: gpd.GeoDataFrame, out_png: str | os.PathLike,
                    truth: gpd.GeoDataFrame | None = None, max_side: int = 2048) -> None:
-    """Draw ``polygons`` (and ``truth``) over the scene; both in the scene's CRS or pixel coordinates.
-
-    Writes ``out_png`` directly: callers pass a temporary name (see ``io.atomic_output``)."""
-    with open_raster(scene_path) as src:
-        f = max(src.width, src.height) / max_side
-        f = max(f, 1.0)
-        w, h = max(1, round(src.width / f)), max(1, round(src.height / f))
-        data = src.read(out_shape=(src.count, h, w), resampling=Resampling.average)
-        to_px = ~src.transform if src.crs is not None else None
-        sx, sy = w / src.width, h / src.height
-    img = Image.fromarray(_display_rgb(data)).convert("RGB")
-    draw = ImageDraw.Draw(img)
-    line = max(1, round(2 / f)) if f < 2 else 1
-
-    def rings(geom):
-        for poly in getattr(geom, "geoms", [geom]):
-            yield poly.exterior
-            yield from poly.interiors
-
-    for gdf, colour in ((truth, (0, 255, 255)), (polygons, (255, 230, 0))):
-        if gdf is None:
-            continue
-        for geom in gdf.geometry:
-            for ring in rings(geom):
-                pts = []
-                for x, y in ring.coords:
-                    col, row = (x, y) if to_px is None else (
-                        to_px.a * x + to_px.b * y + to_px.c, to_px.d * x + to_px.e * y + to_px.f)
-                    pts.append((col * sx, row * sy))
-                draw.line(pts, fill=colour, width=line)
-    img.save(out_png, format="PNG")
+    """Predicted polygons in yellow (and ``truth`` in cyan, beneath) over the scene, as a PNG."""
+    preview = Preview(scene_path, max_side)
+    if truth is not None:
+        preview.draw(truth, (0, 255, 255))
+    preview.draw(polygons)
+    preview.save(out_png)
 
 
 def _rgb01(image: np.ndarray) -> np.ndarray:

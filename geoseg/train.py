@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from geoseg import checkpoint
 from geoseg.augment import train_transform
-from geoseg.data import Pair, TileDataset, band_statistics, find_pairs, load_samples
+from geoseg.data import Pair, TileDataset, band_statistics, find_pairs, find_vector_pairs, load_samples
 from geoseg.errors import CheckpointError, InputError, Interrupted, OutputExistsError
 from geoseg.losses import NEEDS_WEIGHT_MAP, get_loss
 from geoseg.metrics import Counts
@@ -50,6 +50,7 @@ class TrainConfig:
 
     data_dir: str
     out_dir: str
+    labels: str | None = None
     epochs: int = 50
     batch_size: int = 8
     tile_size: int = 256
@@ -113,7 +114,7 @@ def kfold(n: int, folds: int, fold: int, seed: int) -> tuple[list[int], list[int
 
 
 def split_pairs(config: TrainConfig) -> tuple[list[Pair], list[Pair]]:
-    pairs = find_pairs(config.data_dir)
+    pairs = find_vector_pairs(config.data_dir, config.labels) if config.labels else find_pairs(config.data_dir)
     if config.val_dir:
         return pairs, find_pairs(config.val_dir)
     if config.folds:

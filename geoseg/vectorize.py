@@ -15,17 +15,18 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 from affine import Affine
 from rasterio import features
 from rasterio.windows import Window
 from scipy import ndimage
 from shapely import STRtree, affinity
-from shapely.geometry import Polygon, shape
+from shapely.geometry import Polygon, box, shape
 from shapely.geometry.polygon import orient
 from shapely.ops import unary_union
 
 from geoseg.errors import InputError
-from geoseg.io import open_raster
+from geoseg.io import open_raster, strip_rows
 
 PROB_SCALE = 255.0  # the probability raster stores round(p * 255) as uint8
 
@@ -35,12 +36,13 @@ class VectorizeOptions:
     """threshold: probability at or above which a pixel is roof.
     min_area: drop polygons smaller than this, in m² (pixels² for an ungeoreferenced scene);
     None: 20 pixels' area. simplify: tolerance in metres (pixels); None: one pixel side;
-    0: keep the pixel outline. strip_rows: rows per strip read at once."""
+    0: keep the pixel outline. strip_rows: rows per strip read at once; None: about
+    4 M pixels' worth, so memory does not grow with the scene's width either."""
 
     threshold: float = 0.5
     min_area: float | None = None
     simplify: float | None = None
-    strip_rows: int = 2048
+    strip_rows: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -90,64 +92,103 @@ def _join(parts: list[_Part]) -> list[_Part]:
     return out
 
 
-def pixel_polygons(prob_path: str | os.PathLike, threshold: float = 0.5, strip_rows: int = 2048):
-    """Roof polygons in pixel coordinates from a probability raster, read strip by strip.
+def iter_pixel_parts(prob_path: str | os.PathLike, threshold: float = 0.5, rows: int | None = None):
+    """Finished roof polygons in pixel coordinates, strip by strip, as lists of parts.
 
-    Returns ``(parts, src_info)`` where each part has ``geom``, ``prob_sum``, ``pixels``.
+    Only the polygons that touch the current strip's lower edge are held back: they are
+    joined with the parts of the next strip that touch its upper edge, and released as
+    soon as they stop growing. Memory is one strip plus that one edge's polygons.
     """
-    done: list[_Part] = []
-    pending: list[_Part] = []
+    open_parts: list[_Part] = []
     with open_raster(prob_path) as src:
         h, w = src.height, src.width
-        for r0 in range(0, h, strip_rows):
-            r1 = min(r0 + strip_rows, h)
+        step = strip_rows(w, rows)
+        for r0 in range(0, h, step):
+            r1 = min(r0 + step, h)
             prob = src.read(1, window=Window(0, r0, w, r1 - r0)).astype(np.float32)
+            fresh, touching = [], []
             for part in _strip_parts(prob, r0, threshold):
-                _, miny, _, maxy = part.geom.bounds
-                crosses = (r0 > 0 and miny <= r0) or (r1 < h and maxy >= r1)
-                (pending if crosses else done).append(part)
-        crs, transform = src.crs, src.transform
-    return done + _join(pending), crs, transform
+                (touching if part.geom.bounds[1] <= r0 else fresh).append(part)
+            candidates = _join(open_parts + touching) if open_parts and touching else open_parts + touching
+            done, open_parts = [], []
+            for part in candidates + fresh:
+                (open_parts if r1 < h and part.geom.bounds[3] >= r1 else done).append(part)
+            yield done
+    if open_parts:
+        yield open_parts
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """How pixel polygons become map polygons, and how they are measured."""
+
+    crs: object
+    coeffs: tuple[float, ...]
+    pixel_side: float
+    area_crs: object  # a CRS in metres for areas when the scene's is not (None: the scene's own)
+
+
+def _frame(prob_path) -> _Frame:
+    with open_raster(prob_path) as src:
+        crs, t, bounds = src.crs, src.transform, src.bounds
+    if crs is None:
+        return _Frame(None, (), 1.0, None)
+    area_crs = None
+    if not (crs.is_projected and crs.linear_units in ("metre", "meter")):
+        from pyproj.aoi import AreaOfInterest
+        from pyproj.database import query_utm_crs_info
+
+        lon_lat = gpd.GeoSeries([box(*bounds)], crs=crs).to_crs(4326).total_bounds
+        info = query_utm_crs_info(datum_name="WGS 84", area_of_interest=AreaOfInterest(*lon_lat))
+        area_crs = f"EPSG:{info[0].code}"
+    return _Frame(crs, (t.a, t.b, t.d, t.e, t.c, t.f), abs(t.a), area_crs)
+
+
+def _to_frame(parts: list[_Part], frame: _Frame, options: VectorizeOptions, first_id: int,
+              scene_name: str) -> gpd.GeoDataFrame:
+    """Pixel parts → cleaned, measured polygons in the scene's CRS, numbered from ``first_id``."""
+    georef = frame.crs is not None
+    geoms = [affinity.affine_transform(p.geom, frame.coeffs) if georef else p.geom for p in parts]
+    tol = frame.pixel_side if options.simplify is None else options.simplify
+    if tol > 0:
+        geoms = [g.simplify(tol, preserve_topology=True) for g in geoms]
+    gdf = gpd.GeoDataFrame({"score": [round(p.prob_sum / max(p.pixels, 1), 4) for p in parts]},
+                           geometry=geoms, crs=frame.crs)
+    gdf = gdf[gdf.is_valid & ~gdf.is_empty]
+    areas = gdf.to_crs(frame.area_crs).area if frame.area_crs is not None and len(gdf) else gdf.area
+    min_area = 20 * frame.pixel_side**2 if options.min_area is None else options.min_area
+    keep = areas >= min_area
+    gdf, areas = gdf[keep].copy(), areas[keep]
+    gdf.insert(0, "area_m2" if georef else "area_px", areas.round(2).to_numpy())
+    gdf.insert(0, "id", np.arange(first_id, first_id + len(gdf)))
+    gdf["scene"] = scene_name
+    gdf.geometry = [orient(g, 1.0) for g in gdf.geometry]  # exterior counter-clockwise
+    return gdf.reset_index(drop=True)
+
+
+def iter_polygons(prob_path: str | os.PathLike, options: VectorizeOptions = VectorizeOptions(),
+                  scene_name: str | None = None):
+    """Roof polygons of a probability raster as a stream of GeoDataFrames (one per strip).
+
+    Each chunk is in the raster's CRS (None: pixel coordinates) with the columns of
+    ``vectorize``; ids run on across chunks. Memory does not grow with the scene.
+    """
+    frame = _frame(prob_path)
+    next_id = 1
+    for parts in iter_pixel_parts(prob_path, options.threshold, options.strip_rows):
+        chunk = _to_frame(parts, frame, options, next_id, scene_name or "")
+        next_id += len(chunk)
+        yield chunk
 
 
 def vectorize(prob_path: str | os.PathLike, options: VectorizeOptions = VectorizeOptions(),
               scene_name: str | None = None) -> gpd.GeoDataFrame:
     """Roof polygons of a probability raster, in the raster's CRS (None: pixel coordinates).
 
-    Columns: ``id`` (1…n), ``area_m2`` (``area_px`` when not georeferenced), ``score``
-    (mean roof probability inside), ``scene``; one valid polygon per roof.
+    Columns: ``id`` (1…n), ``area_m2`` (``area_px`` when not georeferenced; areas in a
+    local UTM zone when the CRS is geographic), ``score`` (mean roof probability inside),
+    ``scene``; one valid polygon per roof, exterior counter-clockwise. Holds every
+    polygon in memory: for large scenes, ``iter_polygons`` streams them.
     """
-    parts, crs, transform = pixel_polygons(prob_path, options.threshold, options.strip_rows)
-    georef = crs is not None
-    pixel_side = abs(transform.a) if georef else 1.0
-    pixel_area = abs(transform.a * transform.e - transform.b * transform.d) if georef else 1.0
-    coeffs = [transform.a, transform.b, transform.d, transform.e, transform.c, transform.f]
-    geoms = [affinity.affine_transform(p.geom, coeffs) if georef else p.geom for p in parts]
-    tol = pixel_side if options.simplify is None else options.simplify
-    if tol > 0:
-        geoms = [g.simplify(tol, preserve_topology=True) for g in geoms]
-    gdf = gpd.GeoDataFrame(
-        {"score": [round(p.prob_sum / max(p.pixels, 1), 4) for p in parts]},
-        geometry=geoms, crs=crs,
-    )
-    gdf = gdf[gdf.is_valid & ~gdf.is_empty]
-    area_col = "area_m2" if georef else "area_px"
-    areas = _areas_m2(gdf) if georef else gdf.area
-    min_area = 20 * pixel_area if options.min_area is None else options.min_area
-    keep = areas >= min_area
-    gdf, areas = gdf[keep].copy(), areas[keep]
-    gdf.insert(0, area_col, areas.round(2).to_numpy())
-    gdf.insert(0, "id", np.arange(1, len(gdf) + 1))
-    gdf["scene"] = scene_name or ""
-    gdf.geometry = [orient(g, 1.0) for g in gdf.geometry]  # exterior counter-clockwise
-    return gdf.reset_index(drop=True)
-
-
-def _areas_m2(gdf: gpd.GeoDataFrame):
-    """Areas in square metres: in the CRS when it is projected in metres, else in a local UTM zone."""
-    crs = gdf.crs
-    if crs.is_projected and crs.axis_info and crs.axis_info[0].unit_name in ("metre", "meter"):
-        return gdf.area
-    if len(gdf) == 0:
-        return gdf.area
-    return gdf.to_crs(gdf.estimate_utm_crs()).area
+    chunks = list(iter_polygons(prob_path, options, scene_name))
+    return gpd.GeoDataFrame(pd.concat(chunks, ignore_index=True), crs=chunks[0].crs)

@@ -101,3 +101,45 @@ def test_empty_masks_train_and_grey_masks_are_said_once(tmp_path):
                                   "--tile-size", "32", "--depth", "3", "--width", "4", "--batch-size", "16", "--quiet"])
     assert r.exit_code == 0, r.output
     assert r.output.count("thresholded at 128") == 1
+
+
+def test_vector_labels_are_rasterised_onto_each_image_in_its_crs(synth_task, tmp_path):
+    import geopandas as gpd
+
+    from geoseg.data import find_vector_pairs, load_samples, rasterize_labels
+    from geoseg.io import read_mask
+
+    images = synth_task["train"] / "images"
+    truth = gpd.read_file(synth_task["truth"])  # EPSG:25832 polygons of the scene, not of the tiles
+    # polygons handed over in WGS 84 land on the same pixels as in the scene's own CRS
+    scene_mask = rasterize_labels(truth.to_crs(4326), synth_task["scene"])
+    assert np.mean(scene_mask == rasterize_labels(truth, synth_task["scene"])) > 0.999
+    # the training tiles' own truth, as polygons, reproduces their raster masks
+    from rasterio import features
+
+    from geoseg.io import open_raster
+
+    polys = []
+    for p in sorted((synth_task["train"] / "masks").iterdir()):
+        with open_raster(p) as src:
+            m = src.read(1)
+            polys += [shapely_shape(g) for g, v in features.shapes(m, mask=m > 0, transform=src.transform)]
+    labels = gpd.GeoDataFrame(geometry=polys, crs="EPSG:25832").to_crs(4326)
+    labels.to_file(tmp_path / "roofs.gpkg")
+    pairs = find_vector_pairs(images, tmp_path / "roofs.gpkg")
+    samples, _ = load_samples(pairs)
+    for pair, sample in zip(pairs, samples):
+        expected = read_mask(synth_task["train"] / "masks" / pair.image.name)
+        assert np.mean(sample.mask == expected) > 0.995
+    r = CliRunner().invoke(main, ["train", "--images", str(images), "--labels", str(tmp_path / "roofs.gpkg"),
+                                  "--out", str(tmp_path / "run"), "--epochs", "1", "--tile-size", "64", "--depth", "3",
+                                  "--width", "4", "--samples-per-epoch", "4", "--quiet"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["train", "--images", str(images), "--out", str(tmp_path / "r2")])
+    assert r.exit_code != 0 and "--labels" in r.output
+
+
+def shapely_shape(g):
+    from shapely.geometry import shape
+
+    return shape(g)
