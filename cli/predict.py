@@ -20,6 +20,7 @@ import click
 @click.option("--cog", is_flag=True, help="Write --prob-out and --mask-out as Cloud-Optimised GeoTIFFs.")
 @click.option("--threshold", default=0.5, show_default=True, help="Roof probability cut.")
 @click.option("--min-area", type=float, help="Drop polygons under this area, m² [default: 20 pixels].")
+@click.option("--fill-holes", default=0.0, show_default=True, help="Fill holes under this area, m².")
 @click.option("--simplify", type=float, help="Simplification tolerance, metres [default: one pixel; 0: none].")
 @click.option("--tile-size", type=int, help="Tile side, pixels [default: 512, or the training tile size].")
 @click.option("--overlap", type=int, help="Margin each tile shares with its neighbours, pixels [default: 32].")
@@ -32,8 +33,8 @@ import click
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def predict(scene: Path, model_path: Path, out: Path, prob_out: Path | None, mask_out: Path | None,
-            cog: bool, threshold: float,
-            min_area: float | None, simplify: float | None, tile_size: int | None, overlap: int | None,
+            cog: bool, threshold: float, min_area: float | None, fill_holes: float, simplify: float | None,
+            tile_size: int | None, overlap: int | None,
             batch_size: int | None, blend: str, bands: str | None, device: str, precision: str,
             no_preview: bool, overwrite: bool, quiet: bool) -> None:
     """Predict roofs on SCENE (GeoTIFF, COG, VRT, PNG, JPEG) and write polygons to --out."""
@@ -42,7 +43,7 @@ def predict(scene: Path, model_path: Path, out: Path, prob_out: Path | None, mas
 
     tiles = TileOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, blend=blend,
                         device=device, precision=precision, bands=parse_bands(bands))
-    vector = VectorizeOptions(threshold=threshold, min_area=min_area, simplify=simplify)
+    vector = VectorizeOptions(threshold=threshold, min_area=min_area, fill_holes=fill_holes, simplify=simplify)
     result = run_predict(scene, model_path, out, tiles, vector, prob_out=prob_out, mask_out=mask_out,
                          cog=cog, preview=not no_preview, overwrite=overwrite, progress=not quiet)
     where = "EPSG:4326" if out.suffix.lower() != ".gpkg" else "the scene's CRS"

@@ -41,14 +41,15 @@ class VectorizeOptions:
 
     threshold: float = 0.5
     min_area: float | None = None
+    fill_holes: float = 0.0
     simplify: float | None = None
     strip_rows: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise InputError(f"--threshold must be between 0 and 1 (exclusive), got {self.threshold}")
-        if (self.min_area or 0) < 0 or (self.simplify or 0) < 0:
-            raise InputError("--min-area and --simplify must not be negative")
+        if (self.min_area or 0) < 0 or (self.simplify or 0) < 0 or self.fill_holes < 0:
+            raise InputError("--min-area, --fill-holes and --simplify must not be negative")
 
 
 @dataclass
@@ -126,6 +127,7 @@ class _Frame:
     coeffs: tuple[float, ...]
     pixel_side: float
     area_crs: object  # a CRS in metres for areas when the scene's is not (None: the scene's own)
+    pixel_side_m2: float = 1.0  # a pixel's area in m² (for a geographic scene, near its centre)
 
 
 def _frame(prob_path) -> _Frame:
@@ -141,6 +143,9 @@ def _frame(prob_path) -> _Frame:
         lon_lat = gpd.GeoSeries([box(*bounds)], crs=crs).to_crs(4326).total_bounds
         info = query_utm_crs_info(datum_name="WGS 84", area_of_interest=AreaOfInterest(*lon_lat))
         area_crs = f"EPSG:{info[0].code}"
+        cx, cy = (bounds.left + bounds.right) / 2, (bounds.bottom + bounds.top) / 2
+        px = gpd.GeoSeries([box(cx, cy, cx + abs(t.a), cy + abs(t.e))], crs=crs).to_crs(area_crs).area.iloc[0]
+        return _Frame(crs, (t.a, t.b, t.d, t.e, t.c, t.f), abs(t.a), area_crs, float(px))
     return _Frame(crs, (t.a, t.b, t.d, t.e, t.c, t.f), abs(t.a), area_crs)
 
 
@@ -149,21 +154,33 @@ def _to_frame(parts: list[_Part], frame: _Frame, options: VectorizeOptions, firs
     """Pixel parts → cleaned, measured polygons in the scene's CRS, numbered from ``first_id``."""
     georef = frame.crs is not None
     geoms = [affinity.affine_transform(p.geom, frame.coeffs) if georef else p.geom for p in parts]
+    if options.fill_holes > 0:  # the threshold in the scene CRS's units² (m² → degree² when geographic)
+        per_unit2 = 1.0 if frame.area_crs is None else frame.pixel_side_m2 / frame.pixel_side**2
+        geoms = [_fill_holes(g, options.fill_holes / per_unit2) for g in geoms]
     tol = frame.pixel_side if options.simplify is None else options.simplify
     if tol > 0:
         geoms = [g.simplify(tol, preserve_topology=True) for g in geoms]
     gdf = gpd.GeoDataFrame({"score": [round(p.prob_sum / max(p.pixels, 1), 4) for p in parts]},
                            geometry=geoms, crs=frame.crs)
     gdf = gdf[gdf.is_valid & ~gdf.is_empty]
-    areas = gdf.to_crs(frame.area_crs).area if frame.area_crs is not None and len(gdf) else gdf.area
-    min_area = 20 * frame.pixel_side**2 if options.min_area is None else options.min_area
+    metric = gdf.to_crs(frame.area_crs) if frame.area_crs is not None and len(gdf) else gdf
+    areas, perimeters = metric.area, metric.length
+    pixel_area = frame.pixel_side_m2 if frame.area_crs is not None else frame.pixel_side**2
+    min_area = 20 * pixel_area if options.min_area is None else options.min_area
     keep = areas >= min_area
-    gdf, areas = gdf[keep].copy(), areas[keep]
-    gdf.insert(0, "area_m2" if georef else "area_px", areas.round(2).to_numpy())
+    gdf, areas, perimeters = gdf[keep].copy(), areas[keep], perimeters[keep]
+    unit = "m" if georef else "px"
+    gdf.insert(0, f"perimeter_{unit}", perimeters.round(2).to_numpy())
+    gdf.insert(0, f"area_{unit}2", areas.round(2).to_numpy())
     gdf.insert(0, "id", np.arange(first_id, first_id + len(gdf)))
     gdf["scene"] = scene_name
     gdf.geometry = [orient(g, 1.0) for g in gdf.geometry]  # exterior counter-clockwise
     return gdf.reset_index(drop=True)
+
+
+def _fill_holes(geom: Polygon, max_area: float) -> Polygon:
+    keep = [r for r in geom.interiors if Polygon(r).area >= max_area]
+    return geom if len(keep) == len(geom.interiors) else Polygon(geom.exterior, keep)
 
 
 def iter_polygons(prob_path: str | os.PathLike, options: VectorizeOptions = VectorizeOptions(),
@@ -185,8 +202,9 @@ def vectorize(prob_path: str | os.PathLike, options: VectorizeOptions = Vectoriz
               scene_name: str | None = None) -> gpd.GeoDataFrame:
     """Roof polygons of a probability raster, in the raster's CRS (None: pixel coordinates).
 
-    Columns: ``id`` (1…n), ``area_m2`` (``area_px`` when not georeferenced; areas in a
-    local UTM zone when the CRS is geographic), ``score`` (mean roof probability inside),
+    Columns: ``id`` (1…n), ``area_m2`` and ``perimeter_m`` (``area_px2``, ``perimeter_px``
+    when not georeferenced; measured in a local UTM zone when the CRS is geographic),
+    ``score`` (mean roof probability inside),
     ``scene``; one valid polygon per roof, exterior counter-clockwise. Holds every
     polygon in memory: for large scenes, ``iter_polygons`` streams them.
     """

@@ -54,7 +54,7 @@ def test_no_crs_gives_pixel_polygons(tmp_path):
     p[5:15, 5:25] = 1
     path = write_tif(tmp_path / "px.tif", (p * 255).astype(np.uint8), crs=None, transform=Affine.identity())
     gdf = vectorize(path, VectorizeOptions(simplify=0))
-    assert gdf.crs is None and "area_px" in gdf and gdf.iloc[0].area_px == 200
+    assert gdf.crs is None and gdf.iloc[0].area_px2 == 200 and gdf.iloc[0].perimeter_px == 60
     assert gdf.iloc[0].geometry.bounds == (5, 5, 25, 15)
 
 
@@ -62,3 +62,19 @@ def test_no_crs_gives_pixel_polygons(tmp_path):
 def test_bad_options(kwargs):
     with pytest.raises(InputError):
         VectorizeOptions(**kwargs)
+
+
+def test_perimeter_fill_holes_and_a_geographic_scene_measured_in_metres(tmp_path):
+    p = np.zeros((60, 60))
+    p[10:50, 10:50] = 0.8  # 20 m × 20 m at 0.5 m pixels
+    p[25:27, 25:27] = 0.0  # a 1 m² hole
+    gdf = vectorize(prob_raster(tmp_path, p), VectorizeOptions(simplify=0, fill_holes=2.0))
+    row = gdf.iloc[0]
+    assert len(row.geometry.interiors) == 0 and row.area_m2 == pytest.approx(400.0)
+    assert row.perimeter_m == pytest.approx(80.0)
+    # the same roof in a scene in WGS 84: areas and perimeters still in metres (local UTM)
+    deg = Affine(5e-6, 0, 6.96, 0, -5e-6, 50.95)  # ~0.35 m × 0.56 m pixels near Cologne
+    geo = write_tif(tmp_path / "geo.tif", (p * 255).astype(np.uint8), crs="EPSG:4326", transform=deg)
+    g = vectorize(geo, VectorizeOptions(simplify=0)).iloc[0]
+    assert g.area_m2 == pytest.approx(1596 * 5e-6 * 111_320 * 5e-6 * 111_320 * np.cos(np.radians(50.95)), rel=0.01)
+    assert len(g.geometry.interiors) == 1
