@@ -24,6 +24,33 @@ def ensure_model(work: Path, minutes: float = 1.5, norm: str = "batch") -> Path:
     return model
 
 
+def scene_args(doc: str, size: int, tile: int, precision: str):
+    """The options every scene benchmark takes; more can be added to the returned parser."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=size, help="scene side, pixels")
+    ap.add_argument("--tile", type=int, default=tile)
+    ap.add_argument("--overlap", type=int, default=32)
+    ap.add_argument("--precision", default=precision)
+    ap.add_argument("--model", type=Path, help="a model.pt; default: one trained briefly on a synthetic town")
+    ap.add_argument("--norm", default="batch", help="normalisation of that brief model")
+    ap.add_argument("--work", type=Path, default=Path("bench-out"), help="cache of scenes and models")
+    return ap
+
+
+def prepare(args) -> tuple[Path, Path]:
+    """(model, scene) for parsed ``scene_args``: cached in ``--work``, made when missing."""
+    from geoseg.synth import write_mosaic
+
+    args.work.mkdir(exist_ok=True)
+    model = args.model or ensure_model(args.work, norm=args.norm)
+    scene = args.work / f"mosaic-{args.size}.tif"
+    if not scene.exists():
+        write_mosaic(scene, args.size)
+    return model, scene
+
+
 PEAK_RSS = "import resource; peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024"
 
 

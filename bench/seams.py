@@ -10,18 +10,16 @@ of pixels whose thresholded mask agrees and the number of polygons each gives.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import rasterio
 import torch
-from _common import ensure_model
+from _common import prepare, scene_args
 
 from geoseg import checkpoint
 from geoseg.predict import TileOptions, predict_probability
 from geoseg.runtime import autocast, resolve_device, resolve_precision
-from geoseg.synth import write_mosaic
 from geoseg.vectorize import PROB_SCALE, VectorizeOptions, vectorize
 
 
@@ -47,21 +45,10 @@ def whole_scene_probability(scene: Path, state: dict, out: Path, precision: str)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=2048)
-    ap.add_argument("--tile", type=int, default=256)
-    ap.add_argument("--overlap", type=int, default=32)
+    ap = scene_args(__doc__, size=2048, tile=256, precision="fp32")
     ap.add_argument("--blend", default="hann")
-    ap.add_argument("--precision", default="fp32")
-    ap.add_argument("--model", type=Path)
-    ap.add_argument("--norm", default="batch", help="norm of the briefly trained model when no --model")
-    ap.add_argument("--work", type=Path, default=Path("bench-out"))
     args = ap.parse_args()
-    args.work.mkdir(exist_ok=True)
-    model = args.model or ensure_model(args.work, norm=args.norm)
-    scene = args.work / f"mosaic-{args.size}.tif"
-    if not scene.exists():
-        write_mosaic(scene, args.size)
+    model, scene = prepare(args)
     state = checkpoint.load(model)
     tiled, whole = args.work / "seams-tiled.tif", args.work / "seams-whole.tif"
     predict_probability(scene, state, tiled, TileOptions(tile_size=args.tile, overlap=args.overlap,

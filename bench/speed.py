@@ -1,6 +1,6 @@
 """Speed: geoseg predict end to end against the bare model, and against the usual way.
 
-    python bench/speed.py [--size 4096] [--tile 256] [--overlap 32]
+    python bench/speed.py [--size 4096] [--tile 512] [--overlap 32]
 
 On one synthetic scene, with the same weights and tile grid, in one run:
   bare     the model's forward passes over every tile of the grid, tiles already in
@@ -16,7 +16,6 @@ and geoseg's speed-up over the naive loop.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from _common import ensure_model
+from _common import prepare, scene_args
 from rasterio import features
 from rasterio.windows import Window
 
@@ -32,7 +31,6 @@ from geoseg import checkpoint
 from geoseg.model import fuse_for_inference
 from geoseg.predict import TileOptions, run_predict
 from geoseg.runtime import autocast, resolve_device, resolve_precision
-from geoseg.synth import write_mosaic
 from geoseg.tiling import TileGrid
 
 
@@ -84,21 +82,11 @@ def naive(scene, state, tile, overlap, out) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=4096)
-    ap.add_argument("--tile", type=int, default=256)
-    ap.add_argument("--overlap", type=int, default=32)
+    ap = scene_args(__doc__, size=4096, tile=512, precision="auto")
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--precision", default="auto")
     ap.add_argument("--skip-naive", action="store_true")
-    ap.add_argument("--model", type=Path)
-    ap.add_argument("--work", type=Path, default=Path("bench-out"))
     args = ap.parse_args()
-    args.work.mkdir(exist_ok=True)
-    model = args.model or ensure_model(args.work)
-    scene = args.work / f"mosaic-{args.size}.tif"
-    if not scene.exists():
-        write_mosaic(scene, args.size)
+    model, scene = prepare(args)
     state = checkpoint.load(model)
     mp = args.size**2 / 1e6
     torch.set_num_threads(torch.get_num_threads())
