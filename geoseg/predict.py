@@ -25,7 +25,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from geoseg import checkpoint
-from geoseg.errors import InputError
+from geoseg.errors import GeosegWarning, InputError
 from geoseg.export import VectorWriter, vector_format
 from geoseg.io import (
     SceneInfo,
@@ -37,6 +37,7 @@ from geoseg.io import (
     read_window,
     scene_info,
     strip_rows,
+    value_scale,
 )
 from geoseg.model import fuse_for_inference
 from geoseg.runtime import autocast, resolve_device, resolve_precision
@@ -64,11 +65,14 @@ class TileOptions:
     bands: tuple[int, ...] | None = None
 
 
-def default_tile_size(state: dict, mcfg) -> int:
+def default_tile_size(state: dict, mcfg, height: int, width: int, overlap: int | None) -> int:
+    """512 px (or the training tile size for instance norm), but no larger than the scene needs."""
     trained = int(state["tile_size"])
     if mcfg.norm == "instance":
         return trained
-    return max(trained, -(-512 // mcfg.multiple) * mcfg.multiple)
+    m = mcfg.multiple
+    margin = 32 if overlap is None else overlap
+    return max(min(512, -(-(max(height, width) + 2 * margin) // m) * m), m)
 
 
 def predict_probability(scene: str | os.PathLike, state: dict, prob_path: str | os.PathLike,
@@ -81,16 +85,21 @@ def predict_probability(scene: str | os.PathLike, state: dict, prob_path: str | 
     model, mcfg = checkpoint.build_model(state, device)
     model = fuse_for_inference(model).to(memory_format=torch.channels_last)
     norm = checkpoint.normalisation(state)
-    tile = options.tile_size or default_tile_size(state, mcfg)
-    if tile % mcfg.multiple:
-        raise InputError(f"--tile-size {tile} must be a multiple of {mcfg.multiple} for this model")
-    overlap = min(32, tile // 8) if options.overlap is None else options.overlap
     batch = options.batch_size or (8 if device.type == "cuda" else 1)
     mean = torch.tensor(norm.mean, dtype=torch.float32)[:, None, None]
     std = torch.tensor(norm.std, dtype=torch.float32)[:, None, None]
 
     with open_raster(scene) as src:
         info = scene_info(src)
+        tile = options.tile_size or default_tile_size(state, mcfg, src.height, src.width, options.overlap)
+        if tile % mcfg.multiple:
+            raise InputError(f"--tile-size {tile} must be a multiple of {mcfg.multiple} for this model")
+        overlap = min(32, tile // 8) if options.overlap is None else options.overlap
+        if value_scale(info.dtype) != norm.scale:
+            warnings.warn(
+                f"{scene}: {info.dtype} imagery, but the model was trained on imagery scaled by {norm.scale:g};"
+                " predictions are only meaningful for imagery like the training images", GeosegWarning,
+                stacklevel=2)
         bands = check_bands(options.bands, src.count, str(scene))
         if len(bands) != mcfg.in_channels:
             raise InputError(

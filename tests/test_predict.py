@@ -138,3 +138,11 @@ def test_cuda_path_when_there_is_one(tiny_model, synth_task, tmp_path):
     predict_probability(synth_task["scene"], state, tmp_path / "c.tif", TileOptions(tile_size=64, device="cpu"))
     a, b = prob_of(tmp_path / "g.tif"), prob_of(tmp_path / "c.tif")
     assert np.mean((a >= 128) == (b >= 128)) > 0.995
+
+
+def test_imagery_unlike_the_training_images_is_warned_about(tiny_model, synth_task, tmp_path):
+    from geoseg.errors import GeosegWarning
+
+    wide = write_tif(tmp_path / "u16.tif", scene_pixels(synth_task)[:, :64, :64].astype(np.uint16) * 257, transform=T)
+    with pytest.warns(GeosegWarning, match="uint16 imagery"):
+        predict_probability(wide, checkpoint.load(tiny_model), tmp_path / "p.tif")
