@@ -35,7 +35,7 @@ def scene_args(doc: str, size: int, tile: int, precision: str):
     ap.add_argument("--precision", default=precision)
     ap.add_argument("--model", type=Path, help="a model.pt; default: one trained briefly on a synthetic town")
     ap.add_argument("--norm", default="batch", help="normalisation of that brief model")
-    ap.add_argument("--work", type=Path, default=Path("bench-out"), help="cache of scenes and models")
+    ap.add_argument("--work", type=Path, default=WORK, help="cache of scenes and models")
     return ap
 
 
@@ -50,6 +50,8 @@ def prepare(args) -> tuple[Path, Path]:
         write_mosaic(scene, args.size)
     return model, scene
 
+
+WORK = Path(__file__).resolve().parent.parent / "bench-out"  # ignored by git
 
 PEAK_RSS = "import resource; peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024"
 

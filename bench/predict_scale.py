@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import PEAK_RSS, ensure_model, run_child
+from _common import PEAK_RSS, WORK, ensure_model, run_child
 
 CHILD = f"""
 import json, sys, time
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--overlap", type=int, default=32)
     ap.add_argument("--model", type=Path, help="a model.pt; default: one trained briefly on a synthetic town")
     ap.add_argument("--threshold", type=float, default=0.5)
-    ap.add_argument("--work", type=Path, default=Path("bench-out"))
+    ap.add_argument("--work", type=Path, default=WORK)
     args = ap.parse_args()
     args.work.mkdir(exist_ok=True)
     from geoseg.synth import write_mosaic
