@@ -102,8 +102,10 @@ class VectorWriter:
         with warnings.catch_warnings():
             # pixel-coordinate polygons have no CRS on purpose; pyogrio would warn about it
             warnings.filterwarnings("ignore", message="'crs' was not provided")
+            # GeoPackage 1.2: QGIS 3.22 warns that 1.4 (GDAL's default now) "may only be partially supported"
+            options = {} if self._started else {"dataset_options": {"VERSION": "1.2"}}
             pyogrio.write_dataframe(gdf, self._tmp, layer=self.layer, driver="GPKG", geometry_type="Polygon",
-                                    append=self._started)
+                                    append=self._started, **options)
         self._started = True
 
     def __exit__(self, exc_type, exc, tb) -> None:

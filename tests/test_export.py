@@ -57,6 +57,10 @@ def test_geopackage_keeps_the_scene_crs(tmp_path):
     gdf = gpd.GeoDataFrame({"id": [1]}, geometry=[box(356_000, 5_646_000, 356_010, 5_646_010)], crs="EPSG:25832")
     back = gpd.read_file(write_vectors(gdf, tmp_path / "r.gpkg"))
     assert back.crs.to_epsg() == 25832 and back.geometry.iloc[0].equals(gdf.geometry.iloc[0])
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "r.gpkg") as db:  # GeoPackage 1.2, which QGIS 3.22 reads without a warning
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 10200
 
 
 def test_pixel_polygons_refuse_geojson_and_unknown_formats_are_named(tmp_path):
