@@ -8,6 +8,7 @@ after bringing the predictions into the truth's CRS.
 from __future__ import annotations
 
 import os
+import warnings
 
 import geopandas as gpd
 import numpy as np
@@ -78,7 +79,9 @@ def read_polygons(path: str | os.PathLike) -> gpd.GeoDataFrame:
     if not p.is_file():
         raise InputError(f"{p}: no such file; give a .geojson or .gpkg of polygons")
     try:
-        gdf = gpd.read_file(p)
+        with warnings.catch_warnings():  # a GeoPackage with QGIS styles holds a `layer_styles` table too
+            warnings.filterwarnings("ignore", message="More than one layer found")
+            gdf = gpd.read_file(p)
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise InputError(f"{p}: not a readable vector file ({str(exc).splitlines()[0][:100]})") from None
     return gdf[~gdf.geometry.is_empty & gdf.geometry.notna()].reset_index(drop=True)

@@ -54,10 +54,12 @@ def _value(v):
 class VectorWriter:
     """Write polygon chunks to one GeoJSON or GeoPackage file; use as a context manager.
 
-    ``crs`` is the chunks' CRS (None: pixel coordinates, GeoPackage only).
+    ``crs`` is the chunks' CRS (None: pixel coordinates, GeoPackage only). ``style``: embed
+    the roof style (``geoseg.style``) in a GeoPackage as the layer's default.
     """
 
-    def __init__(self, path: str | os.PathLike, crs, overwrite: bool = False, layer: str = "roofs") -> None:
+    def __init__(self, path: str | os.PathLike, crs, overwrite: bool = False, layer: str = "roofs",
+                 style: bool = True) -> None:
         self.path = Path(path)
         self.driver = vector_format(path)
         if self.driver == "GeoJSON" and crs is None:
@@ -65,7 +67,7 @@ class VectorWriter:
                 f"{path}: the scene has no georeference, so polygons are in pixel coordinates and"
                 " cannot be written as RFC 7946 GeoJSON; write a .gpkg instead"
             )
-        self.crs, self.overwrite, self.layer = crs, overwrite, layer
+        self.crs, self.overwrite, self.layer, self.style = crs, overwrite, layer, style
         self.count = 0
         self._started = False  # something is in the file already
         self._stack = contextlib.ExitStack()
@@ -109,8 +111,13 @@ class VectorWriter:
         self._started = True
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None and self.driver == "GeoJSON":
-            self._fh.write("\n]}\n")
+        if exc_type is None:
+            if self.driver == "GeoJSON":
+                self._fh.write("\n]}\n")
+            elif self.style:
+                from geoseg.style import embed_in_geopackage
+
+                embed_in_geopackage(self._tmp, self.layer)
         self._stack.__exit__(exc_type, exc, tb)
 
 

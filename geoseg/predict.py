@@ -42,6 +42,7 @@ from geoseg.io import (
 from geoseg.model import fuse_for_inference
 from geoseg.runtime import autocast, resolve_device, resolve_precision
 from geoseg.stitch import Stitcher
+from geoseg.style import qml_path, write_qml
 from geoseg.tiling import TileGrid
 from geoseg.vectorize import PROB_SCALE, VectorizeOptions, iter_polygons
 
@@ -177,7 +178,8 @@ def run_predict(scene: str | os.PathLike, model_path: str | os.PathLike, out: st
                 prob_out: str | os.PathLike | None = None, mask_out: str | os.PathLike | None = None,
                 cog: bool = False, preview: bool = True, overwrite: bool = False,
                 progress: bool = False) -> PredictResult:
-    """``geoseg predict``: scene → probability raster → roof polygons in ``out`` (+ preview PNG).
+    """``geoseg predict``: scene → probability raster → roof polygons in ``out``, with a QGIS
+    style beside it (``roofs.qml``, also embedded in a GeoPackage) and a preview PNG.
 
     ``prob_out`` keeps the stitched probability (uint8, p × 255) and ``mask_out`` the
     thresholded mask, as tiled GeoTIFFs (Cloud-Optimised with ``cog``). Every output is
@@ -187,7 +189,8 @@ def run_predict(scene: str | os.PathLike, model_path: str | os.PathLike, out: st
     """
     vector_format(out)
     png = preview_path(out) if preview else None
-    finals = [Path(p) for p in (out, prob_out, mask_out, png) if p]
+    qml = qml_path(out) if vector_format(out) == "GeoJSON" else None  # a GeoPackage embeds its style
+    finals = [Path(p) for p in (out, prob_out, mask_out, png, qml) if p]
     if len(set(finals)) != len(finals):
         raise InputError("--out, --prob-out, --mask-out and the preview must be different files")
     for p in finals:
@@ -221,6 +224,8 @@ def run_predict(scene: str | os.PathLike, model_path: str | os.PathLike, out: st
                 picture.draw(chunk)
         if picture is not None:
             picture.save(tmp[png])
+        if qml:
+            write_qml(tmp[qml])
         for name, final in (("prob.tif", prob_out), ("mask.tif", mask_out)):
             if final:
                 if cog:

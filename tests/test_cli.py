@@ -48,7 +48,8 @@ def test_predict_writes_geojson_gpkg_probability_and_preview(tiny_model, synth_t
     r = run("predict", scene, "--model", tiny_model, "--out", tmp_path / "roofs.gpkg", "--quiet",
             "--no-preview", "--tile-size", "96", "--overlap", "8", "--batch-size", "3", "--precision", "fp32")
     assert r.exit_code == 0, r.output
-    assert gpd.read_file(tmp_path / "roofs.gpkg").crs.to_epsg() == 25832
+    assert gpd.read_file(tmp_path / "roofs.gpkg", layer="roofs").crs.to_epsg() == 25832
+    assert (tmp_path / "roofs.qml").exists()  # beside the GeoJSON; the GeoPackage carries its own
     import rasterio
 
     with rasterio.open(tmp_path / "prob.tif") as p, rasterio.open(scene) as s:
@@ -60,7 +61,7 @@ def test_png_scene_gives_pixel_coordinates(tiny_model, tmp_path):
     r = run("predict", tmp_path / "s.png", "--model", tiny_model, "--out", tmp_path / "r.gpkg", "--quiet")
     assert r.exit_code == 0, r.output
     assert "pixel coordinates" in r.output
-    assert gpd.read_file(tmp_path / "r.gpkg").crs is None
+    assert gpd.read_file(tmp_path / "r.gpkg", layer="roofs").crs is None
 
 
 def test_train_writes_a_run_folder_and_refuses_to_reuse_it(labelled, tmp_path):

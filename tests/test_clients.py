@@ -26,11 +26,14 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 def outputs(tiny_model, synth_task, tmp_path_factory):
     out = tmp_path_factory.mktemp("clients")
     for name in ("roofs.geojson", "roofs.gpkg"):
-        run_predict(synth_task["scene"], tiny_model, out / name, TileOptions(tile_size=64),
+        (out / name.split(".")[1]).mkdir()
+        run_predict(synth_task["scene"], tiny_model, out / name.split(".")[1] / name, TileOptions(tile_size=64),
                     VectorizeOptions(threshold=0.3), preview=False)
+    assert not (out / "gpkg" / "roofs.qml").exists()  # the GeoPackage carries its own style
     with rasterio.open(synth_task["scene"]) as src:
         footprint = gpd.GeoSeries([box(*src.bounds)], crs=src.crs).to_crs(4326).total_bounds
-    counts = {name: len(gpd.read_file(out / name)) for name in ("roofs.geojson", "roofs.gpkg")}
+    out = {name: out / name.split(".")[1] / name for name in ("roofs.geojson", "roofs.gpkg")}
+    counts = {name: len(gpd.read_file(path, layer="roofs")) for name, path in out.items()}
     assert counts["roofs.geojson"] > 0
     return out, footprint, counts
 
@@ -39,7 +42,7 @@ def outputs(tiny_model, synth_task, tmp_path_factory):
 @pytest.mark.parametrize("name,epsg", [("roofs.geojson", "4326"), ("roofs.gpkg", "25832")])
 def test_ogrinfo_reads_crs_geometry_and_count(outputs, name, epsg):
     out, _, counts = outputs
-    info = subprocess.run(["ogrinfo", "-so", "-al", str(out / name)], capture_output=True, text=True, check=True).stdout
+    info = subprocess.run(["ogrinfo", "-so", "-al", str(out[name])], capture_output=True, text=True, check=True).stdout
     assert re.search(r"Geometry: (3D )?Polygon", info), info
     assert f"Feature Count: {counts[name]}" in info
     assert f'ID["EPSG",{epsg}]' in info.replace(" ", "")
@@ -54,9 +57,11 @@ for path in sys.argv[1:]:
     layer = QgsVectorLayer(path, "roofs", "ogr")
     wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
     ext = QgsCoordinateTransform(layer.crs(), wgs84, QgsProject.instance()).transformBoundingBox(layer.extent())
+    symbol = layer.renderer().symbol().symbolLayer(0)
     out[path] = dict(valid=layer.isValid(), authid=layer.crs().authid(), count=layer.featureCount(),
                      extent=[ext.xMinimum(), ext.yMinimum(), ext.xMaximum(), ext.yMaximum()],
-                     geometry=layer.geometryType())
+                     geometry=layer.geometryType(), stroke=symbol.strokeColor().name(),
+                     stroke_mm=symbol.strokeWidth())
 print(json.dumps(out), flush=True)
 """
 
@@ -70,7 +75,7 @@ def qgis_available() -> bool:
 @pytest.mark.skipif(not qgis_available(), reason="QGIS absent (Debian package python3-qgis)")
 def test_qgis_loads_both_layers_in_place(outputs):
     out, footprint, counts = outputs
-    paths = [str(out / n) for n in ("roofs.geojson", "roofs.gpkg")]
+    paths = [str(out[n]) for n in ("roofs.geojson", "roofs.gpkg")]
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.run([SYSTEM_PYTHON, "-c", QGIS_CHECK, *paths], capture_output=True, text=True, env=env,
                           timeout=300)
@@ -79,6 +84,7 @@ def test_qgis_loads_both_layers_in_place(outputs):
     for path, name, authid in zip(paths, ("roofs.geojson", "roofs.gpkg"), ("EPSG:4326", "EPSG:25832")):
         v = verdict[path]
         assert v["valid"] and v["authid"] == authid and v["count"] == counts[name]
+        assert v["stroke"] == "#ffc800" and v["stroke_mm"] == 0.6  # the roof style, loaded as default
         x0, y0, x1, y1 = v["extent"]
         eps = 1e-6
         assert west - eps <= x0 <= x1 <= east + eps and south - eps <= y0 <= y1 <= north + eps, (v, footprint)

@@ -55,7 +55,7 @@ def test_a_roof_from_a_projected_scene_lands_at_the_right_longitude_and_latitude
 
 def test_geopackage_keeps_the_scene_crs(tmp_path):
     gdf = gpd.GeoDataFrame({"id": [1]}, geometry=[box(356_000, 5_646_000, 356_010, 5_646_010)], crs="EPSG:25832")
-    back = gpd.read_file(write_vectors(gdf, tmp_path / "r.gpkg"))
+    back = gpd.read_file(write_vectors(gdf, tmp_path / "r.gpkg"), layer="roofs")
     assert back.crs.to_epsg() == 25832 and back.geometry.iloc[0].equals(gdf.geometry.iloc[0])
     import sqlite3
 

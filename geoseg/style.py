@@ -1,0 +1,70 @@
+"""A QGIS style for roof polygons: outlined in amber over a faint fill, so roofs show at once.
+
+QGIS loads ``<name>.qml`` beside a vector file as that layer's default style, and reads a
+GeoPackage's ``layer_styles`` table (the style marked ``useAsDefault``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+ROOF_QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22.0" styleCategories="Symbology">
+  <renderer-v2 type="singleSymbol" symbollevels="0" enableorderby="0" forceraster="0">
+    <symbols>
+      <symbol type="fill" name="0" alpha="1" clip_to_extent="1" force_rhr="0">
+        <data_defined_properties><Option type="Map"><Option type="QString" name="name" value=""/>
+          <Option name="properties"/><Option type="QString" name="type" value="collection"/></Option>
+        </data_defined_properties>
+        <layer class="SimpleFill" enabled="1" locked="0" pass="0">
+          <Option type="Map">
+            <Option type="QString" name="color" value="255,200,0,40"/>
+            <Option type="QString" name="joinstyle" value="miter"/>
+            <Option type="QString" name="outline_color" value="255,200,0,255"/>
+            <Option type="QString" name="outline_style" value="solid"/>
+            <Option type="QString" name="outline_width" value="0.6"/>
+            <Option type="QString" name="outline_width_unit" value="MM"/>
+            <Option type="QString" name="style" value="solid"/>
+          </Option>
+        </layer>
+      </symbol>
+    </symbols>
+    <rotation/>
+    <sizescale/>
+  </renderer-v2>
+  <layerGeometryType>2</layerGeometryType>
+</qgis>
+"""
+
+
+def qml_path(vector_path: str | os.PathLike) -> Path:
+    """Where QGIS looks for a file layer's default style: the same name with ``.qml``."""
+    return Path(vector_path).with_suffix(".qml")
+
+
+def write_qml(path: str | os.PathLike) -> None:
+    Path(path).write_text(ROOF_QML, encoding="utf-8")
+
+
+def embed_in_geopackage(gpkg: str | os.PathLike, layer: str = "roofs", geometry_column: str = "geom") -> None:
+    """Store the style in the GeoPackage's ``layer_styles`` table as the layer's default."""
+    with sqlite3.connect(gpkg) as db:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS layer_styles (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " f_table_catalog TEXT(256), f_table_schema TEXT(256), f_table_name TEXT(256),"
+            " f_geometry_column TEXT(256), styleName TEXT(30), styleQML TEXT, styleSLD TEXT,"
+            " useAsDefault BOOLEAN, description TEXT, owner TEXT(30), ui TEXT(30),"
+            " update_time DATETIME DEFAULT CURRENT_TIMESTAMP)"
+        )
+        db.execute(
+            "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, f_geometry_column,"
+            " styleName, styleQML, styleSLD, useAsDefault, description, owner)"
+            " VALUES ('', '', ?, ?, 'geoseg roofs', ?, '', 1, 'roof outlines', '')",
+            (layer, geometry_column, ROOF_QML),
+        )
+        db.execute(
+            "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, description)"
+            " VALUES ('layer_styles', 'attributes', 'layer_styles', 'QGIS layer styles')"
+        )
