@@ -27,6 +27,8 @@ import click
 @click.option("--batch-size", type=int, help="Tiles per forward pass [default: 1 on CPU, 8 on CUDA].")
 @click.option("--blend", default="hann", show_default=True, help="Blending window: hann, linear or mean.")
 @click.option("--bands", help="Band numbers to feed the model, e.g. 1,2,3 [default: all].")
+@click.option("--nodata", type=float, help="A value marking missing imagery in every band: no roofs there"
+              " [default: the value the model was trained with].")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
 @click.option("--no-preview", is_flag=True, help="Skip the preview PNG written beside --out.")
@@ -36,13 +38,13 @@ def predict(scene: Path, model_path: Path, out: Path, prob_out: Path | None, mas
             cog: bool, threshold: float, min_area: float | None, fill_holes: float, simplify: float | None,
             tile_size: int | None, overlap: int | None,
             batch_size: int | None, blend: str, bands: str | None, device: str, precision: str,
-            no_preview: bool, overwrite: bool, quiet: bool) -> None:
+            no_preview: bool, overwrite: bool, quiet: bool, nodata: float | None) -> None:
     """Predict roofs on SCENE (GeoTIFF, COG, VRT, PNG, JPEG) and write polygons to --out."""
     from geoseg.predict import TileOptions, parse_bands, run_predict
     from geoseg.vectorize import VectorizeOptions
 
     tiles = TileOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, blend=blend,
-                        device=device, precision=precision, bands=parse_bands(bands))
+                        device=device, precision=precision, bands=parse_bands(bands), nodata=nodata)
     vector = VectorizeOptions(threshold=threshold, min_area=min_area, fill_holes=fill_holes, simplify=simplify)
     result = run_predict(scene, model_path, out, tiles, vector, prob_out=prob_out, mask_out=mask_out,
                          cog=cog, preview=not no_preview, overwrite=overwrite, progress=not quiet)

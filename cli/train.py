@@ -30,6 +30,8 @@ import click
 @click.option("--norm", default="batch", show_default=True, type=click.Choice(["instance", "batch", "none"]))
 @click.option("--samples-per-epoch", type=int, help="Augmented tiles per epoch [default: images, at least 8 batches].")
 @click.option("--time-limit", type=float, help="Stop cleanly after this many minutes, keeping the best model.")
+@click.option("--nodata", type=float, help="A value marking missing imagery in every band (e.g. 0 for"
+              " blanked-out black): left out of the loss, and remembered by the model for predict.")
 @click.option("--no-photometric", is_flag=True, help="Flips and rotation only; no colour jitter or blur.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty run folder.")

@@ -33,12 +33,14 @@ class Pair:
 @dataclass(frozen=True)
 class Sample:
     """One labelled image in memory: ``image`` float32 ``(C, H, W)`` scaled to about [0, 1],
-    ``mask`` uint8 ``(H, W)`` 0/1, ``weight`` float32 ``(H, W)`` or None."""
+    ``mask`` uint8 ``(H, W)`` 0/1, ``weight`` float32 ``(H, W)`` or None, ``valid`` bool
+    ``(H, W)`` (False where the image has no data) or None."""
 
     name: str
     image: np.ndarray
     mask: np.ndarray
     weight: np.ndarray | None
+    valid: np.ndarray | None = None
 
 
 def _rasters(folder: Path) -> dict[str, Path]:
@@ -115,12 +117,13 @@ def _read_labels(path: Path):
     return read_polygons(path)
 
 
-def load_samples(pairs: list[Pair], weight_maps: bool = False) -> tuple[list[Sample], float]:
+def load_samples(pairs: list[Pair], weight_maps: bool = False,
+                 nodata: float | None = None) -> tuple[list[Sample], float]:
     """Read every pair; return the samples and the value scale of their dtype.
 
     A pair's mask is a raster, or a vector file whose polygons are rasterised onto the
-    image's grid. All images must share band count and dtype, and each mask must match
-    its image's size.
+    image's grid. ``nodata``: pixels where every band equals it are left out of the loss.
+    All images must share band count and dtype, and each mask must match its image's size.
     """
     samples: list[Sample] = []
     bands = dtype = None
@@ -147,7 +150,8 @@ def load_samples(pairs: list[Pair], weight_maps: bool = False) -> tuple[list[Sam
             )
         scale = value_scale(dt)
         weight = unet_weight_map(mask) if weight_maps else None
-        samples.append(Sample(pair.image.stem, image / scale, mask, weight))
+        valid = None if nodata is None else ~np.all(image == nodata, axis=0)
+        samples.append(Sample(pair.image.stem, image / scale, mask, weight, valid))
     return samples, value_scale(dtype or "uint8")
 
 
@@ -205,7 +209,7 @@ class TileDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         s = self.samples[i % len(self.samples)]
         weight = s.weight if s.weight is not None else np.ones_like(s.mask, dtype=np.float32)
-        valid = np.ones_like(s.mask, dtype=np.float32)
+        valid = np.ones_like(s.mask, dtype=np.float32) if s.valid is None else s.valid.astype(np.float32)
         image, mask = s.image, s.mask
         if self.transform is None:
             m = self.multiple

@@ -116,12 +116,14 @@ def read_window(
     width: int,
     bands: Sequence[int],
     with_valid: bool = False,
+    nodata: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a window that may reach past the scene edge, padding by reflection.
 
     Returns ``(pixels, valid)``: pixels float32 ``(len(bands), height, width)`` in raw
     units; ``valid`` bool ``(height, width)`` (False on padding and nodata) when
-    ``with_valid``, else None. A plain read padded with numpy is several times faster
+    ``with_valid``, else None. ``nodata``: a value that marks missing pixels (where every
+    band equals it) on top of the file's own nodata and masks. A plain read padded with numpy is several times faster
     than rasterio's ``boundless=True``.
     """
     r0, c0 = max(row_off, 0), max(col_off, 0)
@@ -132,6 +134,8 @@ def read_window(
     try:
         data = src.read(list(bands), window=win, out_dtype="float32")
         valid = src.dataset_mask(window=win) > 0 if with_valid else None
+        if valid is not None and nodata is not None:
+            valid &= ~np.all(data == nodata, axis=0)
     except RasterioIOError as exc:
         raise RasterReadError(
             f"{src.name}: read failed at rows {r0}-{r1}, cols {c0}-{c1} ({_first_line(exc)});"

@@ -64,6 +64,7 @@ class TileOptions:
     device: str = "auto"
     precision: str = "auto"
     bands: tuple[int, ...] | None = None
+    nodata: float | None = None  # None: the value the model was trained with, if any
 
 
 def default_tile_size(state: dict, mcfg, height: int, width: int, overlap: int | None) -> int:
@@ -107,7 +108,8 @@ def predict_probability(scene: str | os.PathLike, state: dict, prob_path: str | 
                 f"{scene}: {len(bands)} band(s) selected but the model was trained on {mcfg.in_channels};"
                 f" pass --bands with {mcfg.in_channels} band numbers"
             )
-        need_valid = any(f != [MaskFlags.all_valid] for f in src.mask_flag_enums)
+        nodata = options.nodata if options.nodata is not None else state.get("nodata")
+        need_valid = nodata is not None or any(f != [MaskFlags.all_valid] for f in src.mask_flag_enums)
         grid = TileGrid(src.height, src.width, tile, overlap)
         profile = dict(driver="GTiff", width=src.width, height=src.height, count=1, dtype="uint8",
                        crs=src.crs, transform=src.transform, tiled=True, blockxsize=256,
@@ -129,7 +131,7 @@ def predict_probability(scene: str | os.PathLike, state: dict, prob_path: str | 
                     tiles = grid.row_tiles(r)
                     for i in range(0, len(tiles), batch):
                         chunk = tiles[i : i + batch]
-                        reads = [read_window(src, t.row_off, t.col_off, t.size, t.size, bands, need_valid)
+                        reads = [read_window(src, t.row_off, t.col_off, t.size, t.size, bands, need_valid, nodata)
                                  for t in chunk]
                         x = torch.from_numpy(np.stack([a for a, _ in reads]))
                         x = ((x / norm.scale - mean) / std).to(device).contiguous(memory_format=torch.channels_last)

@@ -70,6 +70,7 @@ class TrainConfig:
     samples_per_epoch: int | None = None
     time_limit: float | None = None
     photometric: bool = True
+    nodata: float | None = None
     select_best: bool = True
     resume: bool = False
     overwrite: bool = False
@@ -176,8 +177,8 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
     precision = resolve_precision(config.precision, device)
     train_pairs, val_pairs = split_pairs(config)
     weight_maps = config.loss in NEEDS_WEIGHT_MAP
-    train_samples, scale = load_samples(train_pairs, weight_maps)
-    val_samples, _ = load_samples(val_pairs, weight_maps) if val_pairs else ([], scale)
+    train_samples, scale = load_samples(train_pairs, weight_maps, config.nodata)
+    val_samples, _ = load_samples(val_pairs, weight_maps, config.nodata) if val_pairs else ([], scale)
     if val_samples and val_samples[0].image.shape[0] != train_samples[0].image.shape[0]:
         raise InputError(f"{config.val_dir}: band count differs from {config.data_dir}; give matching images")
 
@@ -221,7 +222,7 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
         {**asdict(config), "model": asdict(mcfg), "resolved_device": str(device),
          "resolved_precision": precision, "train_images": [p.image.name for p in train_pairs],
          "val_images": [p.image.name for p in val_pairs], "norm": asdict(norm)}, indent=2))
-    meta = {"train_config": asdict(config)}
+    meta = {"train_config": asdict(config), "nodata": config.nodata}
 
     def save(name: str, epoch: int, row: dict, full: bool) -> None:
         extra = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "best": best, "step": step,

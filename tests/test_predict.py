@@ -146,3 +146,33 @@ def test_imagery_unlike_the_training_images_is_warned_about(tiny_model, synth_ta
     wide = write_tif(tmp_path / "u16.tif", scene_pixels(synth_task)[:, :64, :64].astype(np.uint16) * 257, transform=T)
     with pytest.warns(GeosegWarning, match="uint16 imagery"):
         predict_probability(wide, checkpoint.load(tiny_model), tmp_path / "p.tif")
+
+
+def test_a_nodata_value_given_in_training_is_remembered_by_predict(synth_task, tmp_path):
+    from geoseg.train import TrainConfig, fit
+
+    run = fit(TrainConfig(str(synth_task["train"]), str(tmp_path / "run"), epochs=1, tile_size=64, depth=3, width=4,
+                          samples_per_epoch=4, nodata=0), progress=False)
+    state = checkpoint.load(run / "model.pt")
+    assert state["nodata"] == 0
+    pixels = scene_pixels(synth_task).copy()
+    pixels[:, 50:150, 60:260] = 0  # blanked out, with no nodata declared in the file
+    scene = write_tif(tmp_path / "blank.tif", pixels, transform=T)
+    predict_probability(scene, state, tmp_path / "p.tif", TileOptions(tile_size=64))
+    prob = prob_of(tmp_path / "p.tif")
+    assert (prob[50:150, 60:260] == 0).all() and prob.max() > 0
+    predict_probability(scene, state, tmp_path / "q.tif", TileOptions(tile_size=64, nodata=-1))  # overridden
+    assert prob_of(tmp_path / "q.tif")[50:150, 60:260].max() > 0
+
+
+def test_training_leaves_nodata_pixels_out_of_the_loss(synth_task):
+    from geoseg.data import TileDataset, band_statistics, find_pairs, load_samples
+
+    pairs = find_pairs(synth_task["train"])[:1]
+    samples, scale = load_samples(pairs, nodata=0)
+    assert samples[0].valid is not None
+    image = samples[0].image.copy()
+    image[:, :10, :] = 0
+    s = samples[0].__class__(samples[0].name, image, samples[0].mask, None, ~np.all(image == 0, axis=0))
+    item = TileDataset([s], band_statistics([s], scale), 128, 4)[0]
+    assert not item["valid"][:10].any() and item["valid"][10:128].all()
