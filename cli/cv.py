@@ -12,7 +12,7 @@ import click
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the run of every loss and fold.")
 @click.option("--folds", default=5, show_default=True)
-@click.option("--loss", "losses", default="dice", show_default=True,
+@click.option("--loss", "losses", default="softmax", show_default=True,
               help="One loss or several to compare, comma-separated: dice,pixel-softmax,softmax,dice+ce.")
 @click.option("--epochs", default=50, show_default=True)
 @click.option("--time-limit", type=float, help="Minutes of training per fold.")
@@ -24,6 +24,7 @@ import click
 @click.option("--width", default=16, show_default=True)
 @click.option("--norm", default="batch", show_default=True, type=click.Choice(["instance", "batch", "none"]))
 @click.option("--samples-per-epoch", type=int)
+@click.option("--nodata", type=float, help="A value marking missing imagery in every band (e.g. 0).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16", "fp16"]))

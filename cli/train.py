@@ -17,7 +17,7 @@ import click
 @click.option("--epochs", default=50, show_default=True)
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--tile-size", default=256, show_default=True, help="Training crop side, pixels.")
-@click.option("--loss", default="dice", show_default=True, help="dice, pixel-softmax, softmax or dice+ce.")
+@click.option("--loss", default="softmax", show_default=True, help="softmax, pixel-softmax, dice or dice+ce.")
 @click.option("--val-fraction", default=0.2, show_default=True, help="Share of pairs held out for validation.")
 @click.option("--val-dir", type=click.Path(path_type=Path), help="A separate labelled folder for validation.")
 @click.option("--seed", default=0, show_default=True)

@@ -54,7 +54,7 @@ class TrainConfig:
     epochs: int = 50
     batch_size: int = 8
     tile_size: int = 256
-    loss: str = "dice"
+    loss: str = "softmax"
     val_fraction: float = 0.2
     val_dir: str | None = None
     folds: int = 0
