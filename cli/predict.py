@@ -22,6 +22,10 @@ import click
 @click.option("--min-area", type=float, help="Drop polygons under this area, m² [default: 20 pixels].")
 @click.option("--fill-holes", default=0.0, show_default=True, help="Fill holes under this area, m².")
 @click.option("--simplify", type=float, help="Simplification tolerance, metres [default: one pixel; 0: none].")
+@click.option("--opening", default=0.0, show_default=True,
+              help="Radius of a morphological opening of the mask, metres: splits roofs joined by a thin bridge.")
+@click.option("--regularize", is_flag=True,
+              help="Snap outlines to right angles along each roof's dominant direction.")
 @click.option("--tile-size", type=int, help="Tile side, pixels [default: 512, or the training tile size].")
 @click.option("--overlap", type=int, help="Margin each tile shares with its neighbours, pixels [default: 32].")
 @click.option("--batch-size", type=int, help="Tiles per forward pass [default: 1 on CPU, 8 on CUDA].")
@@ -36,6 +40,7 @@ import click
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def predict(scene: Path, model_path: Path, out: Path, prob_out: Path | None, mask_out: Path | None,
             cog: bool, threshold: float, min_area: float | None, fill_holes: float, simplify: float | None,
+            opening: float, regularize: bool,
             tile_size: int | None, overlap: int | None,
             batch_size: int | None, blend: str, bands: str | None, device: str, precision: str,
             no_preview: bool, overwrite: bool, quiet: bool, nodata: float | None) -> None:
@@ -45,7 +50,8 @@ def predict(scene: Path, model_path: Path, out: Path, prob_out: Path | None, mas
 
     tiles = TileOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, blend=blend,
                         device=device, precision=precision, bands=parse_bands(bands), nodata=nodata)
-    vector = VectorizeOptions(threshold=threshold, min_area=min_area, fill_holes=fill_holes, simplify=simplify)
+    vector = VectorizeOptions(threshold=threshold, min_area=min_area, fill_holes=fill_holes, simplify=simplify,
+                              opening=opening, regularize=regularize)
     result = run_predict(scene, model_path, out, tiles, vector, prob_out=prob_out, mask_out=mask_out,
                          cog=cog, preview=not no_preview, overwrite=overwrite, progress=not quiet)
     where = "EPSG:4326" if out.suffix.lower() != ".gpkg" else "the scene's CRS"

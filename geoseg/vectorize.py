@@ -5,7 +5,17 @@ each strip is thresholded and traced with ``rasterio.features.shapes`` in pixel
 coordinates; polygons that touch a strip's inner edge are held back and, at the end,
 joined with their neighbours from the next strip (their pixel edges coincide exactly),
 so a roof across strip edges is one polygon. Then pixel → map coordinates, clean-up
-in map units (minimum area, simplification), and attributes.
+in map units (opening, minimum area, holes, simplification or regularisation), and
+attributes.
+
+Regularisation (``regularize``) snaps a roof outline to its dominant orientation with
+right angles: the outline is simplified, its dominant direction found as the
+length-weighted circular mean of its edge directions modulo 90°, every edge classed as
+along or across that direction, runs of edges of one class replaced by one line at their
+length-weighted mean offset, and edges shorter than a minimum removed (their neighbours
+merge) until the outline is rectilinear. When that does not fit the roof (a round or
+irregular roof), the minimum rotated rectangle is tried, and failing both, the simplified
+outline is kept.
 """
 
 from __future__ import annotations
@@ -43,13 +53,15 @@ class VectorizeOptions:
     min_area: float | None = None
     fill_holes: float = 0.0
     simplify: float | None = None
+    opening: float = 0.0  # radius of a morphological opening, m (pixels): splits roofs joined by a bridge
+    regularize: bool = False
     strip_rows: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise InputError(f"--threshold must be between 0 and 1 (exclusive), got {self.threshold}")
-        if (self.min_area or 0) < 0 or (self.simplify or 0) < 0 or self.fill_holes < 0:
-            raise InputError("--min-area, --fill-holes and --simplify must not be negative")
+        if (self.min_area or 0) < 0 or (self.simplify or 0) < 0 or self.fill_holes < 0 or self.opening < 0:
+            raise InputError("--min-area, --fill-holes, --simplify and --opening must not be negative")
 
 
 @dataclass
@@ -59,9 +71,13 @@ class _Part:
     pixels: int
 
 
-def _strip_parts(prob: np.ndarray, row0: int, threshold: float) -> list[_Part]:
+def _disk(radius: int) -> np.ndarray:
+    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
+    return x * x + y * y <= radius * radius + radius  # the +r rounds the disk's rim out a little
+
+
+def _strip_parts(prob: np.ndarray, mask: np.ndarray, row0: int) -> list[_Part]:
     """Polygons (pixel coordinates, x = column, y = row) of one strip, with probability sums."""
-    mask = prob >= round(threshold * PROB_SCALE)
     labels, n = ndimage.label(mask)  # 4-connectivity, as features.shapes below
     if n == 0:
         return []
@@ -93,22 +109,43 @@ def _join(parts: list[_Part]) -> list[_Part]:
     return out
 
 
-def iter_pixel_parts(prob_path: str | os.PathLike, threshold: float = 0.5, rows: int | None = None):
+def _strip_mask(src, r0: int, r1: int, cut: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probability and roof mask of rows r0…r1; with an opening of ``radius`` px, read with a
+    halo of 2 × radius rows, so the opening is exactly the one of the whole raster."""
+    halo = 2 * radius
+    a0, a1 = max(r0 - halo, 0), min(r1 + halo, src.height)
+    prob = src.read(1, window=Window(0, a0, src.width, a1 - a0)).astype(np.float32)
+    mask = prob >= cut
+    if radius > 0:
+        # the raster's own edges are padded by reflection: a roof cut by the scene edge keeps its pixels
+        top, bottom = (0 if a0 > 0 else halo), (0 if a1 < src.height else halo)
+        padded = np.pad(mask, ((top, bottom), (halo, halo)), mode="symmetric")
+        start = r0 - a0 + top
+        mask = ndimage.binary_opening(padded, _disk(radius))[start : start + (r1 - r0), halo : halo + src.width]
+    else:
+        mask = mask[r0 - a0 : r0 - a0 + (r1 - r0)]
+    return prob[r0 - a0 : r0 - a0 + (r1 - r0)], mask
+
+
+def iter_pixel_parts(prob_path: str | os.PathLike, threshold: float = 0.5, rows: int | None = None,
+                     opening_px: int = 0):
     """Finished roof polygons in pixel coordinates, strip by strip, as lists of parts.
 
     Only the polygons that touch the current strip's lower edge are held back: they are
     joined with the parts of the next strip that touch its upper edge, and released as
     soon as they stop growing. Memory is one strip plus that one edge's polygons.
+    ``opening_px``: radius of a morphological opening of the roof mask, in pixels.
     """
     open_parts: list[_Part] = []
+    cut = round(threshold * PROB_SCALE)
     with open_raster(prob_path) as src:
         h, w = src.height, src.width
         step = strip_rows(w, rows)
         for r0 in range(0, h, step):
             r1 = min(r0 + step, h)
-            prob = src.read(1, window=Window(0, r0, w, r1 - r0)).astype(np.float32)
+            prob, mask = _strip_mask(src, r0, r1, cut, opening_px)
             fresh, touching = [], []
-            for part in _strip_parts(prob, r0, threshold):
+            for part in _strip_parts(prob, mask, r0):
                 (touching if part.geom.bounds[1] <= r0 else fresh).append(part)
             candidates = _join(open_parts + touching) if open_parts and touching else open_parts + touching
             done, open_parts = [], []
@@ -128,13 +165,19 @@ class _Frame:
     pixel_side: float
     area_crs: object  # a CRS in metres for areas when the scene's is not (None: the scene's own)
     pixel_side_m2: float = 1.0  # a pixel's area in m² (for a geographic scene, near its centre)
+    size: tuple[int, int] = (0, 0)  # the raster's width and height, pixels
+
+    def at_edge(self, pixel_geom: Polygon) -> bool:
+        """Whether a polygon (pixel coordinates) is cut by the raster's edge."""
+        x0, y0, x1, y1 = pixel_geom.bounds
+        return x0 <= 0 or y0 <= 0 or x1 >= self.size[0] or y1 >= self.size[1]
 
 
 def _frame(prob_path) -> _Frame:
     with open_raster(prob_path) as src:
-        crs, t, bounds = src.crs, src.transform, src.bounds
+        crs, t, bounds, size = src.crs, src.transform, src.bounds, (src.width, src.height)
     if crs is None:
-        return _Frame(None, (), 1.0, None)
+        return _Frame(None, (), 1.0, None, size=size)
     area_crs = None
     if not (crs.is_projected and crs.linear_units in ("metre", "meter")):
         from pyproj.aoi import AreaOfInterest
@@ -145,8 +188,8 @@ def _frame(prob_path) -> _Frame:
         area_crs = f"EPSG:{info[0].code}"
         cx, cy = (bounds.left + bounds.right) / 2, (bounds.bottom + bounds.top) / 2
         px = gpd.GeoSeries([box(cx, cy, cx + abs(t.a), cy + abs(t.e))], crs=crs).to_crs(area_crs).area.iloc[0]
-        return _Frame(crs, (t.a, t.b, t.d, t.e, t.c, t.f), abs(t.a), area_crs, float(px))
-    return _Frame(crs, (t.a, t.b, t.d, t.e, t.c, t.f), abs(t.a), area_crs)
+        return _Frame(crs, (t.a, t.b, t.d, t.e, t.c, t.f), abs(t.a), area_crs, float(px), size)
+    return _Frame(crs, (t.a, t.b, t.d, t.e, t.c, t.f), abs(t.a), area_crs, size=size)
 
 
 def _to_frame(parts: list[_Part], frame: _Frame, options: VectorizeOptions, first_id: int,
@@ -157,9 +200,7 @@ def _to_frame(parts: list[_Part], frame: _Frame, options: VectorizeOptions, firs
     if options.fill_holes > 0:  # the threshold in the scene CRS's units² (m² → degree² when geographic)
         per_unit2 = 1.0 if frame.area_crs is None else frame.pixel_side_m2 / frame.pixel_side**2
         geoms = [_fill_holes(g, options.fill_holes / per_unit2) for g in geoms]
-    tol = frame.pixel_side if options.simplify is None else options.simplify
-    if tol > 0:
-        geoms = [g.simplify(tol, preserve_topology=True) for g in geoms]
+    geoms = _clean_outlines(geoms, [frame.at_edge(p.geom) for p in parts], frame, options)
     gdf = gpd.GeoDataFrame({"score": [round(p.prob_sum / max(p.pixels, 1), 4) for p in parts]},
                            geometry=geoms, crs=frame.crs)
     gdf = gdf[gdf.is_valid & ~gdf.is_empty]
@@ -178,6 +219,132 @@ def _to_frame(parts: list[_Part], frame: _Frame, options: VectorizeOptions, firs
     return gdf.reset_index(drop=True)
 
 
+def _clean_outlines(geoms: list[Polygon], at_edge: list[bool], frame: _Frame,
+                    options: VectorizeOptions) -> list[Polygon]:
+    """Simplify, or regularise, in metres: in the scene's CRS when it is projected (or in
+    pixels without one), else in the local UTM zone, where right angles are right angles.
+    Polygons cut by the scene's edge are only simplified: the straight cut is not the roof's
+    own edge, and would be turned into a staircase."""
+    if not geoms or (not options.regularize and options.simplify == 0):
+        return geoms
+    geographic = frame.area_crs is not None
+    metric = gpd.GeoSeries(geoms, crs=frame.crs).to_crs(frame.area_crs) if geographic else geoms
+    pixel = float(np.sqrt(frame.pixel_side_m2)) if geographic else frame.pixel_side
+    tol = pixel if options.simplify is None else options.simplify
+    if options.regularize:
+        cleaned = [g.simplify(tol, preserve_topology=True) if cut else regularize(g, pixel, tol)
+                   for g, cut in zip(metric, at_edge)]
+    else:
+        cleaned = [g.simplify(tol, preserve_topology=True) for g in metric]
+    return list(gpd.GeoSeries(cleaned, crs=frame.area_crs).to_crs(frame.crs)) if geographic else cleaned
+
+
+RECT_IOU = 0.85  # the least IoU with the traced outline for a right-angled fit to replace it
+FIT_SLACK = 0.02  # a simpler fit wins over a closer one within this much IoU
+
+
+def regularize(geom: Polygon, pixel: float, tolerance: float | None = None) -> Polygon:
+    """``geom`` snapped to right angles along its dominant direction (see the module's
+    docstring); ``pixel``: the pixel side, in ``geom``'s units; ``tolerance``: the
+    simplification before the fit (default: one pixel).
+
+    Fits are tried along two estimates of the direction (the simplified edges' and the
+    minimum rotated rectangle's) with edges of at least 2, 4 and 8 pixels; the one with the
+    fewest corners among those within ``FIT_SLACK`` of the best IoU with ``geom`` wins, so
+    the wobble of a predicted outline does not become steps."""
+    simple = geom.simplify(pixel if tolerance is None else tolerance, preserve_topology=True)
+    if simple.is_empty or simple.area == 0:
+        return simple
+    rect = geom.minimum_rotated_rectangle
+    angles = {round(_dominant_angle(np.asarray(c.exterior.coords)), 3) for c in (simple, rect)}
+    fits = [(f, _iou(f, geom)) for f in (_right_angled(geom, simple, a, k * pixel)
+                                         for a in angles for k in (2, 4, 8)) if f is not None]
+    if fits:
+        top = max(iou for _, iou in fits)
+        if top >= RECT_IOU:
+            return min(((f, iou) for f, iou in fits if iou >= top - FIT_SLACK),
+                       key=lambda fi: (len(fi[0].exterior.coords), -fi[1]))[0]
+    return rect if _iou(rect, geom) >= RECT_IOU else _keep_area(simple, geom, pixel)
+
+
+def _right_angled(geom: Polygon, simple: Polygon, theta: float, min_edge: float) -> Polygon | None:
+    """``simple`` made rectilinear along direction ``theta`` (radians), keeping ``geom``'s area."""
+    centre = geom.centroid
+    turned = affinity.rotate(simple, -theta, origin=centre, use_radians=True)
+    ring = _rectilinear(np.asarray(turned.exterior.coords), min_edge)
+    if ring is None:
+        return None
+    holes = [h for h in (_rectilinear(np.asarray(r.coords), min_edge) for r in turned.interiors) if h is not None]
+    fit = Polygon(ring, holes)
+    if not fit.is_valid:
+        fit = Polygon(ring)
+    fit = affinity.rotate(fit, theta, origin=centre, use_radians=True)
+    return _keep_area(fit, geom, min_edge) if fit.is_valid and fit.area > 0 else None
+
+
+def _keep_area(fit: Polygon, geom: Polygon, pixel: float) -> Polygon:
+    """Simplification keeps staircase corners, which sit inside or outside the true edge:
+    move ``fit``'s edges out or in together so that it has ``geom``'s area (mitred corners
+    stay right angles)."""
+    grow = (geom.area - fit.area) / fit.length
+    if abs(grow) <= 1e-9 * pixel:
+        return fit
+    grown = fit.buffer(grow, join_style="mitre")
+    return grown if isinstance(grown, Polygon) and grown.is_valid and not grown.is_empty else fit
+
+
+def _iou(a: Polygon, b: Polygon) -> float:
+    union = a.union(b).area
+    return a.intersection(b).area / union if union > 0 else 0.0
+
+
+def _dominant_angle(coords: np.ndarray) -> float:
+    """The direction (radians, in (−π/4, π/4]) that the ring's edges follow, modulo 90°: the
+    length-weighted circular mean of four times their angles, divided by four."""
+    d = np.diff(coords, axis=0)
+    z = np.sum(np.hypot(d[:, 0], d[:, 1]) * np.exp(4j * np.arctan2(d[:, 1], d[:, 0])))
+    return float(np.angle(z) / 4)
+
+
+def _rectilinear(coords: np.ndarray, min_edge: float) -> np.ndarray | None:
+    """A closed ring (already turned so its dominant direction is x) → a ring of horizontal
+    and vertical edges, or None when none fits. Each edge is classed horizontal or vertical;
+    a run of one class becomes one line at the run's length-weighted mean offset; the
+    shortest edge under ``min_edge`` is removed (its two neighbours, parallel, merge) until
+    none is left or the ring is a rectangle."""
+    p = coords[:-1]
+    d = np.roll(p, -1, axis=0) - p
+    length = np.hypot(d[:, 0], d[:, 1])
+    horiz = np.abs(d[:, 0]) >= np.abs(d[:, 1])
+    mid = p + d / 2
+    offset = np.where(horiz, mid[:, 1], mid[:, 0])
+    changes = np.flatnonzero(horiz != np.roll(horiz, 1))
+    if len(changes) < 4:
+        return None
+    lines: list[list] = []  # [horizontal, Σ offset·length, Σ length]
+    for i in np.r_[changes[0] : len(p), 0 : changes[0]]:
+        if lines and lines[-1][0] == horiz[i]:
+            lines[-1][1] += offset[i] * length[i]
+            lines[-1][2] += length[i]
+        else:
+            lines.append([bool(horiz[i]), offset[i] * length[i], length[i]])
+    while len(lines) >= 4 and len(lines) % 2 == 0:
+        off = np.array([s / w if w > 0 else s for _, s, w in lines])
+        nxt = np.roll(off, -1)
+        # vertex i joins line i and line i + 1: (x, y) from whichever of them is vertical
+        vx = np.where([h for h, _, _ in lines], nxt, off)
+        vy = np.where([h for h, _, _ in lines], off, nxt)
+        v = np.column_stack([vx, vy])
+        edges = np.hypot(*(v - np.roll(v, 1, axis=0)).T)  # line i runs from vertex i − 1 to vertex i
+        k = int(np.argmin(edges))
+        if edges[k] >= min_edge or len(lines) == 4:
+            return np.vstack([v, v[:1]])
+        lines = lines[k - 1 :] + lines[: k - 1]  # line k − 1 first (k = 0: the last one)
+        a, b = lines[0], lines[2]
+        lines = [[a[0], a[1] + b[1], a[2] + b[2]]] + lines[3:]
+    return None
+
+
 def _fill_holes(geom: Polygon, max_area: float) -> Polygon:
     keep = [r for r in geom.interiors if Polygon(r).area >= max_area]
     return geom if len(keep) == len(geom.interiors) else Polygon(geom.exterior, keep)
@@ -192,7 +359,9 @@ def iter_polygons(prob_path: str | os.PathLike, options: VectorizeOptions = Vect
     """
     frame = _frame(prob_path)
     next_id = 1
-    for parts in iter_pixel_parts(prob_path, options.threshold, options.strip_rows):
+    pixel_m = float(np.sqrt(frame.pixel_side_m2)) if frame.area_crs is not None else frame.pixel_side
+    opening_px = round(options.opening / pixel_m)
+    for parts in iter_pixel_parts(prob_path, options.threshold, options.strip_rows, opening_px):
         chunk = _to_frame(parts, frame, options, next_id, scene_name or "")
         next_id += len(chunk)
         yield chunk

@@ -78,3 +78,70 @@ def test_perimeter_fill_holes_and_a_geographic_scene_measured_in_metres(tmp_path
     g = vectorize(geo, VectorizeOptions(simplify=0)).iloc[0]
     assert g.area_m2 == pytest.approx(1596 * 5e-6 * 111_320 * 5e-6 * 111_320 * np.cos(np.radians(50.95)), rel=0.01)
     assert len(g.geometry.interiors) == 1
+
+
+def test_opening_splits_roofs_joined_by_a_bridge_and_is_the_same_strip_by_strip(tmp_path):
+    p = np.zeros((100, 90))
+    p[10:40, 10:40] = 0.9
+    p[10:40, 50:80] = 0.9
+    p[24:26, 40:50] = 0.9  # a 1 m wide bridge (2 px)
+    p[60:100, 0:30] = 0.9  # a roof cut by the scene's lower and left edges keeps its area
+    path = prob_raster(tmp_path, p)
+    assert len(vectorize(path, VectorizeOptions(simplify=0))) == 2
+    opened = vectorize(path, VectorizeOptions(simplify=0, opening=1.0))  # 2 px radius
+    assert len(opened) == 3
+    # a disk rounds off the outer corners (one pixel each), not the edges cut by the scene's
+    assert sorted(opened.area_m2) == pytest.approx([225.0 - 4 * 0.25, 225.0 - 4 * 0.25, 300.0 - 0.25])
+    strips = vectorize(path, VectorizeOptions(simplify=0, opening=1.0, strip_rows=7))
+    assert len(strips) == 3
+    for a, b in zip(strips.sort_values("area_m2").geometry, opened.sort_values("area_m2").geometry):
+        assert a.equals(b)
+
+
+def _interior_angles(ring) -> np.ndarray:
+    c = np.asarray(ring.coords)[:-1]
+    a, b = np.roll(c, 1, axis=0) - c, np.roll(c, -1, axis=0) - c
+    cos = (a * b).sum(1) / np.hypot(*a.T) / np.hypot(*b.T)
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+def _rasterised(geoms, shape_):
+    from rasterio import features as rf
+
+    return rf.rasterize([(g, 1) for g in geoms], out_shape=shape_).astype(float) * 0.9
+
+
+@pytest.mark.parametrize("angle", [0, 17, 33, 45, 71])
+def test_regularize_gives_right_angles_few_vertices_and_no_loss_of_iou(tmp_path, angle):
+    from shapely import affinity
+    from shapely.geometry import Point, Polygon
+
+    ell = affinity.rotate(Polygon([(20, 20), (50, 20), (50, 32), (34, 32), (34, 45), (20, 45)]), angle,
+                          origin=(35, 35))
+    disc = Point(90, 35).buffer(12)
+    p = _rasterised([ell, disc], (80, 120))
+    to_map = (T.a, T.b, T.d, T.e, T.c, T.f)
+    truth = [affinity.affine_transform(g, to_map) for g in (ell, disc)]
+    raw = vectorize(prob_raster(tmp_path, p), VectorizeOptions(simplify=0)).sort_values("area_m2", ascending=False)
+    reg = vectorize(prob_raster(tmp_path, p), VectorizeOptions(regularize=True)).sort_values("area_m2",
+                                                                                           ascending=False)
+    assert len(reg) == 2 and reg.is_valid.all() and all(g.exterior.is_ccw for g in reg.geometry)
+    roof = reg.geometry.iloc[0]
+    assert len(roof.exterior.coords) == 7  # six corners
+    np.testing.assert_allclose(_interior_angles(roof.exterior), 90.0, atol=1e-6)
+    iou = [g.intersection(t).area / g.union(t).area for g, t in zip(reg.geometry, truth)]
+    raw_iou = [g.intersection(t).area / g.union(t).area for g, t in zip(raw.geometry, truth)]
+    assert iou[0] >= raw_iou[0] - 0.01 and iou[0] > 0.92
+    # a round roof is not forced into right angles
+    assert len(reg.geometry.iloc[1].exterior.coords) > 7 and iou[1] >= raw_iou[1] - 0.01
+
+
+def test_regularize_in_a_geographic_scene_keeps_right_angles_in_metres(tmp_path):
+    p = np.zeros((60, 60))
+    p[10:50, 15:40] = 0.9
+    deg = Affine(5e-6, 0, 6.96, 0, -5e-6, 50.95)  # pixels 0.35 m wide, 0.56 m tall
+    geo = write_tif(tmp_path / "geo.tif", (p * 255).astype(np.uint8), crs="EPSG:4326", transform=deg)
+    g = vectorize(geo, VectorizeOptions(regularize=True))
+    utm = g.to_crs(32632).geometry.iloc[0]
+    assert len(utm.exterior.coords) == 5
+    np.testing.assert_allclose(_interior_angles(utm.exterior), 90.0, atol=0.05)
