@@ -8,7 +8,7 @@ import click
 
 
 @click.command()
-@click.argument("scene", type=click.Path(path_type=Path))
+@click.argument("scenes", nargs=-1, required=True)
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
               help="model.pt written by 'geoseg train'.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -38,26 +38,28 @@ import click
 @click.option("--no-preview", is_flag=True, help="Skip the preview PNG written beside --out.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def predict(scene: Path, model_path: Path, out: Path, prob_out: Path | None, mask_out: Path | None,
+def predict(scenes: tuple[str, ...], model_path: Path, out: Path, prob_out: Path | None, mask_out: Path | None,
             cog: bool, threshold: float, min_area: float | None, fill_holes: float, simplify: float | None,
             opening: float, regularize: bool,
             tile_size: int | None, overlap: int | None,
             batch_size: int | None, blend: str, bands: str | None, device: str, precision: str,
             no_preview: bool, overwrite: bool, quiet: bool, nodata: float | None) -> None:
-    """Predict roofs on SCENE (GeoTIFF, COG, VRT, PNG, JPEG) and write polygons to --out."""
-    from geoseg.predict import TileOptions, parse_bands, run_predict
+    """Predict roofs on SCENES (GeoTIFF, COG, VRT, PNG, JPEG; several files or a quoted glob
+    go into one layer, merged where they overlap) and write polygons to --out."""
+    from geoseg.predict import TileOptions, expand_scenes, parse_bands, run_predict
     from geoseg.vectorize import VectorizeOptions
 
     tiles = TileOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, blend=blend,
                         device=device, precision=precision, bands=parse_bands(bands), nodata=nodata)
     vector = VectorizeOptions(threshold=threshold, min_area=min_area, fill_holes=fill_holes, simplify=simplify,
                               opening=opening, regularize=regularize)
-    result = run_predict(scene, model_path, out, tiles, vector, prob_out=prob_out, mask_out=mask_out,
+    result = run_predict(expand_scenes(scenes), model_path, out, tiles, vector, prob_out=prob_out, mask_out=mask_out,
                          cog=cog, preview=not no_preview, overwrite=overwrite, progress=not quiet)
     where = "EPSG:4326" if out.suffix.lower() != ".gpkg" else "the scene's CRS"
     if not result.scene.georeferenced:
         where = "pixel coordinates (the scene has no georeference)"
-    click.echo(f"{result.count} roof polygons → {result.out} ({where})")
+    several = f" from {result.scenes} scenes" if result.scenes > 1 else ""
+    click.echo(f"{result.count} roof polygons{several} → {result.out} ({where})")
     if result.preview:
         click.echo(f"preview → {result.preview}")
     for label, path in (("probability", result.prob), ("mask", mask_out)):

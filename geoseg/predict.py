@@ -39,6 +39,7 @@ from geoseg.io import (
     strip_rows,
     value_scale,
 )
+from geoseg.merge import Footprint, SceneMerger
 from geoseg.model import fuse_for_inference
 from geoseg.runtime import autocast, resolve_device, resolve_precision
 from geoseg.stitch import Stitcher
@@ -152,7 +153,8 @@ class PredictResult:
     count: int
     prob: Path | None
     preview: Path | None
-    scene: SceneInfo
+    scene: SceneInfo  # the first scene
+    scenes: int = 1
 
 
 def preview_path(out: str | os.PathLike) -> Path:
@@ -175,7 +177,7 @@ def write_mask(prob_path: str | os.PathLike, mask_path: str | os.PathLike, thres
                 dst.write((src.read(1, window=win) >= cut).astype(np.uint8)[None], window=win)
 
 
-def run_predict(scene: str | os.PathLike, model_path: str | os.PathLike, out: str | os.PathLike,
+def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, out: str | os.PathLike,
                 tiles: TileOptions = TileOptions(), vector: VectorizeOptions = VectorizeOptions(),
                 prob_out: str | os.PathLike | None = None, mask_out: str | os.PathLike | None = None,
                 cog: bool = False, preview: bool = True, overwrite: bool = False,
@@ -183,14 +185,23 @@ def run_predict(scene: str | os.PathLike, model_path: str | os.PathLike, out: st
     """``geoseg predict``: scene → probability raster → roof polygons in ``out``, with a QGIS
     style beside it (``roofs.qml``, also embedded in a GeoPackage) and a preview PNG.
 
+    ``scene`` may be a list of scenes: their polygons go into one layer (in the first
+    scene's CRS for a GeoPackage), merged where the scenes overlap (``merge``).
     ``prob_out`` keeps the stitched probability (uint8, p × 255) and ``mask_out`` the
-    thresholded mask, as tiled GeoTIFFs (Cloud-Optimised with ``cog``). Every output is
-    checked before any work starts and written under a temporary name; all are renamed
-    into place together at the end, so a failure or Ctrl-C leaves nothing partial and
-    nothing of the user's replaced.
+    thresholded mask, as tiled GeoTIFFs (Cloud-Optimised with ``cog``); both, and the
+    preview, are for a single scene. Every output is checked before any work starts and
+    written under a temporary name; all are renamed into place together at the end, so a
+    failure or Ctrl-C leaves nothing partial and nothing of the user's replaced.
     """
+    scenes = [scene] if isinstance(scene, (str, os.PathLike)) else list(scene)
+    if not scenes:
+        raise InputError("no scene given; pass one or more rasters")
+    if len(scenes) > 1 and (prob_out or mask_out):
+        raise InputError("--prob-out and --mask-out take a single scene; run them one scene at a time")
+    if len(set(map(os.path.abspath, scenes))) != len(scenes):
+        raise InputError("a scene is given twice; pass each scene once")
     vector_format(out)
-    png = preview_path(out) if preview else None
+    png = preview_path(out) if preview and len(scenes) == 1 else None
     qml = qml_path(out) if vector_format(out) == "GeoJSON" else None  # a GeoPackage embeds its style
     finals = [Path(p) for p in (out, prob_out, mask_out, png, qml) if p]
     if len(set(finals)) != len(finals):
@@ -198,44 +209,103 @@ def run_predict(scene: str | os.PathLike, model_path: str | os.PathLike, out: st
     for p in finals:
         check_output(p, overwrite)
     state = checkpoint.load(model_path)
-    with open_raster(scene) as src:
-        if vector_format(out) == "GeoJSON" and src.crs is None:
-            raise InputError(
-                f"{scene}: has no georeference (CRS), so polygons would be in pixel coordinates;"
-                " write a .gpkg instead of RFC 7946 GeoJSON"
-            )
+    infos = [_scene_info(s, out, several=len(scenes) > 1) for s in scenes]
+    crs = rasterio.crs.CRS.from_wkt(infos[0].crs_wkt) if infos[0].crs_wkt else None
+    merger = SceneMerger([footprint(i, crs) for i in infos], crs) if len(scenes) > 1 else None
     with contextlib.ExitStack() as stack:
         # a bounded GDAL block cache: by default it takes 5 % of RAM and grows with the scene
         stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
         tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".geoseg-", dir=Path(out).parent)))
         tmp = {p: stack.enter_context(atomic_output(p, overwrite)) for p in finals[1:]}
-        prob = tmpdir / "prob.tif"
-        info = predict_probability(scene, state, prob, tiles, progress)
-        if mask_out:
-            write_mask(prob, tmpdir / "mask.tif", vector.threshold)
-        crs = rasterio.crs.CRS.from_wkt(info.crs_wkt) if info.crs_wkt else None
         writer = stack.enter_context(VectorWriter(out, crs, overwrite))
-        picture = None
-        if png:
-            from geoseg.preview import Preview
+        for k, path in enumerate(scenes):
+            if progress and len(scenes) > 1:
+                from tqdm import tqdm
 
-            picture = Preview(scene)
-        for chunk in iter_polygons(prob, vector, scene_name=Path(scene).name):
-            writer.write(chunk)
+                tqdm.write(f"scene {k + 1}/{len(scenes)}: {path}")
+            prob = tmpdir / "prob.tif"
+            predict_probability(path, state, prob, tiles, progress)
+            if mask_out:
+                write_mask(prob, tmpdir / "mask.tif", vector.threshold)
+            picture = None
+            if png:
+                from geoseg.preview import Preview
+
+                picture = Preview(path)
+            for chunk in iter_polygons(prob, vector, scene_name=Path(path).name):
+                if merger is not None:
+                    chunk = merger.add(chunk.to_crs(crs) if chunk.crs != crs else chunk, k)
+                writer.write(chunk)
+                if picture is not None:
+                    picture.draw(chunk)
             if picture is not None:
-                picture.draw(chunk)
-        if picture is not None:
-            picture.save(tmp[png])
+                picture.save(tmp[png])
+            if merger is None:
+                for name, final in (("prob.tif", prob_out), ("mask.tif", mask_out)):
+                    if final:
+                        if cog:
+                            copy_as_cog(tmpdir / name, tmp[Path(final)])
+                        else:
+                            shutil.move(tmpdir / name, tmp[Path(final)])
+        if merger is not None:
+            writer.write(merger.finish())
         if qml:
             write_qml(tmp[qml])
-        for name, final in (("prob.tif", prob_out), ("mask.tif", mask_out)):
-            if final:
-                if cog:
-                    copy_as_cog(tmpdir / name, tmp[Path(final)])
-                else:
-                    shutil.move(tmpdir / name, tmp[Path(final)])
     # every output was renamed into place as the stack closed without error
-    return PredictResult(Path(out), writer.count, Path(prob_out) if prob_out else None, png, info)
+    return PredictResult(Path(out), writer.count, Path(prob_out) if prob_out else None, png, infos[0],
+                         len(scenes))
+
+
+def _scene_info(path: str | os.PathLike, out: str | os.PathLike, several: bool) -> SceneInfo:
+    with open_raster(path) as src:
+        info = scene_info(src)
+    if vector_format(out) == "GeoJSON" and not info.georeferenced:
+        raise InputError(
+            f"{path}: has no georeference (CRS), so polygons would be in pixel coordinates;"
+            " write a .gpkg instead of RFC 7946 GeoJSON"
+        )
+    if several and not info.georeferenced:
+        raise InputError(f"{path}: has no georeference (CRS); several scenes can only be merged when"
+                         " each has one, so predict it on its own")
+    return info
+
+
+def footprint(info: SceneInfo, crs) -> Footprint:
+    """A scene's extent and pixel side in ``crs`` (edges densified, so reprojection bends them)."""
+    import shapely
+    from affine import Affine
+    from shapely import affinity
+    from shapely.geometry import box
+
+    a, b, c, d, e, f = info.transform
+    t = Affine(a, b, c, d, e, f)
+    poly = affinity.affine_transform(box(0, 0, info.width, info.height), (t.a, t.b, t.d, t.e, t.c, t.f))
+    pixel = float(np.hypot(t.a, t.d))
+    own = rasterio.crs.CRS.from_wkt(info.crs_wkt)
+    if own != crs:
+        import geopandas as gpd
+
+        dense = shapely.segmentize(poly, max(info.width, info.height) * pixel / 64)
+        moved = gpd.GeoSeries([dense, box(c, f, c + pixel, f - pixel)], crs=own).to_crs(crs)
+        poly, pixel = moved.iloc[0], float(np.sqrt(moved.iloc[1].area))
+    return Footprint(poly, pixel)
+
+
+def expand_scenes(args) -> list[Path]:
+    """Scene arguments → paths: a pattern with ``*``, ``?`` or ``[`` that names no file is
+    expanded (sorted), for a glob quoted from the shell."""
+    import glob
+
+    paths: list[Path] = []
+    for arg in args:
+        if not os.path.exists(arg) and glob.has_magic(arg):
+            found = sorted(glob.glob(arg))
+            if not found:
+                raise InputError(f"{arg}: no file matches this pattern; check the path")
+            paths += [Path(p) for p in found]
+        else:
+            paths.append(Path(arg))
+    return paths
 
 
 def parse_bands(text: str | None) -> tuple[int, ...] | None:
