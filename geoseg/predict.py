@@ -66,6 +66,7 @@ class TileOptions:
     precision: str = "auto"
     bands: tuple[int, ...] | None = None
     nodata: float | None = None  # None: the value the model was trained with, if any
+    tta: bool = False  # average the 8 flips and quarter turns of each tile (8× the compute)
 
 
 def default_tile_size(state: dict, mcfg, height: int, width: int, overlap: int | None) -> int:
@@ -137,14 +138,29 @@ def predict_probability(scene: str | os.PathLike, state: dict, prob_path: str | 
                         x = torch.from_numpy(np.stack([a for a, _ in reads]))
                         x = ((x / norm.scale - mean) / std).to(device).contiguous(memory_format=torch.channels_last)
                         with autocast(device, precision):
-                            logits = model(x)
-                        prob = logits.float().softmax(1)[:, 1].cpu().numpy()
+                            prob = roof_probability(model, x, options.tta).cpu().numpy()
                         for t, p, (_, valid) in zip(chunk, prob, reads):
                             stitcher.add(t, p if valid is None else p * valid)
                         bar.update(len(chunk))
                     stitcher.end_row()
             bar.close()
     return info
+
+
+def roof_probability(model: torch.nn.Module, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+    """Roof probability ``(N, H, W)`` of a batch; with ``tta``, the mean over the eight
+    symmetries of the square (flips and quarter turns), each undone on its output."""
+    if not tta:
+        return model(x).float().softmax(1)[:, 1]
+    total = torch.zeros(x.shape[0], x.shape[2], x.shape[3], device=x.device)
+    for turns in range(4):
+        for flip in (False, True):
+            t = torch.rot90(x, turns, (2, 3))
+            t = (t.flip(3) if flip else t).contiguous(memory_format=torch.channels_last)
+            p = model(t).float().softmax(1)[:, 1]
+            p = p.flip(2) if flip else p
+            total += torch.rot90(p, -turns, (1, 2))
+    return total / 8
 
 
 @dataclass(frozen=True)

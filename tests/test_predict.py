@@ -176,3 +176,22 @@ def test_training_leaves_nodata_pixels_out_of_the_loss(synth_task):
     s = samples[0].__class__(samples[0].name, image, samples[0].mask, None, ~np.all(image == 0, axis=0))
     item = TileDataset([s], band_statistics([s], scale), 128, 4)[0]
     assert not item["valid"][:10].any() and item["valid"][10:128].all()
+
+
+@pytest.mark.parametrize("turn", ["flip", "rot90"])
+def test_tta_makes_the_prediction_follow_a_flipped_or_turned_scene(tiny_model, synth_task, tmp_path, turn):
+    # one 128 px tile with 16 px of reflected padding on every side of a 96 px scene: the
+    # tiling is symmetric, so only the model can break the symmetry, and TTA removes that
+    img = scene_pixels(synth_task)[:, :96, :96]
+    moved = img[:, :, ::-1] if turn == "flip" else np.rot90(img, 1, (1, 2))
+    undo = (lambda p: p[:, ::-1]) if turn == "flip" else (lambda p: np.rot90(p, -1))
+    state = checkpoint.load(tiny_model)
+    probs = {}
+    for tta in (False, True):
+        opts = TileOptions(tile_size=128, overlap=16, precision="fp32", tta=tta)
+        for name, pixels in (("a", img), ("b", np.ascontiguousarray(moved))):
+            predict_probability(write_tif(tmp_path / f"{name}.tif", pixels, transform=T), state,
+                                tmp_path / f"p{name}.tif", opts)
+        probs[tta] = prob_of(tmp_path / "pa.tif").astype(int), undo(prob_of(tmp_path / "pb.tif")).astype(int)
+    assert np.abs(probs[False][0] - probs[False][1]).max() > 3  # without TTA the model is not symmetric
+    assert np.abs(probs[True][0] - probs[True][1]).max() <= 1  # with it, up to rounding
