@@ -127,7 +127,7 @@ def with_torchgeo(scene, state, tile, overlap) -> float:
 def main() -> None:
     ap = scene_args(__doc__, size=4096, tile=512, precision="auto")
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--skip-peers", action="store_true", help="only bare and geoseg")
     args = ap.parse_args()
     model, scene = prepare(args)
     state = checkpoint.load(model)
@@ -147,9 +147,10 @@ def main() -> None:
     print(f"bare forward   {bare:7.1f} s  {mp / bare:6.2f} MP/s")
     print(f"geoseg predict {ours:7.1f} s  {mp / ours:6.2f} MP/s  = {100 * bare / ours:.1f} % of bare  "
           f"({r.count} polygons)")
-    if not args.skip_naive:
-        nv = naive(scene, state, args.tile, args.overlap, None)
-        print(f"naive loop     {nv:7.1f} s  {mp / nv:6.2f} MP/s  → geoseg is {nv / ours:.2f}× faster")
+    if args.skip_peers:
+        return
+    nv = naive(scene, state, args.tile, args.overlap, None)
+    print(f"naive loop     {nv:7.1f} s  {mp / nv:6.2f} MP/s  → geoseg is {nv / ours:.2f}× faster")
     try:
         import torchgeo  # noqa: F401
     except ImportError as e:

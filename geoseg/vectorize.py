@@ -26,12 +26,13 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from affine import Affine
 from rasterio import features
 from rasterio.windows import Window
 from scipy import ndimage
 from shapely import STRtree, affinity
-from shapely.geometry import Polygon, box, shape
+from shapely.geometry import Polygon, box
 from shapely.geometry.polygon import orient
 from shapely.ops import unary_union
 
@@ -81,14 +82,16 @@ def _strip_parts(prob: np.ndarray, mask: np.ndarray, row0: int) -> list[_Part]:
     labels, n = ndimage.label(mask)  # 4-connectivity, as features.shapes below
     if n == 0:
         return []
-    flat = labels.ravel()
-    sums = np.bincount(flat, weights=prob.ravel(), minlength=n + 1)[1:] / PROB_SCALE
-    counts = np.bincount(flat, minlength=n + 1)[1:]
+    inside = labels[mask]  # roof pixels only: a small share of the strip
+    sums = np.bincount(inside, weights=prob[mask], minlength=n + 1)[1:] / PROB_SCALE
+    counts = np.bincount(inside, minlength=n + 1)[1:]
     parts = []
-    for geom, value in features.shapes(labels.astype(np.int32), mask=mask, connectivity=4,
+    for geom, value in features.shapes(labels.astype(np.int32, copy=False), mask=mask, connectivity=4,
                                        transform=Affine.translation(0, row0)):
         k = int(value) - 1
-        parts.append(_Part(shape(geom), float(sums[k]), int(counts[k])))
+        rings = geom["coordinates"]  # from arrays: twice as fast as shapely's shape()
+        poly = Polygon(np.asarray(rings[0]), [np.asarray(r) for r in rings[1:]])
+        parts.append(_Part(poly, float(sums[k]), int(counts[k])))
     return parts
 
 
@@ -114,7 +117,7 @@ def _strip_mask(src, r0: int, r1: int, cut: int, radius: int) -> tuple[np.ndarra
     halo of 2 × radius rows, so the opening is exactly the one of the whole raster."""
     halo = 2 * radius
     a0, a1 = max(r0 - halo, 0), min(r1 + halo, src.height)
-    prob = src.read(1, window=Window(0, a0, src.width, a1 - a0)).astype(np.float32)
+    prob = src.read(1, window=Window(0, a0, src.width, a1 - a0))
     mask = prob >= cut
     if radius > 0:
         # the raster's own edges are padded by reflection: a roof cut by the scene edge keeps its pixels
@@ -196,7 +199,11 @@ def _to_frame(parts: list[_Part], frame: _Frame, options: VectorizeOptions, firs
               scene_name: str) -> gpd.GeoDataFrame:
     """Pixel parts → cleaned, measured polygons in the scene's CRS, numbered from ``first_id``."""
     georef = frame.crs is not None
-    geoms = [affinity.affine_transform(p.geom, frame.coeffs) if georef else p.geom for p in parts]
+    geoms = [p.geom for p in parts]
+    if georef and geoms:  # all coordinates at once
+        a, b, d, e, xoff, yoff = frame.coeffs
+        matrix, offset = np.array([[a, d], [b, e]]), np.array([xoff, yoff])
+        geoms = list(shapely.transform(np.array(geoms, dtype=object), lambda xy: xy @ matrix + offset))
     if options.fill_holes > 0:  # the threshold in the scene CRS's units² (m² → degree² when geographic)
         per_unit2 = 1.0 if frame.area_crs is None else frame.pixel_side_m2 / frame.pixel_side**2
         geoms = [_fill_holes(g, options.fill_holes / per_unit2) for g in geoms]
@@ -235,8 +242,18 @@ def _clean_outlines(geoms: list[Polygon], at_edge: list[bool], frame: _Frame,
         cleaned = [g.simplify(tol, preserve_topology=True) if cut else regularize(g, pixel, tol)
                    for g, cut in zip(metric, at_edge)]
     else:
-        cleaned = [g.simplify(tol, preserve_topology=True) for g in metric]
+        cleaned = list(_simplify(np.array(list(metric), dtype=object), tol))
     return list(gpd.GeoSeries(cleaned, crs=frame.area_crs).to_crs(frame.crs)) if geographic else cleaned
+
+
+def _simplify(geoms: np.ndarray, tol: float) -> np.ndarray:
+    """Douglas-Peucker, four times faster than the topology-preserving kind; the few outlines
+    it collapses or makes invalid are simplified again keeping topology."""
+    out = shapely.simplify(geoms, tol, preserve_topology=False)
+    bad = ~shapely.is_valid(out) | shapely.is_empty(out) | (shapely.get_type_id(out) != 3)
+    if bad.any():
+        out[bad] = shapely.simplify(geoms[bad], tol, preserve_topology=True)
+    return out
 
 
 RECT_IOU = 0.85  # the least IoU with the traced outline for a right-angled fit to replace it
