@@ -35,6 +35,8 @@ import click
 @click.option("--bands", help="Band numbers to feed the model, e.g. 1,2,3 [default: all].")
 @click.option("--nodata", type=float, help="A value marking missing imagery in every band: no roofs there"
               " [default: the value the model was trained with].")
+@click.option("--scheduler", help="Address of a running dask.distributed scheduler: scenes become its tasks.")
+@click.option("--workers", type=int, help="Start a local Dask cluster of N worker processes, a scene per task.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
 @click.option("--no-preview", is_flag=True, help="Skip the preview PNG written beside --out.")
@@ -45,7 +47,8 @@ def predict(scenes: tuple[str, ...], model_path: Path, out: Path, prob_out: Path
             opening: float, regularize: bool,
             tile_size: int | None, overlap: int | None,
             batch_size: int | None, blend: str, bands: str | None, device: str, precision: str,
-            no_preview: bool, overwrite: bool, quiet: bool, nodata: float | None, tta: bool) -> None:
+            no_preview: bool, overwrite: bool, quiet: bool, nodata: float | None, tta: bool,
+            scheduler: str | None, workers: int | None) -> None:
     """Predict roofs on SCENES (GeoTIFF, COG, VRT, PNG, JPEG; several files or a quoted glob
     go into one layer, merged where they overlap) and write polygons to --out."""
     from geoseg.predict import TileOptions, expand_scenes, parse_bands, run_predict
@@ -55,8 +58,13 @@ def predict(scenes: tuple[str, ...], model_path: Path, out: Path, prob_out: Path
                         device=device, precision=precision, bands=parse_bands(bands), nodata=nodata, tta=tta)
     vector = VectorizeOptions(threshold=threshold, min_area=min_area, fill_holes=fill_holes, simplify=simplify,
                               opening=opening, regularize=regularize)
+    cluster = None
+    if scheduler or workers:
+        from geoseg.distributed import ClusterOptions
+
+        cluster = ClusterOptions(scheduler=scheduler, workers=workers)
     result = run_predict(expand_scenes(scenes), model_path, out, tiles, vector, prob_out=prob_out, mask_out=mask_out,
-                         cog=cog, preview=not no_preview, overwrite=overwrite, progress=not quiet)
+                         cog=cog, preview=not no_preview, overwrite=overwrite, progress=not quiet, cluster=cluster)
     where = "EPSG:4326" if out.suffix.lower() != ".gpkg" else "the scene's CRS"
     if not result.scene.georeferenced:
         where = "pixel coordinates (the scene has no georeference)"

@@ -211,23 +211,27 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
                 tiles: TileOptions = TileOptions(), vector: VectorizeOptions = VectorizeOptions(),
                 prob_out: str | os.PathLike | None = None, mask_out: str | os.PathLike | None = None,
                 cog: bool = False, preview: bool = True, overwrite: bool = False,
-                progress: bool = False) -> PredictResult:
+                progress: bool = False, cluster=None) -> PredictResult:
     """``geoseg predict``: scene → probability raster → roof polygons in ``out``, with a QGIS
     style beside it (``roofs.qml``, also embedded in a GeoPackage) and a preview PNG.
 
     ``scene`` may be a list of scenes: their polygons go into one layer (in the first
     scene's CRS for a GeoPackage), merged where the scenes overlap (``merge``).
-    ``prob_out`` keeps the stitched probability (uint8, p × 255) and ``mask_out`` the
-    thresholded mask, as tiled GeoTIFFs (Cloud-Optimised with ``cog``); both, and the
-    preview, are for a single scene. Every output is checked before any work starts and
-    written under a temporary name; all are renamed into place together at the end, so a
-    failure or Ctrl-C leaves nothing partial and nothing of the user's replaced.
+    ``cluster`` (``distributed.ClusterOptions``) predicts the scenes as tasks on a Dask
+    cluster; the output is the same. ``prob_out`` keeps the stitched probability (uint8,
+    p × 255) and ``mask_out`` the thresholded mask, as tiled GeoTIFFs (Cloud-Optimised
+    with ``cog``); both are for a single scene predicted here, and the preview for a
+    single scene. Every output is checked before any work starts and written under a
+    temporary name; all are renamed into place together at the end, so a failure or
+    Ctrl-C leaves nothing partial and nothing of the user's replaced.
     """
     scenes = [scene] if isinstance(scene, (str, os.PathLike)) else list(scene)
     if not scenes:
         raise InputError("no scene given; pass one or more rasters")
     if len(scenes) > 1 and (prob_out or mask_out):
         raise InputError("--prob-out and --mask-out take a single scene; run them one scene at a time")
+    if cluster is not None and (prob_out or mask_out):
+        raise InputError("--prob-out and --mask-out are written by a run on this machine; drop --scheduler/--workers")
     if len(set(map(os.path.abspath, scenes))) != len(scenes):
         raise InputError("a scene is given twice; pass each scene once")
     vector_format(out)
@@ -248,44 +252,65 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
         tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".geoseg-", dir=Path(out).parent)))
         tmp = {p: stack.enter_context(atomic_output(p, overwrite)) for p in finals[1:]}
         writer = stack.enter_context(VectorWriter(out, crs, overwrite))
-        for k, path in enumerate(scenes):
-            if progress and len(scenes) > 1:
-                from tqdm import tqdm
+        report = _reporter(progress and len(scenes) > 1)
+        if cluster is None:
+            source = _local_polygons(scenes, state, tiles, vector, tmpdir, progress, report,
+                                     keep_prob=bool(prob_out) and not cog, mask=bool(mask_out))
+        else:
+            from geoseg.distributed import connect, scene_polygons
 
-                tqdm.write(f"scene {k + 1}/{len(scenes)}: {path}")
-            prob = tmpdir / "prob.tif"
-            # a probability raster that is only read back is written fast; a kept one portably
-            predict_probability(path, state, prob, tiles, progress,
-                                compress="deflate" if prob_out and not cog else "zstd")
-            if mask_out:
-                write_mask(prob, tmpdir / "mask.tif", vector.threshold)
-            picture = None
-            if png:
-                from geoseg.preview import Preview
+            client = stack.enter_context(connect(cluster))
+            source = scene_polygons(client, scenes, state, tiles, vector, cluster, report)
+        from geoseg.preview import Preview
 
-                picture = Preview(path)
-            for chunk in iter_polygons(prob, vector, scene_name=Path(path).name):
-                if merger is not None:
-                    chunk = merger.add(chunk.to_crs(crs) if chunk.crs != crs else chunk, k)
-                writer.write(chunk)
-                if picture is not None:
-                    picture.draw(chunk)
+        picture = None  # made once the scene has been read without error
+        for k, chunk in source:
+            if png and picture is None:
+                picture = Preview(scenes[0])
+            if merger is not None:
+                chunk = merger.add(chunk.to_crs(crs) if chunk.crs != crs else chunk, k)
+            writer.write(chunk)
             if picture is not None:
-                picture.save(tmp[png])
-            if merger is None:
-                for name, final in (("prob.tif", prob_out), ("mask.tif", mask_out)):
-                    if final:
-                        if cog:
-                            copy_as_cog(tmpdir / name, tmp[Path(final)])
-                        else:
-                            shutil.move(tmpdir / name, tmp[Path(final)])
+                picture.draw(chunk)
         if merger is not None:
             writer.write(merger.finish())
+        if png:
+            (picture or Preview(scenes[0])).save(tmp[png])
         if qml:
             write_qml(tmp[qml])
+        for name, final in (("prob.tif", prob_out), ("mask.tif", mask_out)):
+            if final:
+                if cog:
+                    copy_as_cog(tmpdir / name, tmp[Path(final)])
+                else:
+                    shutil.move(tmpdir / name, tmp[Path(final)])
     # every output was renamed into place as the stack closed without error
     return PredictResult(Path(out), writer.count, Path(prob_out) if prob_out else None, png, infos[0],
                          len(scenes))
+
+
+def _reporter(on: bool):
+    if not on:
+        return None
+    from tqdm import tqdm
+
+    return tqdm.write
+
+
+def _local_polygons(scenes: list, state: dict, tiles: TileOptions, vector: VectorizeOptions, tmpdir: Path,
+                    progress: bool, report, keep_prob: bool, mask: bool):
+    """``(scene index, polygon chunk)``, scene after scene, predicted in this process; the
+    last scene's probability (and mask) stay in ``tmpdir`` as prob.tif (mask.tif)."""
+    for k, path in enumerate(scenes):
+        if report:
+            report(f"scene {k + 1}/{len(scenes)}: {path}")
+        prob = tmpdir / "prob.tif"
+        # a probability raster that is only read back is written fast; a kept one portably
+        predict_probability(path, state, prob, tiles, progress, compress="deflate" if keep_prob else "zstd")
+        if mask:
+            write_mask(prob, tmpdir / "mask.tif", vector.threshold)
+        for chunk in iter_polygons(prob, vector, scene_name=Path(path).name):
+            yield k, chunk
 
 
 def _scene_info(path: str | os.PathLike, out: str | os.PathLike, several: bool) -> SceneInfo:

@@ -13,7 +13,9 @@ import geopandas as gpd
 import numpy as np
 from PIL import Image, ImageDraw
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
 
+from geoseg.errors import RasterReadError
 from geoseg.io import open_raster
 
 
@@ -42,7 +44,11 @@ class Preview:
         with open_raster(scene_path) as src:
             f = max(1.0, max(src.width, src.height) / max_side)
             w, h = max(1, round(src.width / f)), max(1, round(src.height / f))
-            data = src.read(out_shape=(src.count, h, w), resampling=Resampling.average)
+            try:
+                data = src.read(out_shape=(src.count, h, w), resampling=Resampling.average)
+            except RasterioIOError as exc:
+                raise RasterReadError(f"{scene_path}: read failed ({str(exc).strip().splitlines()[0]});"
+                                      " the file may be truncated or a VRT source missing") from None
             self.crs = src.crs
             self.to_px = ~src.transform if src.crs is not None else None
             self.sx, self.sy = w / src.width, h / src.height

@@ -1,0 +1,111 @@
+"""Prediction on a real dask.distributed LocalCluster: the same output as one process,
+a killed worker's scenes redone, and scenes that fail for good named, with no output."""
+
+import os
+import signal
+import threading
+import time
+
+import geopandas as gpd
+import pytest
+import rasterio
+from click.testing import CliRunner
+from rasterio.windows import Window
+
+from cli import main
+from geoseg import checkpoint
+from geoseg.distributed import ClusterOptions, ScenesFailedError, connect, scene_polygons
+from geoseg.errors import InputError
+from geoseg.predict import TileOptions, run_predict
+from geoseg.vectorize import VectorizeOptions
+
+pytestmark = pytest.mark.slow
+OPTS = TileOptions(tile_size=64, precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def scenes(synth_task, tmp_path_factory):
+    """Four scenes: the quarters of the synthetic scene, the last two overlapping."""
+    out = tmp_path_factory.mktemp("scenes")
+    paths = []
+    with rasterio.open(synth_task["scene"]) as src:
+        h, w = src.height, src.width
+        windows = [(0, 0, h // 2, w // 2), (0, w // 2, h // 2, w - w // 2),
+                   (h // 2, 0, h - h // 2, 2 * w // 3), (h // 2, w // 3, h - h // 2, w - w // 3)]
+        for k, (r, c, hh, ww) in enumerate(windows):
+            win = Window(c, r, ww, hh)
+            profile = {**src.profile, "width": ww, "height": hh, "transform": src.window_transform(win)}
+            paths.append(out / f"scene-{k}.tif")
+            with rasterio.open(paths[-1], "w", **profile) as dst:
+                dst.write(src.read(window=win))
+    return paths
+
+
+def layer(path):
+    return gpd.read_file(path, layer="roofs")
+
+
+def test_a_local_cluster_of_two_workers_writes_what_one_process_writes(tiny_model, scenes, tmp_path):
+    one = run_predict(scenes, tiny_model, tmp_path / "one.gpkg", OPTS)
+    two = run_predict(scenes, tiny_model, tmp_path / "two.gpkg", OPTS, cluster=ClusterOptions(workers=2))
+    a, b = layer(one.out), layer(two.out)
+    assert one.count == two.count and len(a) > 0
+    assert list(a.id) == list(b.id) and list(a.scene) == list(b.scene)
+    assert all(x.equals_exact(y, 1e-9) for x, y in zip(a.geometry, b.geometry))
+
+
+def test_a_killed_worker_is_retried_and_the_output_is_still_whole(tiny_model, scenes, tmp_path):
+    expected = layer(run_predict(scenes, tiny_model, tmp_path / "one.gpkg", OPTS).out)
+    options = ClusterOptions(workers=2)
+    with connect(options) as client:
+        pids = client.run(os.getpid)
+        killed = []
+
+        def kill_one_busy_worker():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not killed:
+                busy = [w for w, tasks in client.processing().items() if tasks]
+                if busy:
+                    os.kill(pids[busy[0]], signal.SIGKILL)
+                    killed.append(busy[0])
+                time.sleep(0.01)
+
+        killer = threading.Thread(target=kill_one_busy_worker)
+        killer.start()
+        results = list(scene_polygons(client, scenes, checkpoint.load(tiny_model), OPTS, VectorizeOptions(),
+                                      options))
+        killer.join()
+    assert killed, "no worker was busy to kill"
+    assert [k for k, _ in results] == [0, 1, 2, 3]
+    # the same polygons, scene by scene, as the single-process run before its merge
+    single = [run_predict(s, tiny_model, tmp_path / f"s{k}.gpkg", OPTS, preview=False) for k, s in enumerate(scenes)]
+    for (_, got), ref in zip(results, single):
+        want = layer(ref.out)
+        assert len(got) == len(want)
+        assert all(x.equals_exact(y, 1e-6) for x, y in zip(got.geometry, want.geometry))
+    assert len(expected) > 0
+
+
+def test_scenes_that_fail_for_good_are_named_and_nothing_is_written(tiny_model, scenes, tmp_path):
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(scenes[0].read_bytes()[:5000])  # a truncated GeoTIFF: its header reads, its pixels not
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ScenesFailedError, match="broken.tif"):
+        run_predict([scenes[0], broken], tiny_model, out / "roofs.geojson", OPTS,
+                    cluster=ClusterOptions(workers=2, retries=1))
+    assert list(out.iterdir()) == []
+
+
+def test_cluster_options_on_the_command_line(tiny_model, scenes, tmp_path):
+    out = tmp_path / "roofs.gpkg"
+    res = CliRunner().invoke(main, ["predict", *map(str, scenes[:2]), "--model", str(tiny_model), "--out", str(out),
+                                    "--tile-size", "64", "--workers", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "from 2 scenes" in res.output
+    with pytest.raises(InputError, match="cannot connect"):
+        run_predict(scenes[0], tiny_model, tmp_path / "x.gpkg",
+                    cluster=ClusterOptions(scheduler="tcp://127.0.0.1:9", timeout=1))
+    assert not (tmp_path / "x.gpkg").exists()
+    with pytest.raises(InputError):
+        ClusterOptions(scheduler="tcp://x:1", workers=2)
