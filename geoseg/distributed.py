@@ -92,9 +92,13 @@ def scene_polygons(client, scenes: list, state: dict, tiles, vector, options: Cl
     workers. Raises ``ScenesFailedError`` naming the scenes that failed for good, after
     every other scene is done."""
     threads = max(1, (os.cpu_count() or 1) // options.workers) if options.workers else None
-    model = client.scatter(state, broadcast=True)
+    import uuid
+
+    run = uuid.uuid4().hex[:8]  # keys of their own: a second run on the same client shares nothing
+    # in a list: scattering a dict would scatter each of its values as a future of its own
+    [model] = client.scatter([state], broadcast=True, hash=False)
     futures = [client.submit(predict_scene_polygons, str(s), model, tiles, vector, threads,
-                             retries=options.retries, pure=False, key=f"geoseg-scene-{k}-{Path(s).name}")
+                             retries=options.retries, pure=False, key=f"geoseg-{run}-scene-{k}-{Path(s).name}")
                for k, s in enumerate(scenes)]
     failed = []
     try:
@@ -111,9 +115,10 @@ def scene_polygons(client, scenes: list, state: dict, tiles, vector, options: Cl
                 report(f"scene {k + 1}/{len(scenes)} done: {scenes[k]}")
             if not failed:  # once one scene failed nothing is written: stop feeding the writer
                 yield k, result
-    finally:
-        for future in futures:
-            future.cancel()
+    finally:  # on an early exit (Ctrl-C, a writer's error), drop what is still queued
+        pending = [f for f in futures if not f.done()]
+        if pending:
+            client.cancel(pending)
     if failed:
         raise ScenesFailedError(f"{len(failed)} of {len(scenes)} scene(s) failed, nothing was written: "
                                 + "; ".join(failed))
