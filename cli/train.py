@@ -33,11 +33,13 @@ import click
 @click.option("--nodata", type=float, help="A value marking missing imagery in every band (e.g. 0 for"
               " blanked-out black): left out of the loss, and remembered by the model for predict.")
 @click.option("--no-photometric", is_flag=True, help="Flips and rotation only; no colour jitter or blur.")
+@click.option("--nproc", default=1, show_default=True,
+              help="Train data-parallel in N processes (gloo on CPU, one per GPU with NCCL); or run under torchrun.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty run folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 def train(data_dir: Path | None, images: Path | None, labels: Path | None, out_dir: Path, val_dir: Path | None,
-          no_photometric: bool, quiet: bool, **opts) -> None:
+          no_photometric: bool, quiet: bool, nproc: int, **opts) -> None:
     """Train a U-Net on DATA_DIR (images/ + masks/, or train_X/ + train_Y/, matched by name),
     or on --images DIR --labels roofs.gpkg (vector labels)."""
     from geoseg.errors import InputError
@@ -47,5 +49,13 @@ def train(data_dir: Path | None, images: Path | None, labels: Path | None, out_d
         raise InputError("give DATA_DIR (images + masks), or --images DIR with --labels FILE")
     config = TrainConfig(data_dir=str(data_dir or images), labels=str(labels) if labels else None, out_dir=str(out_dir),
                          val_dir=str(val_dir) if val_dir else None, photometric=not no_photometric, **opts)
-    run = fit(config, progress=not quiet)
-    click.echo(f"model: {run / 'model.pt'}")
+    if nproc > 1:
+        from geoseg.parallel import spawn
+
+        run = spawn(config, nproc, progress=not quiet)
+    else:
+        run = fit(config, progress=not quiet)
+    import os
+
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line for the run, not one per process
+        click.echo(f"model: {run / 'model.pt'}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -23,10 +24,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from geoseg import checkpoint
+from geoseg import checkpoint, parallel
 from geoseg.augment import train_transform
 from geoseg.data import Pair, TileDataset, band_statistics, find_pairs, find_vector_pairs, load_samples
-from geoseg.errors import CheckpointError, InputError, Interrupted, OutputExistsError
+from geoseg.errors import CheckpointError, GeosegError, InputError, Interrupted, OutputExistsError
 from geoseg.losses import NEEDS_WEIGHT_MAP, get_loss
 from geoseg.metrics import Counts
 from geoseg.model import UNet, UNetConfig, config_to_dict
@@ -167,12 +168,12 @@ def evaluate_batches(model, loader, loss_fn, device, precision, keep: bool = Fal
 
 
 def fit(config: TrainConfig, progress: bool = True) -> Path:
-    """Train a U-Net on ``config.data_dir``; return the run folder holding ``model.pt``."""
-    from tqdm import tqdm
+    """Train a U-Net on ``config.data_dir``; return the run folder holding ``model.pt``.
 
-    from geoseg.preview import render_curves, render_validation
-
+    Under ``torchrun`` (or ``parallel.spawn``) each process trains a DistributedDataParallel
+    replica and rank 0 writes the run folder (``parallel``)."""
     config.check()
+    dist = parallel.from_env()
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     train_pairs, val_pairs = split_pairs(config)
@@ -182,18 +183,41 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
     if val_samples and val_samples[0].image.shape[0] != train_samples[0].image.shape[0]:
         raise InputError(f"{config.val_dir}: band count differs from {config.data_dir}; give matching images")
 
-    out = prepare_run_dir(config.out_dir, config.overwrite, config.resume)
-    seed_everything(config.seed)
+    out = prepare_run_dir(config.out_dir, config.overwrite, config.resume) if dist.main else Path(config.out_dir)
+    if dist.active:
+        device = parallel.init(dist, device)
+        parallel.barrier(dist)  # the run folder is ready
+    try:
+        return _fit(config, dist, device, precision, train_pairs, val_pairs, train_samples, val_samples, scale,
+                    out, progress)
+    finally:
+        parallel.close(dist)
+
+
+def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, train_samples, val_samples, scale,
+         out: Path, progress: bool) -> Path:
+    from tqdm import tqdm
+
+    from geoseg.preview import render_curves, render_validation
+
+    progress = progress and dist.main
+    seed_everything(config.seed + dist.rank)  # rank 0 as one process; the others their own tiles
     norm = band_statistics(train_samples, scale)
     mcfg = UNetConfig(in_channels=train_samples[0].image.shape[0], depth=config.depth,
                       width=config.width, norm=config.norm)
     model = UNet(mcfg).to(device).to(memory_format=torch.channels_last)
+    net = model
+    if dist.active:  # rank 0's initial weights go to every replica; gradients are averaged
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     loss_fn = get_loss(config.loss)
 
-    per_epoch = config.samples_per_epoch or max(len(train_samples), 8 * config.batch_size)
+    # an epoch is the same number of tiles whatever the number of processes
+    per_epoch = math.ceil((config.samples_per_epoch or max(len(train_samples), 8 * config.batch_size)) / dist.world)
     train_ds = TileDataset(train_samples, norm, config.tile_size, mcfg.multiple,
                            transform=train_transform(mcfg.in_channels, config.photometric), length=per_epoch)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed + dist.rank)
     train_dl = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, generator=gen)
     val_dl = DataLoader(TileDataset(val_samples, norm, config.tile_size, mcfg.multiple), batch_size=1)
 
@@ -213,32 +237,42 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
         model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        gen.set_state(state["loader_rng"])
+        rngs = state.get("rank_rngs") or [(state["torch_rng"], state["loader_rng"])]
+        if dist.rank < len(rngs):  # each rank continues its own random stream
+            torch.set_rng_state(rngs[dist.rank][0])
+            gen.set_state(rngs[dist.rank][1])
+        else:  # resumed with more processes than it was saved with: the new ranks start fresh
+            gen.manual_seed(config.seed + dist.rank + 1000 * state["epoch"])
         best, step, first_epoch = state["best"], state["step"], state["epoch"] + 1
         with open(out / "metrics.csv") as fh:
             history = [row for row in csv.DictReader(fh) if int(row["epoch"]) < first_epoch]
-    (out / "config.json").write_text(json.dumps(
-        {**asdict(config), "model": asdict(mcfg), "resolved_device": str(device),
-         "resolved_precision": precision, "train_images": [p.image.name for p in train_pairs],
-         "val_images": [p.image.name for p in val_pairs], "norm": asdict(norm)}, indent=2))
+    if dist.main:
+        (out / "config.json").write_text(json.dumps(
+            {**asdict(config), "model": asdict(mcfg), "resolved_device": str(device),
+             "resolved_precision": precision, "train_images": [p.image.name for p in train_pairs],
+             "val_images": [p.image.name for p in val_pairs], "norm": asdict(norm), "processes": dist.world},
+            indent=2))
     meta = {"train_config": asdict(config), "nodata": config.nodata}
 
-    def save(name: str, epoch: int, row: dict, full: bool) -> None:
+    def save(name: str, epoch: int, row: dict, full: bool, rngs: list | None = None) -> None:
+        """Rank 0 writes; ``rngs``: every rank's random state (gathered), for an exact resume."""
+        if not dist.main:
+            return
+        rngs = rngs or [(torch.get_rng_state(), gen.get_state())]
         extra = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "best": best, "step": step,
-                 "torch_rng": torch.get_rng_state(), "loader_rng": gen.get_state()} if full else {}
+                 "torch_rng": rngs[0][0], "loader_rng": rngs[0][1], "rank_rngs": rngs} if full else {}
         checkpoint.save(out / name, model, norm, config.tile_size, epoch=epoch, metrics=row, **meta, **extra)
 
     start = time.perf_counter()
     deadline = start + 60 * config.time_limit if config.time_limit else math.inf
     epoch, row = first_epoch - 1, {}
-    with open(out / "metrics.csv", "w", newline="") as fh:
+    with open(out / "metrics.csv", "w", newline="") if dist.main else open(os.devnull, "w") as fh:
         writer = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
         writer.writeheader()
         writer.writerows(history)
         try:
             for epoch in range(first_epoch, config.epochs + 1):
-                model.train()
+                net.train()
                 running, seen = 0.0, 0
                 bar = tqdm(train_dl, desc=f"epoch {epoch}/{config.epochs}", leave=False,
                            disable=not progress, unit="batch")
@@ -246,7 +280,7 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
                     b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                     x = b["image"].contiguous(memory_format=torch.channels_last)
                     with autocast(device, precision):
-                        loss = loss_fn(model(x), b["target"], b["valid"], b["weight"])
+                        loss = loss_fn(net(x), b["target"], b["valid"], b["weight"])
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
@@ -255,11 +289,13 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
                     running += float(loss.detach()) * x.shape[0]
                     seen += x.shape[0]
                     bar.set_postfix(loss=f"{running / seen:.4f}")
-                    if time.perf_counter() > deadline:
+                    # every rank stops at the same step, or the others would wait for it for ever
+                    if parallel.any_rank(time.perf_counter() > deadline, dist, device):
                         break
+                running, seen = parallel.sums([running, seen], dist, device)
                 row = {"epoch": epoch, "step": step, "lr": f"{sched.get_last_lr()[0]:.3g}",
                        "train_loss": round(running / max(seen, 1), 5)}
-                if val_samples:
+                if val_samples and dist.main:  # rank 0 alone: its replica is everyone's
                     vloss, counts, probs = evaluate_batches(model, val_dl, loss_fn, device, precision, keep=True)
                     row.update(val_loss=round(vloss, 5), val_iou=round(counts.iou, 5), val_f1=round(counts.f1, 5))
                     render_validation(val_samples, probs, out / "preview.png")
@@ -267,17 +303,19 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
                 writer.writerow(row)
                 fh.flush()
                 history.append(row)
-                render_curves(history, out / "curves.png")
+                if dist.main:
+                    render_curves(history, out / "curves.png")
                 score = row.get("val_iou", -row["train_loss"]) if config.select_best else epoch
                 improved = score > best
                 if improved:
                     best = score
                     save("model.pt", epoch, row, full=False)
-                save("last.pt", epoch, row, full=True)
+                save("last.pt", epoch, row, full=True, rngs=parallel.gather((torch.get_rng_state(), gen.get_state()),
+                                                                            dist))
                 if progress:
                     shown = ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("step", "lr"))
                     tqdm.write(f"{shown}{'  *best' if improved and config.select_best else ''}")
-                if time.perf_counter() > deadline:
+                if parallel.any_rank(time.perf_counter() > deadline, dist, device):
                     if progress:
                         tqdm.write(f"time limit of {config.time_limit} min reached after epoch {epoch}")
                     break
@@ -288,4 +326,12 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
                     save("model.pt", epoch, row, full=False)
             raise Interrupted(
                 f"stopped in epoch {epoch}; weights saved in {out / 'last.pt'}; continue with --resume") from None
+    if dist.active:  # the replicas must have stayed one model: say so in the run folder
+        sums_ = parallel.gather(parallel.checksum(model), dist)
+        if dist.main:
+            (out / "distributed.json").write_text(json.dumps(
+                {"processes": dist.world, "backend": "nccl" if device.type == "cuda" else "gloo",
+                 "weight_checksums": sums_, "identical": len(set(sums_)) == 1}, indent=2))
+        if len(set(sums_)) != 1:
+            raise GeosegError("the training processes' weights differ at the end; do not trust this run")
     return out

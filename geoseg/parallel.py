@@ -1,0 +1,143 @@
+"""Data-parallel training with torch.distributed: gloo on CPUs, NCCL on GPUs.
+
+``fit`` runs unchanged in one process; started under ``torchrun`` (which sets ``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``) or by ``spawn``
+(``geoseg train --nproc N``), every process trains a replica wrapped in
+DistributedDataParallel on its own random tiles: gradients are averaged, so the
+replicas' weights stay identical, and only rank 0 writes checkpoints, metrics, curves
+and previews. These helpers are the few collective steps ``fit`` needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as tdist
+
+from geoseg.errors import GeosegError, InputError
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def from_env() -> Dist:
+    """The process's place in a torchrun-style launch (one process when the variables are unset)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise InputError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (as torchrun sets them)") from None
+    return Dist(rank, world, local)
+
+
+def init(dist: Dist, device: torch.device) -> torch.device:
+    """Join the process group (NCCL on CUDA, else gloo); the device this rank trains on."""
+    if device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    if not tdist.is_initialized():
+        tdist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                 rank=dist.rank, world_size=dist.world)
+    return device
+
+
+def close(dist: Dist) -> None:
+    if dist.active and tdist.is_initialized():
+        tdist.destroy_process_group()
+
+
+def barrier(dist: Dist) -> None:
+    if dist.active:
+        tdist.barrier()
+
+
+def any_rank(flag: bool, dist: Dist, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on any: one decision to stop, taken together."""
+    if not dist.active:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def sums(values: list[float], dist: Dist, device: torch.device) -> list[float]:
+    """``values`` summed over the ranks."""
+    if not dist.active:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    tdist.all_reduce(t)
+    return t.tolist()
+
+
+def gather(obj, dist: Dist) -> list:
+    """Every rank's ``obj``, in rank order (on every rank)."""
+    if not dist.active:
+        return [obj]
+    out = [None] * dist.world
+    tdist.all_gather_object(out, obj)
+    return out
+
+
+def checksum(model: torch.nn.Module) -> str:
+    """SHA-256 of the model's weights as they are in memory. (BatchNorm's running statistics
+    are rank 0's, sent to every replica at each step, then updated by its own batch: they
+    are not compared.)"""
+    h = hashlib.sha256()
+    for name, value in sorted(model.named_parameters()):
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, config, world: int, port: int, progress: bool) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    threads = max(1, (os.cpu_count() or 1) // world)  # the cores shared out, not oversubscribed
+    torch.set_num_threads(threads)
+    from geoseg.train import fit
+
+    fit(config, progress=progress and rank == 0)
+
+
+def spawn(config, nproc: int, progress: bool = True) -> Path:
+    """Train ``config`` in ``nproc`` processes on this machine (what ``--nproc`` does)."""
+    import torch.multiprocessing as mp
+
+    if nproc < 1:
+        raise InputError("--nproc must be at least 1")
+    if nproc > 1 and torch.cuda.is_available() and config.device != "cpu" and nproc > torch.cuda.device_count():
+        raise InputError(f"--nproc {nproc} but only {torch.cuda.device_count()} GPU(s); one process per GPU")
+    try:
+        mp.start_processes(_worker, args=(config, nproc, _free_port(), progress), nprocs=nproc,
+                           start_method="spawn", join=True)
+    except mp.ProcessRaisedException as exc:
+        text = str(exc).strip().splitlines()
+        # the child's own error, as the last line of its traceback
+        raise GeosegError(f"a training process failed: {text[-1] if text else exc}") from None
+    except mp.ProcessExitedException as exc:
+        raise GeosegError(f"a training process died ({exc}); see its messages above") from None
+    return Path(config.out_dir)
