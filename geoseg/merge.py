@@ -7,7 +7,8 @@ polygons of different scenes that overlap form groups; each group keeps the poly
 the one scene that saw it furthest from its own edge (a roof cut by an edge loses to a
 whole one, and of two whole ones, the one further from an edge wins, as in the tiles'
 blending). When every scene saw the group cut by its edge, the pieces are joined into
-one polygon. Memory holds only the polygons in overlaps.
+one polygon: so also a roof across the shared edge of two adjacent scenes that do not
+overlap. Memory holds only the polygons near other scenes.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class SceneMerger:
         self.footprints, self.crs = footprints, crs
         self._held: list[gpd.GeoDataFrame] = []
         self._next_id = 1
+        self._eps = 0.01 * min(f.pixel for f in footprints)  # a hundredth of a pixel
 
     def add(self, chunk: gpd.GeoDataFrame, scene: int) -> gpd.GeoDataFrame:
         """Polygons of ``chunk`` (from scene index ``scene``) that no other scene can duplicate."""
@@ -63,11 +65,15 @@ class SceneMerger:
             return self._number(gpd.GeoDataFrame(geometry=[], crs=self.crs))
         held = gpd.GeoDataFrame(pd.concat(self._held, ignore_index=True), crs=self.crs)
         geoms = list(held.geometry)
-        scenes = held["_scene"].to_numpy()
+        scenes, cut = held["_scene"].to_numpy(), held["_depth"].to_numpy() < 1.0
         tree = STRtree(geoms)
-        a, b = tree.query(geoms, predicate="intersects")
-        cross = (scenes[a] != scenes[b]) & np.array([geoms[i].intersection(geoms[j]).area > 0
-                                                     for i, j in zip(a, b)], bool)
+        a, b = tree.query(geoms, predicate="dwithin", distance=self._eps)
+        # the same roof: pieces of two scenes that overlap, or two pieces cut by the edges of
+        # adjacent scenes that meet along them
+        cross = (scenes[a] != scenes[b]) & np.array([
+            geoms[i].intersection(geoms[j]).area > 0
+            or (cut[i] and cut[j] and geoms[i].buffer(self._eps).intersection(geoms[j]).area > 0)
+            for i, j in zip(a, b)], bool)
         n = len(geoms)
         graph = coo_matrix((np.ones(int(cross.sum())), (a[cross], b[cross])), shape=(n, n))
         _, group = connected_components(graph, directed=False)
@@ -90,7 +96,9 @@ class SceneMerger:
         if best["_depth"] >= 1.0:  # a whole roof: keep what that scene saw
             return members[members["_scene"] == best["_scene"]]
         # every scene saw it cut by an edge: join the pieces
-        joined = unary_union(list(members.geometry)).buffer(0)
+        # (grown and shrunk by a hair, so that pieces of adjacent scenes meet without a gap)
+        joined = unary_union([g.buffer(self._eps, join_style="mitre") for g in members.geometry]).buffer(
+            -self._eps, join_style="mitre")
         parts = [g for g in getattr(joined, "geoms", [joined]) if isinstance(g, Polygon) and g.area > 0]
         areas = members.geometry.area.to_numpy()
         score = float(np.average(members["score"], weights=areas if areas.sum() > 0 else None))

@@ -47,6 +47,20 @@ def test_overlapping_scenes_keep_each_roof_once_and_make_cut_roofs_whole():
     assert joined.area_m2 == pytest.approx(700.0) and joined.scene == "a;b" and joined.geometry.exterior.is_ccw
 
 
+def test_a_roof_across_the_shared_edge_of_adjacent_scenes_is_joined():
+    a, b = box(0, 0, 100, 50), box(100, 0, 200, 50)  # side by side, no overlap
+    merger = SceneMerger([Footprint(a, 1.0), Footprint(b, 1.0)], CRS)
+    out = [merger.add(chunk([("a", box(90, 10, 100, 20), 0.8), ("a", box(10, 10, 20, 20), 0.8)]), 0),
+           merger.add(chunk([("b", box(100, 10, 115, 20), 0.6), ("b", box(100, 30, 110, 40), 0.7)]), 1),
+           merger.finish()]
+    roofs = gpd.GeoDataFrame(gpd.pd.concat(out, ignore_index=True), crs=CRS)
+    assert sorted(tuple(round(v, 6) for v in g.bounds) for g in roofs.geometry) == [
+        (10, 10, 20, 20), (90, 10, 115, 20), (100, 30, 110, 40)]
+    joined = roofs[roofs.area_m2 > 200].iloc[0]
+    assert joined.area_m2 == pytest.approx(250.0) and len(joined.geometry.exterior.coords) == 5
+    assert joined.score == pytest.approx((0.8 * 100 + 0.6 * 150) / 250, abs=1e-4)
+
+
 def split_scene(scene, tmp_path):
     """The scene as two GeoTIFFs that overlap by a third of its width."""
     paths = []
