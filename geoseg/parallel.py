@@ -129,6 +129,13 @@ def spawn(config, nproc: int, progress: bool = True) -> Path:
 
     if nproc < 1:
         raise InputError("--nproc must be at least 1")
+    config.check()  # bad options and an occupied run folder are said here, once, before any process starts
+    out = Path(config.out_dir)
+    if not config.resume and not config.overwrite and out.exists() and any(out.iterdir()):
+        from geoseg.errors import OutputExistsError
+
+        raise OutputExistsError(f"{out}: run folder exists and is not empty; pass --overwrite, --resume or"
+                                " another --out")
     if nproc > 1 and torch.cuda.is_available() and config.device != "cpu" and nproc > torch.cuda.device_count():
         raise InputError(f"--nproc {nproc} but only {torch.cuda.device_count()} GPU(s); one process per GPU")
     try:
@@ -136,8 +143,9 @@ def spawn(config, nproc: int, progress: bool = True) -> Path:
                            start_method="spawn", join=True)
     except mp.ProcessRaisedException as exc:
         text = str(exc).strip().splitlines()
-        # the child's own error, as the last line of its traceback
-        raise GeosegError(f"a training process failed: {text[-1] if text else exc}") from None
+        # the child's own error: the last line of its traceback, without the exception's class
+        last = text[-1] if text else str(exc)
+        raise GeosegError(f"a training process failed: {last.split(': ', 1)[-1]}") from None
     except mp.ProcessExitedException as exc:
         raise GeosegError(f"a training process died ({exc}); see its messages above") from None
     return Path(config.out_dir)

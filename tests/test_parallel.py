@@ -8,7 +8,7 @@ import pytest
 from geoseg import checkpoint
 from geoseg.parallel import spawn
 from geoseg.predict import TileOptions, run_predict
-from geoseg.train import TrainConfig
+from geoseg.train import TrainConfig, fit
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +41,10 @@ def test_a_failing_process_is_one_clear_error(synth_task, tmp_path):
 
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "keep.txt").write_text("the user's")
-    with pytest.raises(GeosegError, match="run folder exists"):
+    with pytest.raises(GeosegError, match="run folder exists"):  # said before any process starts
         spawn(config(synth_task, tmp_path / "run"), nproc=2, progress=False)
     assert (tmp_path / "run" / "keep.txt").read_text() == "the user's"
+    # an error inside the processes: resuming a run of another architecture
+    fit(replace(config(synth_task, tmp_path / "one"), epochs=1), progress=False)
+    with pytest.raises(GeosegError, match="^a training process failed: .*another architecture"):
+        spawn(replace(config(synth_task, tmp_path / "one"), width=8, resume=True), nproc=2, progress=False)
