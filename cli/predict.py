@@ -37,6 +37,8 @@ import click
               " [default: the value the model was trained with].")
 @click.option("--scheduler", help="Address of a running dask.distributed scheduler: scenes become its tasks.")
 @click.option("--workers", type=int, help="Start a local Dask cluster of N worker processes, a scene per task.")
+@click.option("--block", default=4096, show_default=True,
+              help="With a cluster and one scene: scene rows per task (the scene is cut into blocks).")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
 @click.option("--no-preview", is_flag=True, help="Skip the preview PNG written beside --out.")
@@ -48,7 +50,7 @@ def predict(scenes: tuple[str, ...], model_path: Path, out: Path, prob_out: Path
             tile_size: int | None, overlap: int | None,
             batch_size: int | None, blend: str, bands: str | None, device: str, precision: str,
             no_preview: bool, overwrite: bool, quiet: bool, nodata: float | None, tta: bool,
-            scheduler: str | None, workers: int | None) -> None:
+            scheduler: str | None, workers: int | None, block: int) -> None:
     """Predict roofs on SCENES (GeoTIFF, COG, VRT, PNG, JPEG; several files or a quoted glob
     go into one layer, merged where they overlap) and write polygons to --out."""
     from geoseg.predict import TileOptions, expand_scenes, parse_bands, run_predict
@@ -62,7 +64,7 @@ def predict(scenes: tuple[str, ...], model_path: Path, out: Path, prob_out: Path
     if scheduler or workers:
         from geoseg.distributed import ClusterOptions
 
-        cluster = ClusterOptions(scheduler=scheduler, workers=workers)
+        cluster = ClusterOptions(scheduler=scheduler, workers=workers, block=block)
     result = run_predict(expand_scenes(scenes), model_path, out, tiles, vector, prob_out=prob_out, mask_out=mask_out,
                          cog=cog, preview=not no_preview, overwrite=overwrite, progress=not quiet, cluster=cluster)
     where = "EPSG:4326" if out.suffix.lower() != ".gpkg" else "the scene's CRS"

@@ -1,11 +1,16 @@
-"""Prediction on a dask.distributed cluster: one task per scene.
+"""Prediction on a dask.distributed cluster: a task per scene, or per block of one scene.
 
 The client sends the model to every worker once (``Client.scatter(..., broadcast=True)``),
 so workers need no shared copy of ``model.pt``; they need only to read the scenes
 (paths on a shared file system, or URLs GDAL opens). Each task predicts one scene in
 the worker's temporary folder and returns its polygons; the client takes the results in
 scene order and feeds them to the same merging and writing as a single-process run, so
-the output is the same file. Dask retries a task whose worker died (``retries``, and
+the output is the same file. A single scene is cut into blocks of tile rows instead
+(``ClusterOptions.block``): each task predicts the scene rows its tile rows finish —
+reading the tiles above that reach into them, so the probability is pixel for pixel the
+single-process one — and traces them; polygons that touch a block's inner edge come back
+raw and are joined with their continuation at the end, and the blocks' probability rows
+can be written into one ``--prob-out``. Dask retries a task whose worker died (``retries``, and
 the scheduler's own reassignment of a killed worker's tasks); a scene that still fails
 is reported by name, and the run then writes nothing.
 """
@@ -39,12 +44,15 @@ class ClusterOptions:
     workers: int | None = None
     retries: int = 2
     timeout: float = 20.0
+    block: int = 4096  # scene rows per task when a single scene is cut into blocks
 
     def __post_init__(self) -> None:
         if (self.scheduler is None) == (self.workers is None):
             raise InputError("give either --scheduler ADDRESS or --workers N, not both")
         if self.workers is not None and self.workers < 1:
             raise InputError("--workers must be at least 1")
+        if self.block < 1:
+            raise InputError("--block must be at least 1 row")
 
 
 def predict_scene_polygons(scene: str, state: dict, tiles, vector, threads: int | None) -> gpd.GeoDataFrame:
@@ -62,6 +70,86 @@ def predict_scene_polygons(scene: str, state: dict, tiles, vector, threads: int 
         predict_probability(scene, state, prob, tiles, compress="zstd")
         chunks = list(iter_polygons(prob, vector, scene_name=Path(scene).name))
     return gpd.GeoDataFrame(pd.concat(chunks, ignore_index=True), crs=chunks[0].crs)
+
+
+def predict_block(scene: str, state: dict, tiles, vector, block: tuple[int, int, int, bool], threads: int | None,
+                  with_prob: bool) -> dict:
+    """A task: one block of a scene → its finished polygons, the raw parts on its inner
+    edges, and (``with_prob``) its probability rows (uint8). ``block``: grid rows
+    ``i0…i1−1``, the block's first scene row, and whether it is the scene's last."""
+    import rasterio
+    import torch
+
+    from geoseg.predict import GDAL_CACHE_MB, predict_probability
+    from geoseg.vectorize import band_polygons
+
+    i0, i1, row0, last = block
+    if threads:
+        torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory(prefix="geoseg-task-") as tmp, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        prob = Path(tmp) / "prob.tif"
+        predict_probability(scene, state, prob, tiles, compress="zstd", tile_rows=(i0, i1))
+        rows = None
+        if with_prob:
+            with rasterio.open(prob) as src:
+                rows = src.read(1)
+        done, edge = band_polygons(prob, scene, row0, i0 == 0, last, vector, Path(scene).name)
+    return {"row0": row0, "done": done, "edge": edge, "prob": rows}
+
+
+def scene_blocks(scene, state: dict, tiles, vector, block: int) -> list[tuple[int, int, int, bool]]:
+    """The blocks of about ``block`` scene rows (whole rows of tiles) a scene is cut into;
+    one block when an opening is asked (it would need its neighbours' rows)."""
+    from geoseg import checkpoint
+    from geoseg.io import open_raster
+    from geoseg.predict import band_rows, default_tile_size
+    from geoseg.tiling import TileGrid
+
+    _, mcfg = checkpoint.build_model(state, "cpu")
+    with open_raster(scene) as src:
+        h, w = src.height, src.width
+    size = tiles.tile_size or default_tile_size(state, mcfg, h, w, tiles.overlap)
+    overlap = min(32, size // 8) if tiles.overlap is None else tiles.overlap
+    grid = TileGrid(h, w, size, overlap)
+    step = grid.rows if vector.opening > 0 else max(1, block // grid.stride)
+    return [(i0, min(i0 + step, grid.rows), band_rows(grid, i0, min(i0 + step, grid.rows))[0],
+             i0 + step >= grid.rows) for i0 in range(0, grid.rows, step)]
+
+
+def block_polygons(client, scene, state: dict, tiles, vector, options: ClusterOptions, prob_sink=None,
+                   report=None) -> Iterator[tuple[int, gpd.GeoDataFrame]]:
+    """``(0, polygons)`` chunks of one scene predicted block by block on ``client``'s workers;
+    ``prob_sink(row0, rows)`` receives the probability rows, block by block, in order."""
+    import uuid
+
+    from geoseg.vectorize import join_band_edges
+
+    threads = max(1, (os.cpu_count() or 1) // options.workers) if options.workers else None
+    blocks = scene_blocks(scene, state, tiles, vector, options.block)
+    run = uuid.uuid4().hex[:8]
+    [model] = client.scatter([state], broadcast=True, hash=False)
+    futures = [client.submit(predict_block, str(scene), model, tiles, vector, b, threads, prob_sink is not None,
+                             retries=options.retries, pure=False, key=f"geoseg-{run}-block-{k}-{Path(scene).name}")
+               for k, b in enumerate(blocks)]
+    edges: list = []
+    try:
+        for k, future in enumerate(futures):
+            try:
+                result = future.result()
+            except Exception as exc:
+                raise ScenesFailedError(f"{scene}: block {k + 1} of {len(blocks)} failed, nothing was written:"
+                                        f" {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            if report:
+                report(f"block {k + 1}/{len(blocks)} done")
+            if prob_sink is not None:
+                prob_sink(result["row0"], result["prob"])
+            edges += result["edge"]
+            yield 0, result["done"]
+    finally:
+        pending = [f for f in futures if not f.done()]
+        if pending:
+            client.cancel(pending)
+    yield 0, join_band_edges(edges, scene, vector, Path(scene).name)
 
 
 @contextlib.contextmanager

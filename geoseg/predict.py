@@ -50,6 +50,22 @@ from geoseg.vectorize import PROB_SCALE, VectorizeOptions, iter_polygons
 GDAL_CACHE_MB = 128
 
 
+def band_rows(grid: TileGrid, i0: int, i1: int) -> tuple[int, int]:
+    """Scene rows ``[start, stop)`` that grid rows ``i0…i1−1`` finish (see ``Stitcher``)."""
+    start = 0 if i0 == 0 else i0 * grid.stride - grid.overlap
+    stop = grid.height if i1 >= grid.rows else i1 * grid.stride - grid.overlap
+    return start, min(stop, grid.height)
+
+
+def first_tile_row(grid: TileGrid, i0: int) -> int:
+    """The first grid row whose tiles reach the rows that grid row ``i0`` finishes."""
+    start = band_rows(grid, i0, i0 + 1)[0]
+    r = i0
+    while r > 0 and (r - 1) * grid.stride - grid.overlap + grid.size > start:
+        r -= 1
+    return r
+
+
 @dataclass(frozen=True)
 class TileOptions:
     """How a scene is cut and run. None picks, by measurement (``bench/``): tiles of 512 px
@@ -81,11 +97,15 @@ def default_tile_size(state: dict, mcfg, height: int, width: int, overlap: int |
 
 def predict_probability(scene: str | os.PathLike, state: dict, prob_path: str | os.PathLike,
                         options: TileOptions = TileOptions(), progress: bool = False,
-                        compress: str = "deflate") -> SceneInfo:
+                        compress: str = "deflate", tile_rows: tuple[int, int] | None = None) -> SceneInfo:
     """Write the stitched roof probability of ``scene`` to ``prob_path`` (uint8, p × 255).
 
     ``compress``: the GeoTIFF's compression; ``"zstd"`` (level 1) writes about 8× faster
-    than deflate, for a raster that is only read back (deflate is used if GDAL lacks it)."""
+    than deflate, for a raster that is only read back (deflate is used if GDAL lacks it).
+    ``tile_rows=(i0, i1)``: only the scene rows that grid rows i0…i1−1 finish
+    (``band_rows``), written as a raster of their own (georeferenced where they lie) —
+    pixel for pixel what the whole-scene run writes there, as the tiles above that reach
+    into them are predicted too. A block of a large scene for one task of a cluster."""
     from tqdm import tqdm
 
     device = resolve_device(options.device)
@@ -117,9 +137,12 @@ def predict_probability(scene: str | os.PathLike, state: dict, prob_path: str | 
         nodata = options.nodata if options.nodata is not None else state.get("nodata")
         need_valid = nodata is not None or any(f != [MaskFlags.all_valid] for f in src.mask_flag_enums)
         grid = TileGrid(src.height, src.width, tile, overlap)
-        profile = dict(driver="GTiff", width=src.width, height=src.height, count=1, dtype="uint8",
-                       crs=src.crs, transform=src.transform, tiled=True, blockxsize=256,
-                       blockysize=256, BIGTIFF="IF_SAFER")
+        i0, i1 = tile_rows or (0, grid.rows)
+        b0, b1 = band_rows(grid, i0, i1)
+        first = first_tile_row(grid, i0)
+        profile = dict(driver="GTiff", width=src.width, height=b1 - b0, count=1, dtype="uint8",
+                       crs=src.crs, transform=src.window_transform(Window(0, b0, src.width, b1 - b0)),
+                       tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             dst = _create(prob_path, profile, compress)
@@ -128,12 +151,12 @@ def predict_probability(scene: str | os.PathLike, state: dict, prob_path: str | 
                 np.clip(rows, 0.0, 1.0, out=rows)
                 rows *= PROB_SCALE
                 rows += 0.5
-                dst.write(rows.astype(np.uint8)[None], window=Window(0, row0, src.width, rows.shape[0]))
+                dst.write(rows.astype(np.uint8)[None], window=Window(0, row0 - b0, src.width, rows.shape[0]))
 
-            stitcher = Stitcher(grid, sink, options.blend)
-            bar = tqdm(total=len(grid), desc="predict", unit="tile", disable=not progress, leave=False)
+            stitcher = Stitcher(grid, sink, options.blend, start_row=first, first_emitted=b0)
+            bar = tqdm(total=(i1 - first) * grid.cols, desc="predict", unit="tile", disable=not progress, leave=False)
             with torch.no_grad():
-                for r in range(grid.rows):
+                for r in range(first, i1):
                     tiles = grid.row_tiles(r)
                     for i in range(0, len(tiles), batch):
                         chunk = tiles[i : i + batch]
@@ -230,8 +253,6 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
         raise InputError("no scene given; pass one or more rasters")
     if len(scenes) > 1 and (prob_out or mask_out):
         raise InputError("--prob-out and --mask-out take a single scene; run them one scene at a time")
-    if cluster is not None and (prob_out or mask_out):
-        raise InputError("--prob-out and --mask-out are written by a run on this machine; drop --scheduler/--workers")
     if len(set(map(os.path.abspath, scenes))) != len(scenes):
         raise InputError("a scene is given twice; pass each scene once")
     vector_format(out)
@@ -253,27 +274,49 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
         tmp = {p: stack.enter_context(atomic_output(p, overwrite)) for p in finals[1:]}
         writer = stack.enter_context(VectorWriter(out, crs, overwrite))
         report = _reporter(progress and len(scenes) > 1)
+        prob_dst = None
         if cluster is None:
             source = _local_polygons(scenes, state, tiles, vector, tmpdir, progress, report,
                                      keep_prob=bool(prob_out) and not cog, mask=bool(mask_out))
         else:
-            from geoseg.distributed import connect, scene_polygons
+            from geoseg.distributed import block_polygons, connect, scene_polygons
 
             client = stack.enter_context(connect(cluster))
-            source = scene_polygons(client, scenes, state, tiles, vector, cluster, report)
+            if len(scenes) == 1:  # one scene: blocks of it are the tasks
+                sink = None
+                if prob_out or mask_out:
+                    prob_dst = _prob_raster(tmpdir / "prob.tif", infos[0])
+                    stack.callback(prob_dst.close)
+
+                    def sink(row0: int, rows: np.ndarray) -> None:
+                        prob_dst.write(rows[None], window=Window(0, row0, rows.shape[1], rows.shape[0]))
+
+                source = block_polygons(client, scenes[0], state, tiles, vector, cluster, sink,
+                                        _reporter(progress))
+            else:
+                source = scene_polygons(client, scenes, state, tiles, vector, cluster, report)
         from geoseg.preview import Preview
 
         picture = None  # made once the scene has been read without error
+        next_id = 1
         for k, chunk in source:
             if png and picture is None:
                 picture = Preview(scenes[0])
             if merger is not None:
                 chunk = merger.add(chunk.to_crs(crs) if chunk.crs != crs else chunk, k)
+            else:  # ids run on over the chunks (blocks of a scene each count from 1)
+                chunk["id"] = range(next_id, next_id + len(chunk))
+                next_id += len(chunk)
             writer.write(chunk)
             if picture is not None:
                 picture.draw(chunk)
         if merger is not None:
             writer.write(merger.finish())
+        if prob_dst is not None:  # the blocks' probability rows, gathered: close, then derive the mask
+            prob_dst.close()
+            if mask_out:
+                write_mask(tmpdir / "prob.tif", tmpdir / "mask.tif", vector.threshold)
+
         if png:
             (picture or Preview(scenes[0])).save(tmp[png])
         if qml:
@@ -287,6 +330,18 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
     # every output was renamed into place as the stack closed without error
     return PredictResult(Path(out), writer.count, Path(prob_out) if prob_out else None, png, infos[0],
                          len(scenes))
+
+
+def _prob_raster(path: Path, info: SceneInfo):
+    """An empty probability raster on ``info``'s grid (uint8, tiled, deflate), open for writing."""
+    from affine import Affine
+
+    crs = rasterio.crs.CRS.from_wkt(info.crs_wkt) if info.crs_wkt else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return rasterio.open(path, "w", driver="GTiff", width=info.width, height=info.height, count=1,
+                             dtype="uint8", crs=crs, transform=Affine(*info.transform), tiled=True,
+                             blockxsize=256, blockysize=256, compress="deflate", BIGTIFF="IF_SAFER")
 
 
 def _reporter(on: bool):

@@ -54,15 +54,18 @@ class Stitcher:
     order, each exactly once, clipped to the scene.
     """
 
-    def __init__(self, grid: TileGrid, sink: Sink, window: str = "hann") -> None:
+    def __init__(self, grid: TileGrid, sink: Sink, window: str = "hann", start_row: int = 0,
+                 first_emitted: int = 0) -> None:
+        """``start_row``: the first grid row to be added (a block of a scene); rows above
+        ``first_emitted`` are not emitted (they are another block's)."""
         self.grid = grid
         self.sink = sink
         self.weights = blend_window(window, grid.size)
         width = grid.cols * grid.stride + 2 * grid.overlap
         self.acc = np.zeros((grid.size, width), np.float32)
         self.wsum = np.zeros((grid.size, width), np.float32)
-        self.row = 0  # grid row being accumulated
-        self.emitted = 0  # scene rows already handed to sink
+        self.row = start_row  # grid row being accumulated
+        self.emitted = first_emitted  # scene rows already handed to sink
 
     @property
     def top(self) -> int:

@@ -384,6 +384,34 @@ def iter_polygons(prob_path: str | os.PathLike, options: VectorizeOptions = Vect
         yield chunk
 
 
+def band_polygons(prob_path: str | os.PathLike, scene_path: str | os.PathLike, row0: int, first: bool, last: bool,
+                  options: VectorizeOptions = VectorizeOptions(), scene_name: str = ""):
+    """Polygons of one block of rows of a scene (``prob_path``: the block's probability, its
+    first row being scene row ``row0``). Returns the polygons that do not touch the block's
+    inner edges, cleaned and measured (a GeoDataFrame, ids from 1), and the raw parts that
+    do, as ``(wkb in scene pixel coordinates, probability sum, pixels)``, for
+    ``join_band_edges`` once every block is done. (No opening here: it would need the
+    neighbours' rows.)"""
+    frame = _frame(scene_path)
+    with open_raster(prob_path) as src:
+        h = src.height
+    done, edge = [], []
+    for chunk in iter_pixel_parts(prob_path, options.threshold, options.strip_rows):
+        for p in chunk:
+            y0, y1 = p.geom.bounds[1], p.geom.bounds[3]
+            p = _Part(affinity.translate(p.geom, 0, row0), p.prob_sum, p.pixels)
+            (edge if (y0 <= 0 and not first) or (y1 >= h and not last) else done).append(p)
+    return _to_frame(done, frame, options, 1, scene_name), [(p.geom.wkb, p.prob_sum, p.pixels) for p in edge]
+
+
+def join_band_edges(edge_parts: list, scene_path: str | os.PathLike, options: VectorizeOptions = VectorizeOptions(),
+                    scene_name: str = "") -> gpd.GeoDataFrame:
+    """The parts that touched blocks' inner edges (``band_polygons``), joined with their
+    continuations, cleaned and measured."""
+    parts = [_Part(shapely.from_wkb(w), s, n) for w, s, n in edge_parts]
+    return _to_frame(_join(parts), _frame(scene_path), options, 1, scene_name)
+
+
 def vectorize(prob_path: str | os.PathLike, options: VectorizeOptions = VectorizeOptions(),
               scene_name: str | None = None) -> gpd.GeoDataFrame:
     """Roof polygons of a probability raster, in the raster's CRS (None: pixel coordinates).

@@ -109,3 +109,25 @@ def test_cluster_options_on_the_command_line(tiny_model, scenes, tmp_path):
     assert not (tmp_path / "x.gpkg").exists()
     with pytest.raises(InputError):
         ClusterOptions(scheduler="tcp://x:1", workers=2)
+
+
+def test_one_scene_in_blocks_gives_the_single_process_probability_and_polygons(tiny_model, synth_task, tmp_path):
+    vec = VectorizeOptions(simplify=0, threshold=0.3)
+    one = run_predict(synth_task["scene"], tiny_model, tmp_path / "one.gpkg", OPTS, vec,
+                      prob_out=tmp_path / "one-prob.tif", mask_out=tmp_path / "one-mask.tif", preview=False)
+    blocks = run_predict(synth_task["scene"], tiny_model, tmp_path / "blocks.gpkg", OPTS, vec,
+                         prob_out=tmp_path / "blocks-prob.tif", mask_out=tmp_path / "blocks-mask.tif",
+                         cluster=ClusterOptions(workers=2, block=96))  # 4 blocks of 2 tile rows
+    for name in ("prob", "mask"):
+        with rasterio.open(tmp_path / f"one-{name}.tif") as a, rasterio.open(tmp_path / f"blocks-{name}.tif") as b:
+            assert a.transform == b.transform and a.crs == b.crs
+            assert (a.read() == b.read()).all()
+    a, b = layer(one.out), layer(blocks.out)
+    assert len(a) == len(b) > 0 and sorted(b.id) == list(range(1, len(b) + 1))
+    assert sorted(round(x, 6) for x in a.area_m2) == sorted(round(x, 6) for x in b.area_m2)
+    for g in a.geometry:  # the same roofs, those across block edges joined
+        assert any(g.equals(h) for h in b.geometry)
+    with rasterio.open(synth_task["scene"]) as src:
+        edges_y = [src.xy(r, 0, offset="ul")[1] for r in (88, 184, 280)]  # rows where the blocks meet
+    assert sum(g.bounds[1] < y < g.bounds[3] for g in a.geometry for y in edges_y) >= 2
+    assert blocks.preview is not None and blocks.preview.exists()
