@@ -2,7 +2,7 @@
 # 5-fold cross-validated held-out pixel IoU of losses on the reference roof tiles.
 #   bash bench/cv_roofs.sh [MINUTES_PER_FOLD] [LOSSES] [EXTRA OPTIONS...]
 #   (the issue's budget: 15 min per fold; figures in the README: 1.8)
-# The tiles' blanked-out black rectangles are declared with --nodata 0 in the README run.
+# EXTRA OPTIONS go to 'geoseg cv' (e.g. --nodata 0 for the tiles' blanked-out black areas).
 set -euo pipefail
 minutes=${1:-15}
 losses=${2:-dice,pixel-softmax,softmax}

@@ -240,11 +240,11 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
 
     ``scene`` may be a list of scenes: their polygons go into one layer (in the first
     scene's CRS for a GeoPackage), merged where the scenes overlap (``merge``).
-    ``cluster`` (``distributed.ClusterOptions``) predicts the scenes as tasks on a Dask
-    cluster; the output is the same. ``prob_out`` keeps the stitched probability (uint8,
-    p × 255) and ``mask_out`` the thresholded mask, as tiled GeoTIFFs (Cloud-Optimised
-    with ``cog``); both are for a single scene predicted here, and the preview for a
-    single scene. Every output is checked before any work starts and written under a
+    ``cluster`` (``distributed.ClusterOptions``) predicts the scenes, or blocks of a single
+    scene, as tasks on a Dask cluster; the output is the same. ``prob_out`` keeps the
+    stitched probability (uint8, p × 255) and ``mask_out`` the thresholded mask, as tiled
+    GeoTIFFs (Cloud-Optimised with ``cog``); both, and the preview, are for a single
+    scene. Every output is checked before any work starts and written under a
     temporary name; all are renamed into place together at the end, so a failure or
     Ctrl-C leaves nothing partial and nothing of the user's replaced.
     """
@@ -279,22 +279,10 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
             source = _local_polygons(scenes, state, tiles, vector, tmpdir, progress, report,
                                      keep_prob=bool(prob_out) and not cog, mask=bool(mask_out))
         else:
-            from geoseg.distributed import block_polygons, connect, scene_polygons
-
-            client = stack.enter_context(connect(cluster))
-            if len(scenes) == 1:  # one scene: blocks of it are the tasks
-                sink = None
-                if prob_out or mask_out:
-                    prob_dst = _prob_raster(tmpdir / "prob.tif", infos[0])
-                    stack.callback(prob_dst.close)
-
-                    def sink(row0: int, rows: np.ndarray) -> None:
-                        prob_dst.write(rows[None], window=Window(0, row0, rows.shape[1], rows.shape[0]))
-
-                source = block_polygons(client, scenes[0], state, tiles, vector, cluster, sink,
-                                        _reporter(progress))
-            else:
-                source = scene_polygons(client, scenes, state, tiles, vector, cluster, report)
+            if prob_out or mask_out:  # the blocks' probability rows are gathered here
+                prob_dst = _prob_raster(tmpdir / "prob.tif", infos[0])
+                stack.callback(prob_dst.close)
+            source = _cluster_polygons(stack, cluster, scenes, state, tiles, vector, prob_dst, progress, report)
         from geoseg.preview import Preview
 
         picture = None  # made once the scene has been read without error
@@ -316,7 +304,6 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
             prob_dst.close()
             if mask_out:
                 write_mask(tmpdir / "prob.tif", tmpdir / "mask.tif", vector.threshold)
-
         if png:
             (picture or Preview(scenes[0])).save(tmp[png])
         if qml:
@@ -330,6 +317,24 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
     # every output was renamed into place as the stack closed without error
     return PredictResult(Path(out), writer.count, Path(prob_out) if prob_out else None, png, infos[0],
                          len(scenes))
+
+
+def _cluster_polygons(stack: contextlib.ExitStack, cluster, scenes: list, state: dict, tiles: TileOptions,
+                      vector: VectorizeOptions, prob_dst, progress: bool, report):
+    """``(scene index, polygon chunk)`` computed on a Dask cluster (connected for the
+    stack's life): a task per scene, or per block of a single scene, whose probability
+    rows then go to ``prob_dst`` when it is given."""
+    from geoseg.distributed import block_polygons, connect, scene_polygons
+
+    client = stack.enter_context(connect(cluster))
+    if len(scenes) > 1:
+        return scene_polygons(client, scenes, state, tiles, vector, cluster, report)
+    sink = None
+    if prob_dst is not None:
+        def sink(row0: int, rows: np.ndarray) -> None:
+            prob_dst.write(rows[None], window=Window(0, row0, rows.shape[1], rows.shape[0]))
+
+    return block_polygons(client, scenes[0], state, tiles, vector, cluster, sink, _reporter(progress))
 
 
 def _prob_raster(path: Path, info: SceneInfo):
