@@ -169,8 +169,19 @@ def connect(options: ClusterOptions):
         with client:
             yield client
         return
-    with LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=40) as cluster, Client(cluster) as client:
+    import logging
+    import signal
+
+    # Workers started while SIGINT is ignored keep ignoring it: Ctrl-C then reaches this
+    # process alone, which closes the cluster, instead of a traceback from every worker.
+    # (Its logs are silenced too: what fails reaches the user as this run's own error.)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        cluster = LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.CRITICAL)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with cluster, Client(cluster) as client:
         yield client
 
 
