@@ -10,6 +10,7 @@ and previews. These helpers are the few collective steps ``fit`` needs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -138,9 +139,21 @@ def spawn(config, nproc: int, progress: bool = True) -> Path:
                                 " another --out")
     if nproc > 1 and torch.cuda.is_available() and config.device != "cpu" and nproc > torch.cuda.device_count():
         raise InputError(f"--nproc {nproc} but only {torch.cuda.device_count()} GPU(s); one process per GPU")
+    context = mp.start_processes(_worker, args=(config, nproc, _free_port(), progress), nprocs=nproc,
+                                 start_method="spawn", join=False)
     try:
-        mp.start_processes(_worker, args=(config, nproc, _free_port(), progress), nprocs=nproc,
-                           start_method="spawn", join=True)
+        try:
+            while not context.join():
+                pass
+        except KeyboardInterrupt:
+            # the processes got the same Ctrl-C: rank 0 saves last.pt; wait for them to stop
+            with contextlib.suppress(mp.ProcessRaisedException, mp.ProcessExitedException):
+                while not context.join(timeout=60):
+                    pass
+            from geoseg.errors import Interrupted
+
+            raise Interrupted(f"stopped; the weights are in {Path(config.out_dir) / 'last.pt'} if an epoch"
+                              " had ended; continue with --resume") from None
     except mp.ProcessRaisedException as exc:
         text = str(exc).strip().splitlines()
         # the child's own error: the last line of its traceback, without the exception's class
