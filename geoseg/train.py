@@ -244,6 +244,9 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
         else:  # resumed with more processes than it was saved with: the new ranks start fresh
             gen.manual_seed(config.seed + dist.rank + 1000 * state["epoch"])
         best, step, first_epoch = state["best"], state["step"], state["epoch"] + 1
+        if first_epoch > config.epochs:
+            raise InputError(f"{out / 'last.pt'}: already trained {state['epoch']} epochs; resume with"
+                             f" --epochs above {state['epoch']}")
         with open(out / "metrics.csv") as fh:
             history = [row for row in csv.DictReader(fh) if int(row["epoch"]) < first_epoch]
     if dist.main:

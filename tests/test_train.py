@@ -37,6 +37,8 @@ def test_seeded_runs_are_identical_and_resume_continues_exactly(labelled, tmp_pa
     rows = (resumed / "metrics.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]
     assert (resumed / "curves.png").stat().st_size > 0 and (resumed / "preview.png").stat().st_size > 0
+    with pytest.raises(InputError, match="already trained 4 epochs"):  # not a silent no-op
+        fit(TrainConfig(str(labelled), str(tmp_path / "c"), epochs=3, resume=True, **TINY), progress=False)
 
 
 def test_resume_refuses_another_architecture_or_nothing_to_resume(labelled, tmp_path):
