@@ -18,8 +18,8 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import shapely
 from shapely.geometry import mapping
-from shapely.geometry.polygon import orient
 
 from geoseg.errors import InputError
 from geoseg.io import atomic_output
@@ -37,12 +37,6 @@ def vector_format(path: str | os.PathLike) -> str:
         raise InputError(
             f"{path}: unknown vector format {suffix or '(no suffix)'!r}; use one of {', '.join(FORMATS)}"
         ) from None
-
-
-def _round(coords, decimals: int = DECIMALS):
-    if isinstance(coords, (float, int)):
-        return round(float(coords), decimals)
-    return [_round(c, decimals) for c in coords]
 
 
 def _value(v):
@@ -91,10 +85,11 @@ class VectorWriter:
             return
         wgs84 = gdf.to_crs(4326)
         props = [c for c in wgs84.columns if c != wgs84.geometry.name]
-        for row, geom in zip(wgs84[props].itertuples(index=False), wgs84.geometry):
-            geometry = mapping(orient(geom, 1.0))
+        # exteriors counter-clockwise, holes clockwise; coordinates rounded, all in arrays
+        geoms = shapely.transform(shapely.orient_polygons(wgs84.geometry.values), lambda xy: xy.round(DECIMALS))
+        for row, geom in zip(wgs84[props].itertuples(index=False), geoms):
             feature = {"type": "Feature", "properties": {k: _value(v) for k, v in zip(props, row)},
-                       "geometry": {"type": geometry["type"], "coordinates": _round(geometry["coordinates"])}}
+                       "geometry": mapping(geom)}
             self._fh.write((",\n" if self._started else "") + json.dumps(feature, separators=(",", ":")))
             self._started = True
 

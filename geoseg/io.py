@@ -117,11 +117,12 @@ def read_window(
     bands: Sequence[int],
     with_valid: bool = False,
     nodata: float | None = None,
+    dtype: str | None = "float32",
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a window that may reach past the scene edge, padding by reflection.
 
-    Returns ``(pixels, valid)``: pixels float32 ``(len(bands), height, width)`` in raw
-    units; ``valid`` bool ``(height, width)`` (False on padding and nodata) when
+    Returns ``(pixels, valid)``: pixels ``(len(bands), height, width)`` in raw units, as
+    ``dtype`` (None: the file's own type); ``valid`` bool ``(height, width)`` (False on padding and nodata) when
     ``with_valid``, else None. ``nodata``: a value that marks missing pixels (where every
     band equals it) on top of the file's own nodata and masks. A plain read padded with numpy is several times faster
     than rasterio's ``boundless=True``.
@@ -132,7 +133,7 @@ def read_window(
         raise InputError(f"{src.name}: window at row {row_off}, col {col_off} lies outside the scene")
     win = Window(c0, r0, c1 - c0, r1 - r0)
     try:
-        data = src.read(list(bands), window=win, out_dtype="float32")
+        data = src.read(list(bands), window=win, out_dtype=dtype)
         valid = src.dataset_mask(window=win) > 0 if with_valid else None
         if valid is not None and nodata is not None:
             valid &= ~np.all(data == nodata, axis=0)

@@ -41,11 +41,11 @@ from geoseg.io import (
 )
 from geoseg.merge import Footprint, SceneMerger
 from geoseg.model import fuse_for_inference
-from geoseg.runtime import autocast, resolve_device, resolve_precision
-from geoseg.stitch import Stitcher
+from geoseg.runtime import autocast, resolve_device, resolve_precision, tune_allocator
+from geoseg.stitch import Sink, Stitcher
 from geoseg.style import qml_path, write_qml
 from geoseg.tiling import TileGrid
-from geoseg.vectorize import PROB_SCALE, VectorizeOptions, iter_polygons
+from geoseg.vectorize import PROB_SCALE, PolygonStream, VectorizeOptions
 
 GDAL_CACHE_MB = 128
 
@@ -106,18 +106,37 @@ def predict_probability(scene: str | os.PathLike, state: dict, prob_path: str | 
     (``band_rows``), written as a raster of their own (georeferenced where they lie) —
     pixel for pixel what the whole-scene run writes there, as the tiles above that reach
     into them are predicted too. A block of a large scene for one task of a cluster."""
+    rows = predict_rows(scene, state, prob_path, options, progress, compress, tile_rows)
+    while True:
+        try:
+            next(rows)
+        except StopIteration as done:
+            return done.value
+
+
+def predict_rows(scene: str | os.PathLike, state: dict, prob_path: str | os.PathLike | None,
+                 options: TileOptions = TileOptions(), progress: bool = False, compress: str = "deflate",
+                 tile_rows: tuple[int, int] | None = None, rows_out: Sink | None = None):
+    """``predict_probability`` one grid row at a time: a generator that yields after each
+    row of tiles and returns the scene's ``SceneInfo``. ``rows_out(first row, rows)``
+    receives the finished probability rows (uint8, p × 255) as they are written, in order;
+    ``prob_path`` None writes no raster."""
     from tqdm import tqdm
 
     device = resolve_device(options.device)
     precision = resolve_precision(options.precision, device)
+    tune_allocator()
     model, mcfg = checkpoint.build_model(state, device)
     model = fuse_for_inference(model).to(memory_format=torch.channels_last)
     norm = checkpoint.normalisation(state)
     batch = options.batch_size or (8 if device.type == "cuda" else 1)
-    mean = torch.tensor(norm.mean, dtype=torch.float32)[:, None, None]
-    std = torch.tensor(norm.std, dtype=torch.float32)[:, None, None]
+    std = torch.tensor(norm.std, dtype=torch.float64)[:, None, None]
+    gain = (1.0 / (norm.scale * std)).float().to(device)
+    shift = (-torch.tensor(norm.mean, dtype=torch.float64)[:, None, None] / std).float().to(device)
 
-    with open_raster(scene) as src:
+    # GDAL decodes a read's blocks on as many threads as torch has (set before the file is
+    # opened): the cores are idle while the model waits for its tiles
+    with rasterio.Env(GDAL_NUM_THREADS=torch.get_num_threads()), open_raster(scene) as src:
         info = scene_info(src)
         tile = options.tile_size or default_tile_size(state, mcfg, src.height, src.width, options.overlap)
         if tile % mcfg.multiple:
@@ -145,33 +164,58 @@ def predict_probability(scene: str | os.PathLike, state: dict, prob_path: str | 
                        tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            dst = _create(prob_path, profile, compress)
-        with dst:
+            dst = _create(prob_path, profile, compress) if prob_path is not None else None
+        with dst if dst is not None else contextlib.nullcontext():
             def sink(row0: int, rows: np.ndarray) -> None:  # in place: rows are the stitcher's own copy
-                np.clip(rows, 0.0, 1.0, out=rows)
-                rows *= PROB_SCALE
-                rows += 0.5
-                dst.write(rows.astype(np.uint8)[None], window=Window(0, row0 - b0, src.width, rows.shape[0]))
+                t = torch.from_numpy(rows).clamp_(0.0, 1.0).mul_(PROB_SCALE).add_(0.5)
+                rows = t.to(torch.uint8).numpy()
+                if dst is not None:
+                    dst.write(rows[None], window=Window(0, row0 - b0, src.width, rows.shape[0]))
+                if rows_out is not None:
+                    rows_out(row0, rows)
 
             stitcher = Stitcher(grid, sink, options.blend, start_row=first, first_emitted=b0)
+            # pixels are read in the file's own type (float32 if the chosen bands differ in type)
+            read_type = src.dtypes[bands[0] - 1] if len({src.dtypes[b - 1] for b in bands}) == 1 else "float32"
+            tile_bytes = tile * grid.stride * len(bands) * np.dtype(read_type).itemsize
             bar = tqdm(total=(i1 - first) * grid.cols, desc="predict", unit="tile", disable=not progress, leave=False)
-            with torch.no_grad():
+            # one autocast for the scene: its cache keeps the weights cast to bfloat16/float16
+            # (entered per batch, every forward pass would cast them again)
+            with torch.no_grad(), autocast(device, precision):
                 for r in range(first, i1):
-                    tiles = grid.row_tiles(r)
-                    for i in range(0, len(tiles), batch):
-                        chunk = tiles[i : i + batch]
-                        reads = [read_window(src, t.row_off, t.col_off, t.size, t.size, bands, need_valid, nodata)
-                                 for t in chunk]
-                        x = torch.from_numpy(np.stack([a for a, _ in reads]))
-                        x = ((x / norm.scale - mean) / std).to(device).contiguous(memory_format=torch.channels_last)
-                        with autocast(device, precision):
-                            prob = roof_probability(model, x, options.tta).cpu().numpy()
-                        for t, p, (_, valid) in zip(chunk, prob, reads):
-                            stitcher.add(t, p if valid is None else p * valid)
-                        bar.update(len(chunk))
+                    for group in _read_groups(grid.row_tiles(r), tile_bytes):
+                        # one read for a run of tiles, in the file's own type: fewer, larger GDAL requests
+                        c0, t = group[0].col_off, group[0].size
+                        data, valid = read_window(src, group[0].row_off, c0, t, group[-1].col_off + t - c0,
+                                                  bands, need_valid, nodata, read_type)
+                        for i in range(0, len(group), batch):
+                            chunk = group[i : i + batch]
+                            cols = [slice(tl.col_off - c0, tl.col_off - c0 + t) for tl in chunk]
+                            x = torch.from_numpy(np.stack([_as_tensor_type(data[:, :, c]) for c in cols]))
+                            x = x.to(device).contiguous(memory_format=torch.channels_last)
+                            x = torch.addcmul(shift, x, gain)  # float, (x / scale − mean) / std in one pass
+                            prob = roof_probability(model, x, options.tta).cpu()
+                            for tl, p, c in zip(chunk, prob, cols):
+                                stitcher.add(tl, p if valid is None else p * torch.from_numpy(valid[:, c]))
+                            bar.update(len(chunk))
                     stitcher.end_row()
+                    yield r
             bar.close()
     return info
+
+
+READ_BYTES = 64 << 20  # a read covers as many tiles of a row as fit in this (measured: fewer, wider reads are faster)
+
+
+def _read_groups(tiles: list, bytes_per_tile: int) -> list[list]:
+    """A grid row's tiles in runs that are read at once, each at most ``READ_BYTES``."""
+    n = max(1, READ_BYTES // bytes_per_tile)
+    return [tiles[i : i + n] for i in range(0, len(tiles), n)]
+
+
+def _as_tensor_type(a: np.ndarray) -> np.ndarray:
+    """Pixels torch can take as they are (uint8, int16, float…); others (uint16, uint32) as float32."""
+    return a if a.dtype in (np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64) else a.astype(np.float32)
 
 
 def roof_probability(model: torch.nn.Module, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
@@ -277,7 +321,8 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
         prob_dst = None
         if cluster is None:
             source = _local_polygons(scenes, state, tiles, vector, tmpdir, progress, report,
-                                     keep_prob=bool(prob_out) and not cog, mask=bool(mask_out))
+                                     prob=bool(prob_out), portable=bool(prob_out) and not cog, mask=bool(mask_out))
+            stack.callback(source.close)  # on an error, before the GDAL environment above is left
         else:
             if prob_out or mask_out:  # the blocks' probability rows are gathered here
                 prob_dst = _prob_raster(tmpdir / "prob.tif", infos[0])
@@ -358,19 +403,27 @@ def _reporter(on: bool):
 
 
 def _local_polygons(scenes: list, state: dict, tiles: TileOptions, vector: VectorizeOptions, tmpdir: Path,
-                    progress: bool, report, keep_prob: bool, mask: bool):
-    """``(scene index, polygon chunk)``, scene after scene, predicted in this process; the
-    last scene's probability (and mask) stay in ``tmpdir`` as prob.tif (mask.tif)."""
+                    progress: bool, report, prob: bool, portable: bool, mask: bool):
+    """``(scene index, polygon chunk)``, scene after scene, predicted in this process: the
+    rows the model finishes are traced as they come (``PolygonStream``), so no probability
+    raster is written unless it is kept; the last scene's probability (and mask) then stay
+    in ``tmpdir`` as prob.tif (mask.tif)."""
     for k, path in enumerate(scenes):
         if report:
             report(f"scene {k + 1}/{len(scenes)}: {path}")
-        prob = tmpdir / "prob.tif"
-        # a probability raster that is only read back is written fast; a kept one portably
-        predict_probability(path, state, prob, tiles, progress, compress="deflate" if keep_prob else "zstd")
+        stream = PolygonStream(path, vector, Path(path).name)
+        chunks: list = []
+        prob_path = tmpdir / "prob.tif" if prob or mask else None
+        # a probability raster that is only read back (for the mask or a COG) is written fast; a kept one portably
+        rows = predict_rows(path, state, prob_path, tiles, progress, compress="deflate" if portable else "zstd",
+                            rows_out=lambda row0, block, s=stream, c=chunks: c.append(s.feed(row0, block)))
+        with contextlib.closing(rows):  # closed here, should the consumer stop, not by the collector
+            for _ in rows:  # a grid row of tiles done: hand its polygons on
+                yield from ((k, chunk) for chunk in chunks)
+                chunks.clear()
+        yield k, stream.close()
         if mask:
-            write_mask(prob, tmpdir / "mask.tif", vector.threshold)
-        for chunk in iter_polygons(prob, vector, scene_name=Path(path).name):
-            yield k, chunk
+            write_mask(prob_path, tmpdir / "mask.tif", vector.threshold)
 
 
 def _scene_info(path: str | os.PathLike, out: str | os.PathLike, several: bool) -> SceneInfo:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from geoseg.errors import InputError
 from geoseg.tiling import Tile, TileGrid
@@ -60,10 +61,16 @@ class Stitcher:
         ``first_emitted`` are not emitted (they are another block's)."""
         self.grid = grid
         self.sink = sink
-        self.weights = blend_window(window, grid.size)
+        self.weights = torch.from_numpy(blend_window(window, grid.size))
         width = grid.cols * grid.stride + 2 * grid.overlap
-        self.acc = np.zeros((grid.size, width), np.float32)
-        self.wsum = np.zeros((grid.size, width), np.float32)
+        # torch rather than numpy: in-place fused updates, on every core
+        self.acc = torch.zeros((grid.size, width))
+        self.wsum = torch.zeros((grid.size, width))
+        # every grid row has the same tiles across, so their weights add up to the same
+        # profile: added once a row instead of once a tile
+        self.row_weights = torch.zeros((grid.size, width))
+        for c in range(grid.cols):
+            self.row_weights[:, c * grid.stride : c * grid.stride + grid.size] += self.weights
         self.row = start_row  # grid row being accumulated
         self.emitted = first_emitted  # scene rows already handed to sink
 
@@ -72,24 +79,24 @@ class Stitcher:
         """Scene row of the buffer's first row (may be negative: padding above the scene)."""
         return self.row * self.grid.stride - self.grid.overlap
 
-    def add(self, tile: Tile, prob: np.ndarray) -> None:
+    def add(self, tile: Tile, prob: np.ndarray | torch.Tensor) -> None:
         """Accumulate one tile's probability ``(size, size)`` float32."""
         if tile.row != self.row:
             raise ValueError(f"tile of grid row {tile.row} given while stitching row {self.row}")
         c0 = tile.col_off + self.grid.overlap
-        sl = np.s_[:, c0 : c0 + self.grid.size]
-        self.acc[sl] += prob * self.weights
-        self.wsum[sl] += self.weights
+        prob = torch.as_tensor(prob)
+        self.acc[:, c0 : c0 + self.grid.size].addcmul_(prob, self.weights)
 
     def end_row(self) -> None:
         """Emit the scene rows that no later tile row reaches, and shift the buffers."""
         s = self.grid.stride
+        self.wsum += self.row_weights
         if self.row == self.grid.rows - 1:
             self._emit(self.grid.size)
         else:
             self._emit(s)
-            self.acc[:-s] = self.acc[s:]
-            self.wsum[:-s] = self.wsum[s:]
+            self.acc[:-s] = self.acc[s:].clone()
+            self.wsum[:-s] = self.wsum[s:].clone()
             self.acc[-s:] = 0
             self.wsum[-s:] = 0
         self.row += 1
@@ -102,5 +109,4 @@ class Stitcher:
         b0, b1 = r0 - self.top, r1 - self.top
         c0 = self.grid.overlap
         rows = self.acc[b0:b1, c0 : c0 + self.grid.width] / self.wsum[b0:b1, c0 : c0 + self.grid.width]
-        self.sink(r0, rows)
-        self.emitted = r1
+        self.sink(r0, rows.numpy())

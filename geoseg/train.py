@@ -31,7 +31,7 @@ from geoseg.errors import CheckpointError, GeosegError, InputError, Interrupted,
 from geoseg.losses import NEEDS_WEIGHT_MAP, get_loss
 from geoseg.metrics import Counts
 from geoseg.model import UNet, UNetConfig, config_to_dict
-from geoseg.runtime import autocast, resolve_device, resolve_precision, seed_everything
+from geoseg.runtime import autocast, resolve_device, resolve_precision, seed_everything, tune_allocator
 
 METRIC_FIELDS = ["epoch", "step", "lr", "train_loss", "val_loss", "val_iou", "val_f1", "seconds"]
 
@@ -175,6 +175,7 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
     config.check()
     dist = parallel.from_env()
     device = resolve_device(config.device)
+    tune_allocator()
     precision = resolve_precision(config.precision, device)
     train_pairs, val_pairs = split_pairs(config)
     weight_maps = config.loss in NEEDS_WEIGHT_MAP

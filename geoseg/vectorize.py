@@ -112,51 +112,97 @@ def _join(parts: list[_Part]) -> list[_Part]:
     return out
 
 
-def _strip_mask(src, r0: int, r1: int, cut: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Probability and roof mask of rows r0…r1; with an opening of ``radius`` px, read with a
-    halo of 2 × radius rows, so the opening is exactly the one of the whole raster."""
+def _strip_mask(rows: np.ndarray, r0: int, r1: int, a0: int, height: int, cut: int,
+                radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probability and roof mask of strip r0…r1 from ``rows`` (raster rows a0…, with a halo of
+    up to 2 × radius rows either side), so the opening is exactly the one of the whole raster."""
     halo = 2 * radius
-    a0, a1 = max(r0 - halo, 0), min(r1 + halo, src.height)
-    prob = src.read(1, window=Window(0, a0, src.width, a1 - a0))
-    mask = prob >= cut
+    a1 = a0 + rows.shape[0]
+    mask = rows >= cut
     if radius > 0:
         # the raster's own edges are padded by reflection: a roof cut by the scene edge keeps its pixels
-        top, bottom = (0 if a0 > 0 else halo), (0 if a1 < src.height else halo)
+        top, bottom = (0 if a0 > 0 else halo), (0 if a1 < height else halo)
         padded = np.pad(mask, ((top, bottom), (halo, halo)), mode="symmetric")
         start = r0 - a0 + top
-        mask = ndimage.binary_opening(padded, _disk(radius))[start : start + (r1 - r0), halo : halo + src.width]
+        mask = ndimage.binary_opening(padded, _disk(radius))[start : start + (r1 - r0), halo : -halo]
     else:
-        mask = mask[r0 - a0 : r0 - a0 + (r1 - r0)]
-    return prob[r0 - a0 : r0 - a0 + (r1 - r0)], mask
+        mask = mask[r0 - a0 : r1 - a0]
+    return rows[r0 - a0 : r1 - a0], mask
+
+
+class StripTracer:
+    """Roof polygons in pixel coordinates of a probability raster handed over in row blocks.
+
+    ``feed(first row, rows)`` takes the raster (uint8, p × 255, ``height`` × ``width``)
+    top to bottom in blocks of any sizes and returns the polygons finished so far (a list
+    of parts); ``close()`` returns the rest. The rows are traced in strips of
+    ``strip_rows(width, rows)``; only the polygons that touch the current strip's lower
+    edge are held back, joined with the parts of the next strip that touch its upper edge,
+    and released as soon as they stop growing. Memory is one strip, its halo and one block,
+    plus that one edge's polygons. ``opening_px``: radius of a morphological opening of
+    the roof mask, in pixels (each strip is traced once the 2 × radius rows below it are in).
+    """
+
+    def __init__(self, height: int, width: int, threshold: float = 0.5, rows: int | None = None,
+                 opening_px: int = 0) -> None:
+        self.height, self.step, self.radius = height, strip_rows(width, rows), opening_px
+        self.cut = round(threshold * PROB_SCALE)
+        self.held: np.ndarray | None = None  # raster rows top… in hand
+        self.top = 0
+        self.r0 = 0  # the next strip's first row
+        self.open_parts: list[_Part] = []
+
+    def feed(self, row0: int, rows: np.ndarray) -> list[_Part]:
+        if row0 != self.top + (0 if self.held is None else len(self.held)):
+            raise ValueError(f"row block at {row0} out of order")
+        self.held = rows if self.held is None else np.concatenate([self.held, rows])
+        done: list[_Part] = []
+        halo = 2 * self.radius
+        while self.r0 < self.height:
+            r0, r1 = self.r0, min(self.r0 + self.step, self.height)
+            a0, a1 = max(r0 - halo, 0), min(r1 + halo, self.height)
+            if self.top + len(self.held) < a1:
+                break
+            done += self._strip(r0, r1, a0, self.held[a0 - self.top : a1 - self.top])
+            self.r0 = r1
+            drop = max(r1 - halo, 0) - self.top
+            self.held, self.top = self.held[drop:], self.top + drop
+        return done
+
+    def close(self) -> list[_Part]:
+        if self.r0 < self.height:
+            raise ValueError(f"rows {self.r0}…{self.height} of the raster were never handed over")
+        rest, self.open_parts = self.open_parts, []
+        return rest
+
+    def _strip(self, r0: int, r1: int, a0: int, held: np.ndarray) -> list[_Part]:
+        prob, mask = _strip_mask(held, r0, r1, a0, self.height, self.cut, self.radius)
+        fresh, touching = [], []
+        for part in _strip_parts(prob, mask, r0):
+            (touching if part.geom.bounds[1] <= r0 else fresh).append(part)
+        open_parts = self.open_parts
+        candidates = _join(open_parts + touching) if open_parts and touching else open_parts + touching
+        done, self.open_parts = [], []
+        for part in candidates + fresh:
+            (self.open_parts if r1 < self.height and part.geom.bounds[3] >= r1 else done).append(part)
+        return done
+
+
+def _raster_rows(prob_path: str | os.PathLike, step: int):
+    """A raster's first band as ``(first row, rows)`` blocks of ``step`` rows, top to bottom."""
+    with open_raster(prob_path) as src:
+        for r0 in range(0, src.height, step):
+            yield r0, src.read(1, window=Window(0, r0, src.width, min(step, src.height - r0)))
 
 
 def iter_pixel_parts(prob_path: str | os.PathLike, threshold: float = 0.5, rows: int | None = None,
                      opening_px: int = 0):
-    """Finished roof polygons in pixel coordinates, strip by strip, as lists of parts.
-
-    Only the polygons that touch the current strip's lower edge are held back: they are
-    joined with the parts of the next strip that touch its upper edge, and released as
-    soon as they stop growing. Memory is one strip plus that one edge's polygons.
-    ``opening_px``: radius of a morphological opening of the roof mask, in pixels.
-    """
-    open_parts: list[_Part] = []
-    cut = round(threshold * PROB_SCALE)
+    """``StripTracer`` over a probability raster on disk: lists of finished parts, strip by strip."""
     with open_raster(prob_path) as src:
-        h, w = src.height, src.width
-        step = strip_rows(w, rows)
-        for r0 in range(0, h, step):
-            r1 = min(r0 + step, h)
-            prob, mask = _strip_mask(src, r0, r1, cut, opening_px)
-            fresh, touching = [], []
-            for part in _strip_parts(prob, mask, r0):
-                (touching if part.geom.bounds[1] <= r0 else fresh).append(part)
-            candidates = _join(open_parts + touching) if open_parts and touching else open_parts + touching
-            done, open_parts = [], []
-            for part in candidates + fresh:
-                (open_parts if r1 < h and part.geom.bounds[3] >= r1 else done).append(part)
-            yield done
-    if open_parts:
-        yield open_parts
+        tracer = StripTracer(src.height, src.width, threshold, rows, opening_px)
+    for r0, block in _raster_rows(prob_path, tracer.step):
+        yield tracer.feed(r0, block)
+    yield tracer.close()
 
 
 @dataclass(frozen=True)
@@ -374,14 +420,37 @@ def iter_polygons(prob_path: str | os.PathLike, options: VectorizeOptions = Vect
     Each chunk is in the raster's CRS (None: pixel coordinates) with the columns of
     ``vectorize``; ids run on across chunks. Memory does not grow with the scene.
     """
-    frame = _frame(prob_path)
-    next_id = 1
-    pixel_m = float(np.sqrt(frame.pixel_side_m2)) if frame.area_crs is not None else frame.pixel_side
-    opening_px = round(options.opening / pixel_m)
-    for parts in iter_pixel_parts(prob_path, options.threshold, options.strip_rows, opening_px):
-        chunk = _to_frame(parts, frame, options, next_id, scene_name or "")
-        next_id += len(chunk)
-        yield chunk
+    stream = PolygonStream(prob_path, options, scene_name)
+    for r0, block in _raster_rows(prob_path, stream.tracer.step):
+        yield stream.feed(r0, block)
+    yield stream.close()
+
+
+class PolygonStream:
+    """``iter_polygons`` of a probability handed over in row blocks as a prediction finishes
+    them (no raster written): ``feed(first row, rows)`` (uint8, p × 255, top to bottom, on
+    the grid of the raster ``grid_path``, the scene) and ``close()`` each return a chunk."""
+
+    def __init__(self, grid_path: str | os.PathLike, options: VectorizeOptions = VectorizeOptions(),
+                 scene_name: str | None = None) -> None:
+        self.frame = _frame(grid_path)
+        self.options, self.scene_name = options, scene_name or ""
+        pixel_m = float(np.sqrt(self.frame.pixel_side_m2)) if self.frame.area_crs is not None else self.frame.pixel_side
+        width, height = self.frame.size
+        self.tracer = StripTracer(height, width, options.threshold, options.strip_rows,
+                                  round(options.opening / pixel_m))
+        self.next_id = 1
+
+    def feed(self, row0: int, rows: np.ndarray) -> gpd.GeoDataFrame:
+        return self._chunk(self.tracer.feed(row0, rows))
+
+    def close(self) -> gpd.GeoDataFrame:
+        return self._chunk(self.tracer.close())
+
+    def _chunk(self, parts: list[_Part]) -> gpd.GeoDataFrame:
+        chunk = _to_frame(parts, self.frame, self.options, self.next_id, self.scene_name)
+        self.next_id += len(chunk)
+        return chunk
 
 
 def band_polygons(prob_path: str | os.PathLike, scene_path: str | os.PathLike, row0: int, first: bool, last: bool,

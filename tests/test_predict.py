@@ -128,6 +128,9 @@ def test_mask_and_probability_outputs_agree_and_can_be_cogs(tiny_model, synth_ta
         assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == []
+    alone = run_predict(synth_task["scene"], tiny_model, tmp_path / "r2.gpkg", TileOptions(tile_size=64),
+                        prob_out=tmp_path / "p2.tif", cog=True)  # a COG probability without a mask
+    assert np.array_equal(prob_of(alone.prob), prob)
 
 
 def test_cuda_path_when_there_is_one(tiny_model, synth_task, tmp_path):
