@@ -15,7 +15,7 @@ import torch
 
 from geoseg.losses import get_loss
 from geoseg.model import UNet, UNetConfig
-from geoseg.runtime import autocast, cpu_has_bf16, resolve_device
+from geoseg.runtime import autocast, cpu_has_bf16, resolve_device, tune_allocator
 
 
 def images_per_second(precision: str, args) -> float:
@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--norm", default="batch")
     args = ap.parse_args()
+    tune_allocator()  # as geoseg train does
     fast = "bf16" if torch.cuda.is_available() or cpu_has_bf16() else None
     fp32 = images_per_second("fp32", args)
     print(f"U-Net depth {args.depth} width {args.width} {args.norm}, batch {args.batch} of {args.tile}² px, "
