@@ -257,7 +257,7 @@ def _to_frame(parts: list[_Part], frame: _Frame, options: VectorizeOptions, firs
     gdf = gpd.GeoDataFrame({"score": [round(p.prob_sum / max(p.pixels, 1), 4) for p in parts]},
                            geometry=geoms, crs=frame.crs)
     gdf = gdf[gdf.is_valid & ~gdf.is_empty]
-    metric = gdf.to_crs(frame.area_crs) if frame.area_crs is not None and len(gdf) else gdf
+    metric = gdf.to_crs(frame.area_crs) if frame.area_crs is not None else gdf
     areas, perimeters = metric.area, metric.length
     pixel_area = frame.pixel_side_m2 if frame.area_crs is not None else frame.pixel_side**2
     min_area = 20 * pixel_area if options.min_area is None else options.min_area
