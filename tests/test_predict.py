@@ -133,6 +133,21 @@ def test_mask_and_probability_outputs_agree_and_can_be_cogs(tiny_model, synth_ta
     assert np.array_equal(prob_of(alone.prob), prob)
 
 
+def test_polygons_traced_while_predicting_are_those_of_the_written_probability(tiny_model, synth_task, tmp_path):
+    """predict traces rows as the model finishes them; the same as vectorising the raster afterwards."""
+    import geopandas as gpd
+
+    from geoseg.vectorize import vectorize
+
+    r = run_predict(synth_task["scene"], tiny_model, tmp_path / "r.gpkg", TileOptions(tile_size=64),
+                    VectorizeOptions(threshold=0.3, min_area=0), prob_out=tmp_path / "p.tif", preview=False)
+    streamed = gpd.read_file(r.out, layer="roofs")
+    after = vectorize(tmp_path / "p.tif", VectorizeOptions(threshold=0.3, min_area=0))
+    assert len(streamed) == len(after) > 0
+    assert streamed.union_all().symmetric_difference(after.union_all()).area < 1e-6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.tif", "r.gpkg"]  # no temporary raster left
+
+
 def test_cuda_path_when_there_is_one(tiny_model, synth_task, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU on this machine; the CUDA path is checked on a GPU machine")
@@ -198,3 +213,13 @@ def test_tta_makes_the_prediction_follow_a_flipped_or_turned_scene(tiny_model, s
         probs[tta] = prob_of(tmp_path / "pa.tif").astype(int), undo(prob_of(tmp_path / "pb.tif")).astype(int)
     assert np.abs(probs[False][0] - probs[False][1]).max() > 3  # without TTA the model is not symmetric
     assert np.abs(probs[True][0] - probs[True][1]).max() <= 1  # with it, up to rounding
+
+
+def test_the_allocator_setting_applies_on_glibc_and_is_made_once():
+    import platform
+
+    from geoseg.runtime import tune_allocator
+
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert tune_allocator() is glibc
+    assert tune_allocator() is glibc  # a second call changes nothing and says the same

@@ -3,7 +3,7 @@ import pytest
 from affine import Affine
 
 from geoseg.errors import InputError
-from geoseg.vectorize import VectorizeOptions, vectorize
+from geoseg.vectorize import PolygonStream, VectorizeOptions, vectorize
 from tests.conftest import write_tif
 
 T = Affine(0.5, 0, 356_000.0, 0, -0.5, 5_646_000.0)  # 0.5 m pixels
@@ -96,6 +96,29 @@ def test_opening_splits_roofs_joined_by_a_bridge_and_is_the_same_strip_by_strip(
     assert len(strips) == 3
     for a, b in zip(strips.sort_values("area_m2").geometry, opened.sort_values("area_m2").geometry):
         assert a.equals(b)
+
+
+def test_rows_handed_over_in_ragged_blocks_give_the_polygons_of_the_raster(tmp_path):
+    """How predict traces: blocks of any sizes, as the stitcher finishes them, with an opening."""
+    rng = np.random.default_rng(3)
+    p = np.zeros((120, 90))
+    for _ in range(25):
+        r, c, h, w = rng.integers(0, 110), rng.integers(0, 80), rng.integers(3, 30), rng.integers(3, 30)
+        p[r : r + h, c : c + w] = 0.9
+    path = prob_raster(tmp_path, p)
+    opts = VectorizeOptions(simplify=0, opening=1.0, strip_rows=16)
+    expected = vectorize(path, opts)
+    stream = PolygonStream(path, opts)
+    rows = (np.asarray(p) * 255).round().astype(np.uint8)
+    cuts = [0, 1, 2, 40, 41, 77, 90, 120]  # blocks of 1, 1, 38, 1, 36, 13 and 30 rows
+    chunks = [stream.feed(a, rows[a:b]) for a, b in zip(cuts, cuts[1:])] + [stream.close()]
+    got = [g for chunk in chunks for g in chunk.geometry]
+    assert len(got) == len(expected) > 5
+    key = lambda g: (round(g.bounds[0], 3), round(g.bounds[1], 3))  # noqa: E731
+    for a, b in zip(sorted(got, key=key), sorted(expected.geometry, key=key)):
+        assert a.equals(b)
+    with pytest.raises(ValueError, match="out of order"):
+        PolygonStream(path, opts).feed(5, rows[5:9])
 
 
 def _interior_angles(ring) -> np.ndarray:
