@@ -214,8 +214,9 @@ def _read_groups(tiles: list, bytes_per_tile: int) -> list[list]:
 
 
 def _as_tensor_type(a: np.ndarray) -> np.ndarray:
-    """Pixels torch can take as they are (uint8, int16, float…); others (uint16, uint32) as float32."""
-    return a if a.dtype in (np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64) else a.astype(np.float32)
+    """Pixels that normalise to float32 in torch as they are (uint8, int8, int16, float32);
+    others (uint16, uint32, float64…) as float32."""
+    return a if a.dtype in (np.uint8, np.int8, np.int16, np.float32) else a.astype(np.float32)
 
 
 def roof_probability(model: torch.nn.Module, x: torch.Tensor, tta: bool = False) -> torch.Tensor:

@@ -4,8 +4,9 @@ Each tile's probability is multiplied by a blending window that falls towards th
 edges and accumulated with its weight; a pixel's value is the weighted mean of every
 tile that saw it, so the prediction made furthest from a tile edge counts most and no
 seam shows. Tiles arrive in row-major order; when a row of tiles is done, the scene rows
-that no later tile touches are final and go to ``sink`` — memory is two buffers of
-``tile size`` × ``scene width`` floats, whatever the scene's height.
+that no later tile touches are final and go to ``sink`` — memory is three buffers of
+``tile size`` × ``scene width`` floats (sums, weights, a row's weight profile), whatever
+the scene's height.
 """
 
 from __future__ import annotations
@@ -110,3 +111,4 @@ class Stitcher:
         c0 = self.grid.overlap
         rows = self.acc[b0:b1, c0 : c0 + self.grid.width] / self.wsum[b0:b1, c0 : c0 + self.grid.width]
         self.sink(r0, rows.numpy())
+        self.emitted = r1

@@ -1,5 +1,7 @@
 """Scenes of any shape and kind: odd sizes, tiny scenes, nodata, uint16, VRT mosaics, COG outputs."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import rasterio
@@ -223,3 +225,19 @@ def test_the_allocator_setting_applies_on_glibc_and_is_made_once():
     glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert tune_allocator() is glibc
     assert tune_allocator() is glibc  # a second call changes nothing and says the same
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "uint16", "int32", "float32", "float64"])
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_every_pixel_type_is_read_in_its_own_type_and_predicted(tiny_model, tmp_path, dtype, precision):
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((3, 70, 90)) * 100).astype(dtype)
+    scene = write_tif(tmp_path / "s.tif", pixels, transform=T)
+    state = checkpoint.load(tiny_model)
+    with pytest.warns() if dtype != "uint8" else contextlib.nullcontext():  # unlike the training images
+        predict_probability(scene, state, tmp_path / "p.tif", TileOptions(tile_size=64, precision=precision))
+    # the same pixels as float32 give the same probability: reading in the file's type changes nothing
+    as_float = write_tif(tmp_path / "f.tif", pixels.astype("float32"), transform=T)
+    with pytest.warns():
+        predict_probability(as_float, state, tmp_path / "q.tif", TileOptions(tile_size=64, precision=precision))
+    assert np.abs(prob_of(tmp_path / "p.tif").astype(int) - prob_of(tmp_path / "q.tif")).max() <= 1
