@@ -178,7 +178,8 @@ def predict_rows(scene: str | os.PathLike, state: dict, prob_path: str | os.Path
             # pixels are read in the file's own type (float32 if the chosen bands differ in type)
             read_type = src.dtypes[bands[0] - 1] if len({src.dtypes[b - 1] for b in bands}) == 1 else "float32"
             tile_bytes = tile * grid.stride * len(bands) * np.dtype(read_type).itemsize
-            bar = tqdm(total=(i1 - first) * grid.cols, desc="predict", unit="tile", disable=not progress, leave=False)
+            bar = tqdm(total=(i1 - first) * grid.cols, desc="predict", unit="tile", leave=False,
+                       disable=None if progress else True)  # None: no bar when not a terminal
             # one autocast for the scene: its cache keeps the weights cast to bfloat16/float16
             # (entered per batch, every forward pass would cast them again)
             with torch.no_grad(), autocast(device, precision):

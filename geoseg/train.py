@@ -279,7 +279,7 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
                 net.train()
                 running, seen = 0.0, 0
                 bar = tqdm(train_dl, desc=f"epoch {epoch}/{config.epochs}", leave=False,
-                           disable=not progress, unit="batch")
+                           disable=None if progress else True, unit="batch")  # None: not in a log file
                 for batch in bar:
                     b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                     x = b["image"].contiguous(memory_format=torch.channels_last)
