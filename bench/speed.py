@@ -5,7 +5,8 @@
 On one synthetic scene, with the same weights and tile grid, in one run:
   bare     the model's forward passes over every tile of the grid (the scene's own
            pixels, read and normalised beforehand, in memory), at geoseg's batch size and
-           precision: the floor of the cost;
+           precision, with geoseg's inference fusions: the floor of the cost (and once
+           more without joining each convolution to its ReLU, to show what that saves);
   geoseg   `run_predict` end to end: read, normalise, forward, blend, write the
            probability GeoTIFF, vectorise, write GeoJSON;
   naive    the way most projects do it: rasterio `boundless=True` window reads,
@@ -57,12 +58,13 @@ def scene_tiles(scene, state, tile, overlap, batch, device) -> list[torch.Tensor
             for i in range(0, len(x), batch)]
 
 
-def bare_forward(batches, state, precision) -> float:
-    """Seconds for the forward passes (and the roof probability) over ``batches``."""
+def bare_forward(batches, state, precision, onednn: bool = True) -> float:
+    """Seconds for the forward passes (and the roof probability) over ``batches``; ``onednn``
+    False: without joining each convolution to its ReLU."""
     device = batches[0].device
     precision = resolve_precision(precision, device)
     model, _ = checkpoint.build_model(state, device)
-    model = fuse_for_inference(model).to(memory_format=torch.channels_last)
+    model = fuse_for_inference(model, onednn=onednn).to(memory_format=torch.channels_last)
     with torch.no_grad(), autocast(device, precision):
         model(batches[0])  # warm-up
         t = time.perf_counter()
@@ -150,9 +152,10 @@ def main() -> None:
     mp = args.size**2 / 1e6
     tune_allocator()  # as geoseg does: the bare floor gets the same allocator
     batches = scene_tiles(scene, state, args.tile, args.overlap, args.batch, resolve_device("auto"))
-    bare, ours = [], []
+    bare, ours, plain = [], [], []
     for _ in range(args.repeat):  # interleaved, best of each: the machine's noise hits both alike
         bare.append(bare_forward(batches, state, args.precision))
+        plain.append(bare_forward(batches, state, args.precision, onednn=False))
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
             r = run_predict(scene, model, Path(tmp) / "roofs.geojson",
@@ -160,13 +163,16 @@ def main() -> None:
                                         precision=args.precision), preview=False)
             ours.append(time.perf_counter() - t)
     del batches
-    print("runs, s: bare " + " ".join(f"{t:.1f}" for t in bare) + ", geoseg " + " ".join(f"{t:.1f}" for t in ours))
-    bare, ours = min(bare), min(ours)
+    print("runs, s: bare " + " ".join(f"{t:.1f}" for t in bare) + ", geoseg " + " ".join(f"{t:.1f}" for t in ours)
+          + ", bare unjoined " + " ".join(f"{t:.1f}" for t in plain))
+    bare, ours, plain = min(bare), min(ours), min(plain)
     grid = TileGrid(args.size, args.size, args.tile, args.overlap)
     print(f"scene {args.size}² px ({mp:.1f} MP), tile {args.tile}, overlap {args.overlap} "
           f"(computes {grid.cost:.2f}× the scene), batch {args.batch}, precision {args.precision}, "
           f"{torch.get_num_threads()} threads")
     print(f"bare forward   {bare:7.1f} s  {mp / bare:6.2f} MP/s")
+    print(f"  (the same with convolution and ReLU as two operations: {plain:.1f} s, {mp / plain:.2f} MP/s; "
+          f"joined {plain / bare:.2f}× faster)")
     print(f"geoseg predict {ours:7.1f} s  {mp / ours:6.2f} MP/s  = {100 * bare / ours:.1f} % of bare  "
           f"({r.count} polygons)")
     if args.skip_peers:

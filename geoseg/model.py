@@ -12,6 +12,7 @@ tile grid plays the role of the paper's overlap-tile strategy).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -123,11 +124,13 @@ class UNet(nn.Module):
         return self.head(x)
 
 
-def fuse_for_inference(model: UNet) -> UNet:
-    """Fold each eval-mode BatchNorm into the convolution before it (exact up to rounding).
+def fuse_for_inference(model: UNet, onednn: bool = True) -> UNet:
+    """Fold each eval-mode BatchNorm into the convolution before it (exact up to rounding),
+    and with ``onednn`` join each convolution to its ReLU (``ConvReLU``).
 
     Saves a pass over every activation map at inference; the model is put in eval mode.
     Instance normalisation depends on each input's statistics and cannot be folded.
+    ``onednn=False`` keeps plain operations only (for ONNX export).
     """
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -138,7 +141,59 @@ def fuse_for_inference(model: UNet) -> UNet:
                 if isinstance(block[i], nn.Conv2d) and isinstance(block[i + 1], nn.BatchNorm2d):
                     block[i] = fuse_conv_bn_eval(block[i], block[i + 1])
                     block[i + 1] = nn.Identity()
+            for i in range(len(block) - 2):
+                if (onednn and isinstance(block[i], nn.Conv2d) and isinstance(block[i + 1], nn.Identity)
+                        and isinstance(block[i + 2], nn.ReLU)):
+                    block[i], block[i + 2] = ConvReLU(block[i]), nn.Identity()
     return model
+
+
+class ConvReLU(nn.Module):
+    """A convolution and the ReLU after it, for inference.
+
+    On the CPU (float32 or bfloat16, no gradient) both run as one oneDNN call that applies
+    the ReLU as it writes the convolution's output: one pass less over every activation
+    map, about a fifth of this U-Net's forward pass in bfloat16. Anywhere else (CUDA,
+    gradients, tracing for export, a torch without the call) the two plain operations.
+    """
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+        self._cast: dict = {}  # dtype → (weight, bias) in it, made at first use
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+        if (x.device.type != "cpu" or torch.is_grad_enabled() or torch.jit.is_tracing()
+                or torch.onnx.is_in_onnx_export() or not onednn_pointwise(dtype)):
+            return torch.relu(self.conv(x))
+        c = self.conv
+        key = (dtype, c.weight.data_ptr(), c.weight._version)
+        if key not in self._cast:
+            bias = c.bias if c.bias is not None else torch.zeros(c.out_channels)
+            self._cast = {key: (c.weight.detach().to(dtype).contiguous(memory_format=torch.channels_last),
+                                bias.detach().to(dtype))}
+        weight, bias = self._cast[key]
+        return torch.ops.mkldnn._convolution_pointwise(
+            x.to(dtype), weight, bias, list(c.padding), list(c.stride), list(c.dilation), c.groups,
+            "relu", [None], "")
+
+
+@functools.cache
+def onednn_pointwise(dtype: torch.dtype) -> bool:
+    """Whether this torch and CPU run oneDNN's convolution with a ReLU in ``dtype``, and
+    agree with the plain operations on a small probe."""
+    if dtype not in (torch.float32, torch.bfloat16) or not torch.backends.mkldnn.is_available():
+        return False
+    g = torch.Generator().manual_seed(0)
+    x, w, b = (torch.randn(s, generator=g).to(dtype) for s in ((1, 4, 9, 9), (8, 4, 3, 3), (8,)))
+    with torch.no_grad(), torch.autocast("cpu", enabled=False):  # the probe may run inside autocast
+        try:
+            got = torch.ops.mkldnn._convolution_pointwise(x, w, b, [1, 1], [1, 1], [1, 1], 1, "relu", [None], "")
+        except (AttributeError, RuntimeError):
+            return False
+        want = torch.relu(nn.functional.conv2d(x.float(), w.float(), b.float(), padding=1))
+    return bool(torch.allclose(got.float(), want, atol=0.1 if dtype == torch.bfloat16 else 1e-4))
 
 
 def config_from_dict(d: dict) -> UNetConfig:

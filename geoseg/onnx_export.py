@@ -67,7 +67,7 @@ def export_onnx(model_path: str | os.PathLike, out: str | os.PathLike, tile_size
     overlap = min(32, tile // 8) if overlap is None else overlap  # as geoseg predict
     if not 0 <= overlap < tile // 2:
         raise InputError(f"--overlap must be between 0 and {tile // 2 - 1} pixels")
-    net = _Probabilities(fuse_for_inference(model)).eval()
+    net = _Probabilities(fuse_for_inference(model, onednn=False)).eval()
     # Deepness divides 8-bit pixels by 255, then standardises; geoseg divides by the
     # training images' scale: fold the difference into the standardisation
     k = norm.scale / 255.0

@@ -13,6 +13,38 @@ def test_output_has_the_input_size_and_one_score_per_class(depth, width, norm):
     assert model(x).shape == (2, 2, 2 * cfg.multiple, 3 * cfg.multiple)
 
 
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_convolutions_joined_to_their_relu_give_the_plain_models_output(norm):
+    import copy
+
+    from geoseg.model import ConvReLU, fuse_for_inference, onednn_pointwise
+
+    if not onednn_pointwise(torch.float32):
+        pytest.skip("this torch or CPU has no oneDNN convolution with a ReLU: the plain path is used")
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(in_channels=3, depth=3, width=8, norm=norm))
+    model.train()
+    for _ in range(3):
+        model(torch.randn(4, 3, 32, 32) * 3 + 1)
+    plain = fuse_for_inference(copy.deepcopy(model), onednn=False).to(memory_format=torch.channels_last)
+    joined = fuse_for_inference(model).to(memory_format=torch.channels_last)
+    assert sum(isinstance(m, ConvReLU) for m in joined.modules()) == 10  # 2 per double convolution
+    assert not any(isinstance(m, ConvReLU) for m in plain.modules())
+    assert not any(isinstance(m, torch.nn.ReLU) for m in joined.modules())
+    x = (torch.randn(2, 3, 64, 48) * 3 + 1).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.allclose(joined(x), plain(x), atol=1e-4)
+        if onednn_pointwise(torch.bfloat16):
+            with torch.autocast("cpu", torch.bfloat16):
+                a, b = joined(x), plain(x)
+            assert a.dtype == b.dtype == torch.bfloat16
+            assert (a.float() - b.float()).abs().max() <= 0.02 * b.float().abs().max()
+    # with gradients (training, or a user's fine-tuning) the plain operations run, and backpropagate
+    out = joined(x)
+    out.sum().backward()
+    assert joined.head.weight.grad is not None
+
+
 def test_paper_sized_unet_has_the_known_parameter_count():
     # Ronneberger et al.: 5 levels, 64 → 1024 filters, transposed convolutions up: about 31 M weights.
     n = sum(p.numel() for p in UNet(UNetConfig(depth=5, width=64, norm="batch")).parameters())
