@@ -8,6 +8,7 @@ Labelled sets are small (tens to hundreds of tiles) and are held in memory.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +125,17 @@ def load_samples(pairs: list[Pair], weight_maps: bool = False,
     A pair's mask is a raster, or a vector file whose polygons are rasterised onto the
     image's grid. ``nodata``: pixels where every band equals it are left out of the loss.
     All images must share band count and dtype, and each mask must match its image's size.
+    A warning raised by many pairs (grey masks) is said once.
     """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _load_samples(pairs, weight_maps, nodata)
+    for category, message in dict.fromkeys((w.category, str(w.message)) for w in caught):
+        warnings.warn(message, category, stacklevel=2)
+    return result
+
+
+def _load_samples(pairs: list[Pair], weight_maps: bool, nodata: float | None) -> tuple[list[Sample], float]:
     samples: list[Sample] = []
     bands = dtype = None
     vectors: dict[Path, object] = {}

@@ -6,6 +6,7 @@ from click.testing import CliRunner
 
 from geoseg.cli import main
 from geoseg.data import find_pairs, load_samples
+from geoseg.errors import GeosegWarning
 from tests.conftest import ROOFS
 
 pytestmark = pytest.mark.skipif(
@@ -16,7 +17,10 @@ pytestmark = pytest.mark.skipif(
 def test_original_layout_is_found_and_grey_masks_are_thresholded():
     pairs = find_pairs(ROOFS)
     assert len(pairs) == 20 and pairs[0].image.parent.name == "train_X"
-    samples, scale = load_samples(pairs[:3])
+    with pytest.warns(GeosegWarning) as said:
+        samples, scale = load_samples(pairs[:3])
+    assert [str(w.message) for w in said].count(
+        "masks with values other than 0/1/255 (anti-aliased grey) are thresholded at 128") == 1  # said once
     assert scale == 255.0
     for s in samples:
         assert s.image.shape == (3, 256, 256) and set(np.unique(s.mask)) <= {0, 1}
