@@ -24,6 +24,9 @@ import click
 @click.option("--width", default=16, show_default=True)
 @click.option("--norm", default="batch", show_default=True, type=click.Choice(["instance", "batch", "none"]))
 @click.option("--samples-per-epoch", type=int)
+@click.option("--average", default=0, show_default=True,
+              help="model.pt = the mean of the weights at the last N ends of a learning-rate cycle"
+              " (every 4 epochs; stochastic weight averaging) instead of the best epoch; 0: off.")
 @click.option("--nodata", type=float, help="A value marking missing imagery in every band (e.g. 0).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))

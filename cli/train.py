@@ -30,6 +30,9 @@ import click
 @click.option("--norm", default="batch", show_default=True, type=click.Choice(["instance", "batch", "none"]))
 @click.option("--samples-per-epoch", type=int, help="Augmented tiles per epoch [default: images, at least 8 batches].")
 @click.option("--time-limit", type=float, help="Stop cleanly after this many minutes, keeping the best model.")
+@click.option("--average", default=0, show_default=True,
+              help="model.pt = the mean of the weights at the last N ends of a learning-rate cycle"
+              " (every 4 epochs; stochastic weight averaging) instead of the best epoch; 0: off.")
 @click.option("--nodata", type=float, help="A value marking missing imagery in every band (e.g. 0 for"
               " blanked-out black): left out of the loss, and remembered by the model for predict.")
 @click.option("--no-photometric", is_flag=True, help="Flips and rotation only; no colour jitter or blur.")

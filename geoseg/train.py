@@ -46,7 +46,10 @@ class TrainConfig:
     fold ``fold`` of ``folds`` (k-fold cross-validation), or a ``val_fraction`` of the
     pairs chosen by ``seed`` (0 trains on all, with no validation). ``select_best``:
     ``model.pt`` is the epoch of best validation IoU; False keeps the last epoch (for an
-    unbiased held-out score, as ``cv`` does).
+    unbiased held-out score, as ``cv`` does). ``average``: when above 0, ``model.pt`` is
+    instead the mean of the weights at the last ``average`` ends of a learning-rate cycle
+    (stochastic weight averaging, Izmailov et al. 2018), its BatchNorm statistics measured
+    again on the training tiles.
     """
 
     data_dir: str
@@ -73,6 +76,7 @@ class TrainConfig:
     photometric: bool = True
     nodata: float | None = None
     select_best: bool = True
+    average: int = 0
     resume: bool = False
     overwrite: bool = False
 
@@ -87,6 +91,8 @@ class TrainConfig:
             raise InputError(f"need 0 < --lr-min <= --lr-max, got {self.lr_min} and {self.lr_max}")
         if self.folds == 1 or self.folds < 0 or (self.folds and not 0 <= self.fold < self.folds):
             raise InputError(f"need --folds >= 2 and 0 <= fold < folds, got fold {self.fold} of {self.folds}")
+        if self.average < 0:
+            raise InputError(f"--average must be 0 (off) or a number of learning-rate cycles, got {self.average}")
         if self.resume and self.overwrite:
             raise InputError("--resume continues a run and --overwrite replaces it; pass one of them")
         multiple = 2 ** (self.depth - 1)
@@ -149,8 +155,8 @@ def evaluate_batches(model, loader, loss_fn, device, precision, keep: bool = Fal
     with ``keep``, also the roof probability of each item (float32 ``(H, W)`` numpy)."""
     model.eval()
     total, n, counts, probs = 0.0, 0, Counts(), []
-    with torch.no_grad(), autocast(device, precision):
-        for batch in loader:
+    for batch in loader:  # the data outside autocast
+        with torch.no_grad(), autocast(device, precision):
             b = {k: v.to(device) for k, v in batch.items()}
             x = b["image"].contiguous(memory_format=torch.channels_last)
             logits = model(x)
@@ -165,6 +171,40 @@ def evaluate_batches(model, loader, loss_fn, device, precision, keep: bool = Fal
             if keep:
                 probs += list(logits.float().softmax(1)[:, 1].cpu().numpy())
     return total / max(n, 1), counts, probs
+
+
+def _save_average(model, snapshots: list[dict], loader, device, precision, val_dl, loss_fn, save,
+                  progress: bool) -> None:
+    """Load the mean of ``snapshots`` into ``model``, measure its BatchNorm statistics again
+    over ``loader`` (the mean of the weights does not match the mean of the statistics), and
+    ``save`` it; with no snapshot (a run shorter than one cycle), the last weights as they are."""
+    from tqdm import tqdm
+
+    if snapshots:
+        mean = {k: (sum(s[k].double() for s in snapshots) / len(snapshots)).to(v.dtype)
+                if v.is_floating_point() else v for k, v in snapshots[-1].items()}
+        model.load_state_dict(mean)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if snapshots and norms:
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a plain mean over the batches
+        model.train()
+        for batch in loader:  # the augmentation outside autocast, as in training
+            with torch.no_grad(), autocast(device, precision):
+                model(batch["image"].to(device).contiguous(memory_format=torch.channels_last))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+    row = {"averaged_cycles": len(snapshots)}
+    if val_dl is not None:
+        vloss, counts, _ = evaluate_batches(model, val_dl, loss_fn, device, precision)
+        row.update(val_loss=round(vloss, 5), val_iou=round(counts.iou, 5), val_f1=round(counts.f1, 5))
+    save(row)
+    if progress:
+        what = (f"the mean of the weights at the last {len(snapshots)} cycle ends" if snapshots
+                else "the last weights (the run ended before a learning-rate cycle did)")
+        tqdm.write(f"model.pt: {what}" + (f", val_iou {row['val_iou']}" if "val_iou" in row else ""))
 
 
 def fit(config: TrainConfig, progress: bool = True) -> Path:
@@ -229,6 +269,8 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
         mode="triangular", cycle_momentum=False,
     )
     best, step, first_epoch, history = -math.inf, 0, 1, []
+    cycle_epochs = 4  # the learning rate climbs for two epochs and falls for two
+    snapshots: list[dict] = []  # weights at the last ``config.average`` cycle ends
     if config.resume:
         state = checkpoint.load(out / "last.pt")
         if state["model_config"] != config_to_dict(mcfg):
@@ -245,6 +287,7 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
         else:  # resumed with more processes than it was saved with: the new ranks start fresh
             gen.manual_seed(config.seed + dist.rank + 1000 * state["epoch"])
         best, step, first_epoch = state["best"], state["step"], state["epoch"] + 1
+        snapshots = state.get("snapshots", [])[-config.average:] if config.average else []
         if first_epoch > config.epochs:
             raise InputError(f"{out / 'last.pt'}: already trained {state['epoch']} epochs; resume with"
                              f" --epochs above {state['epoch']}")
@@ -254,7 +297,7 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
         (out / "config.json").write_text(json.dumps(
             {**asdict(config), "model": asdict(mcfg), "resolved_device": str(device),
              "resolved_precision": precision, "train_images": [p.image.name for p in train_pairs],
-             "val_images": [p.image.name for p in val_pairs], "norm": asdict(norm), "processes": dist.world},
+             "val_images": [p.image.name for p in val_pairs], "band_stats": asdict(norm), "processes": dist.world},
             indent=2))
     meta = {"train_config": asdict(config), "nodata": config.nodata}
 
@@ -264,7 +307,8 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
             return
         rngs = rngs or [(torch.get_rng_state(), gen.get_state())]
         extra = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "best": best, "step": step,
-                 "torch_rng": rngs[0][0], "loader_rng": rngs[0][1], "rank_rngs": rngs} if full else {}
+                 "torch_rng": rngs[0][0], "loader_rng": rngs[0][1], "rank_rngs": rngs,
+                 "snapshots": snapshots} if full else {}
         checkpoint.save(out / name, model, norm, config.tile_size, epoch=epoch, metrics=row, **meta, **extra)
 
     start = time.perf_counter()
@@ -309,8 +353,11 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
                 history.append(row)
                 if dist.main:
                     render_curves(history, out / "curves.png")
+                if config.average and epoch % cycle_epochs == 0 and seen:  # at the cycle's lowest rate
+                    snapshots = [*snapshots, {k: v.detach().clone() for k, v in model.state_dict().items()}]
+                    snapshots = snapshots[-config.average:]
                 score = row.get("val_iou", -row["train_loss"]) if config.select_best else epoch
-                improved = score > best
+                improved = score > best and not config.average
                 if improved:
                     best = score
                     save("model.pt", epoch, row, full=False)
@@ -338,4 +385,7 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
                  "weight_checksums": sums_, "identical": len(set(sums_)) == 1}, indent=2))
         if len(set(sums_)) != 1:
             raise GeosegError("the training processes' weights differ at the end; do not trust this run")
+    if config.average and dist.main:  # after the replicas' check: rank 0 alone
+        _save_average(model, snapshots, train_dl, device, precision, val_dl if val_samples else None, loss_fn,
+                      lambda row: save("model.pt", epoch, row, full=False), progress)
     return out

@@ -71,6 +71,8 @@ def test_train_writes_a_run_folder_and_refuses_to_reuse_it(labelled, tmp_path):
     r = run(*args)
     assert r.exit_code == 0, r.output
     assert {"model.pt", "last.pt", "metrics.csv", "config.json"} <= {p.name for p in out.iterdir()}
+    config = json.loads((out / "config.json").read_text())  # its TrainConfig fields rebuild the run
+    assert config["norm"] == "batch" and config["loss"] == "pixel-softmax" and len(config["band_stats"]["mean"]) == 3
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert rows[0].startswith("epoch,") and len(rows) == 3
     state = torch.load(out / "model.pt", weights_only=True)

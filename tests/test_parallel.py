@@ -30,9 +30,10 @@ def test_two_processes_keep_identical_weights_and_their_model_predicts(synth_tas
     res = run_predict(synth_task["scene"], run / "model.pt", tmp_path / "roofs.gpkg",
                       TileOptions(tile_size=64), preview=False)
     assert res.out.exists()
-    # resume continues the same run with both processes
-    spawn(replace(config(synth_task, tmp_path / "run"), epochs=3, resume=True), nproc=2, progress=False)
-    assert checkpoint.load(run / "last.pt")["epoch"] == 3
+    # resume continues the same run with both processes; rank 0 alone then makes the averaged model
+    spawn(replace(config(synth_task, tmp_path / "run"), epochs=4, average=1, resume=True), nproc=2, progress=False)
+    assert checkpoint.load(run / "last.pt")["epoch"] == 4
+    assert checkpoint.load(run / "model.pt")["metrics"]["averaged_cycles"] == 1  # epoch 4 ends a cycle
     assert json.loads((run / "distributed.json").read_text())["identical"]
 
 

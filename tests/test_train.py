@@ -41,6 +41,41 @@ def test_seeded_runs_are_identical_and_resume_continues_exactly(labelled, tmp_pa
         fit(TrainConfig(str(labelled), str(tmp_path / "c"), epochs=3, resume=True, **TINY), progress=False)
 
 
+def test_average_is_the_mean_of_the_cycle_ends_with_its_batchnorm_measured_again(labelled, tmp_path):
+    # 9 epochs: the learning rate is lowest at the ends of epochs 4 and 8
+    run = fit(TrainConfig(str(labelled), str(tmp_path / "a"), epochs=9, average=2, **TINY), progress=False)
+    snaps = torch.load(run / "last.pt", weights_only=True)["snapshots"]
+    assert len(snaps) == 2 and not same(snaps[0], snaps[1])
+    state = torch.load(run / "model.pt", weights_only=True)
+    assert state["metrics"]["averaged_cycles"] == 2 and "val_iou" in state["metrics"]
+    avg = state["state_dict"]
+    for k, v in avg.items():
+        if k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            continue
+        assert torch.allclose(v, (snaps[0][k] + snaps[1][k]) / 2, atol=1e-6), k
+    # the statistics were measured again with the mean weights: neither snapshot's, and plausible
+    mean = avg["inc.1.running_mean"]
+    assert not torch.allclose(mean, snaps[1]["inc.1.running_mean"])
+    assert torch.isfinite(mean).all() and (avg["inc.1.running_var"] > 0).all()
+    import rasterio
+
+    from geoseg import checkpoint
+
+    norm = checkpoint.normalisation(state)
+    images = [rasterio.open(p).read().astype(np.float32) for p in sorted((labelled / "images").iterdir())]
+    x = (torch.from_numpy(np.stack(images)) / norm.scale - torch.tensor(norm.mean)[:, None, None]) \
+        / torch.tensor(norm.std)[:, None, None]
+    y = torch.nn.functional.conv2d(x, avg["inc.0.weight"], padding=1)  # what the first BatchNorm sees
+    assert torch.allclose(mean, y.mean((0, 2, 3)), atol=0.1 * float(y.std()))
+    # resuming keeps the snapshots: the same averaged model as the uninterrupted run
+    fit(TrainConfig(str(labelled), str(tmp_path / "b"), epochs=6, average=2, **TINY), progress=False)
+    resumed = fit(TrainConfig(str(labelled), str(tmp_path / "b"), epochs=9, average=2, resume=True, **TINY),
+                  progress=False)
+    assert same(avg, weights(resumed / "model.pt"))
+    with pytest.raises(InputError, match="--average"):
+        TrainConfig(str(labelled), str(tmp_path / "c"), average=-1).check()
+
+
 def test_resume_refuses_another_architecture_or_nothing_to_resume(labelled, tmp_path):
     fit(TrainConfig(str(labelled), str(tmp_path / "r"), epochs=1, **TINY), progress=False)
     other = {**TINY, "width": 8}
