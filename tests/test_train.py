@@ -62,7 +62,10 @@ def test_average_is_the_mean_of_the_cycle_ends_with_its_batchnorm_measured_again
     from geoseg import checkpoint
 
     norm = checkpoint.normalisation(state)
-    images = [rasterio.open(p).read().astype(np.float32) for p in sorted((labelled / "images").iterdir())]
+    images = []
+    for p in sorted((labelled / "images").iterdir()):
+        with rasterio.open(p) as src:
+            images.append(src.read().astype(np.float32))
     x = (torch.from_numpy(np.stack(images)) / norm.scale - torch.tensor(norm.mean)[:, None, None]) \
         / torch.tensor(norm.std)[:, None, None]
     y = torch.nn.functional.conv2d(x, avg["inc.0.weight"], padding=1)  # what the first BatchNorm sees
