@@ -184,18 +184,8 @@ def _save_average(model, snapshots: list[dict], loader, device, precision, val_d
         mean = {k: (sum(s[k].double() for s in snapshots) / len(snapshots)).to(v.dtype)
                 if v.is_floating_point() else v for k, v in snapshots[-1].items()}
         model.load_state_dict(mean)
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if snapshots and norms:
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # a plain mean over the batches
-        model.train()
-        for batch in loader:  # the augmentation outside autocast, as in training
-            with torch.no_grad(), autocast(device, precision):
-                model(batch["image"].to(device).contiguous(memory_format=torch.channels_last))
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
+        with torch.no_grad():  # a plain mean over one epoch of tiles, in float32
+            torch.optim.swa_utils.update_bn((batch["image"] for batch in loader), model, device)
     row = {"averaged_cycles": len(snapshots)}
     if val_dl is not None:
         vloss, counts, _ = evaluate_batches(model, val_dl, loss_fn, device, precision)
@@ -263,13 +253,13 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
     val_dl = DataLoader(TileDataset(val_samples, norm, config.tile_size, mcfg.multiple), batch_size=1)
 
     steps_per_epoch = math.ceil(per_epoch / config.batch_size)
+    cycle_epochs = 4  # the learning rate climbs for half of them and falls for the other half
     opt = torch.optim.Adam(model.parameters(), lr=config.lr_max, betas=(0.9, 0.999))
     sched = torch.optim.lr_scheduler.CyclicLR(
-        opt, base_lr=config.lr_min, max_lr=config.lr_max, step_size_up=2 * steps_per_epoch,
+        opt, base_lr=config.lr_min, max_lr=config.lr_max, step_size_up=cycle_epochs // 2 * steps_per_epoch,
         mode="triangular", cycle_momentum=False,
     )
     best, step, first_epoch, history = -math.inf, 0, 1, []
-    cycle_epochs = 4  # the learning rate climbs for two epochs and falls for two
     snapshots: list[dict] = []  # weights at the last ``config.average`` cycle ends
     if config.resume:
         state = checkpoint.load(out / "last.pt")
