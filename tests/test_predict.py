@@ -241,3 +241,36 @@ def test_every_pixel_type_is_read_in_its_own_type_and_predicted(tiny_model, tmp_
     with pytest.warns():
         predict_probability(as_float, state, tmp_path / "q.tif", TileOptions(tile_size=64, precision=precision))
     assert np.abs(prob_of(tmp_path / "p.tif").astype(int) - prob_of(tmp_path / "q.tif")).max() <= 1
+
+
+def test_a_compiled_model_predicts_what_the_plain_one_does(tiny_model, synth_task, tmp_path):
+    import warnings
+
+    from geoseg.errors import GeosegWarning
+
+    state = checkpoint.load(tiny_model)
+    for compiled in (False, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", GeosegWarning)  # no fallback to the plain model: it compiled
+            predict_probability(synth_task["scene"], state, tmp_path / f"p{compiled}.tif",
+                                TileOptions(tile_size=64, overlap=8, precision="fp32", compile=compiled))
+    plain, compiled = prob_of(tmp_path / "pFalse.tif").astype(int), prob_of(tmp_path / "pTrue.tif").astype(int)
+    assert np.abs(plain - compiled).max() <= 1
+
+
+def test_without_a_compiler_compile_says_so_once_and_predicts_uncompiled(tiny_model, synth_task, tmp_path):
+    # a real failure: inductor finds no C++ compiler (and has no cached kernels to fall back on)
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-g++"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["predict", synth_task["scene"], "--model", tiny_model, "--out", tmp_path / "c.gpkg", "--tile-size", "64",
+            "--precision", "fp32", "--no-preview", "--quiet"]
+    proc = subprocess.run([sys.executable, "-m", "geoseg.cli", *map(str, args), "--compile"], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("torch.compile failed") == 1, proc.stderr
+    plain = run_predict(synth_task["scene"], tiny_model, tmp_path / "p.gpkg",
+                        TileOptions(tile_size=64, precision="fp32"), preview=False)
+    assert f"{plain.count} roof polygons" in proc.stdout
