@@ -15,10 +15,12 @@ import click
 @click.option("--truth", type=click.Path(path_type=Path), help="True polygons (.geojson, .gpkg), any CRS.")
 @click.option("--iou", "iou_threshold", default=0.5, show_default=True, help="IoU for an object match.")
 @click.option("--threshold", default=0.5, show_default=True, help="Roof probability cut (with --model).")
+@click.option("--tta", is_flag=True,
+              help="With --model: predict with test-time augmentation, as 'geoseg predict --tta'.")
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the table as CSV.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --csv.")
 def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, truth: Path | None,
-             iou_threshold: float, threshold: float, csv_out: Path | None, overwrite: bool) -> None:
+             iou_threshold: float, threshold: float, tta: bool, csv_out: Path | None, overwrite: bool) -> None:
     """Score a model (DATA_DIR --model M) or polygons (--pred P --truth T).
 
     \b
@@ -36,13 +38,16 @@ def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, 
     if data_dir is not None and model_path is not None and not (pred or truth):
         from geoseg.evaluate import evaluate_model
         from geoseg.metrics import Counts
+        from geoseg.predict import TileOptions
 
-        rows = evaluate_model(model_path, data_dir, threshold)
+        rows = evaluate_model(model_path, data_dir, threshold, TileOptions(tta=tta))
         total = sum((c for _, c in rows), Counts())
         table = [(name, c) for name, c in rows] + [("ALL", total)]
         header = ["image", "iou", "f1", "precision", "recall", "tp", "fp", "fn"]
         lines = [[n, f"{c.iou:.4f}", f"{c.f1:.4f}", f"{c.precision:.4f}", f"{c.recall:.4f}", c.tp, c.fp, c.fn]
                  for n, c in table]
+    elif tta and model_path is None:
+        raise InputError("--tta scores a model's predictions: give it with DATA_DIR and --model")
     elif pred is not None and truth is not None and data_dir is None and model_path is None:
         from geoseg.evaluate import area_iou, object_scores, read_polygons
 

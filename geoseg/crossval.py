@@ -35,8 +35,9 @@ class LossResult:
 
 
 def cross_validate(base: TrainConfig, folds: int, losses: list[str], progress: bool = False,
-                   report=print) -> list[LossResult]:
-    """Run ``folds``-fold cross-validation for each loss; run folders go under ``base.out_dir``."""
+                   report=print, tta: bool = False) -> list[LossResult]:
+    """Run ``folds``-fold cross-validation for each loss; run folders go under ``base.out_dir``.
+    ``tta``: the held-out images are predicted with test-time augmentation."""
     import time
 
     from geoseg.evaluate import evaluate_model
@@ -53,7 +54,7 @@ def cross_validate(base: TrainConfig, folds: int, losses: list[str], progress: b
             run = fit(config, progress=progress)
             _, held = split_pairs(config)
             counts = sum((c for _, c in evaluate_model(run / "model.pt", held,
-                                                        tiles=_tiles(base))), Counts())
+                                                        tiles=_tiles(base, tta))), Counts())
             ious.append(counts.iou)
             f1s.append(counts.f1)
             report(f"{name:14s} fold {k + 1}/{folds}: held-out IoU {counts.iou:.4f}  F1 {counts.f1:.4f}"
@@ -62,7 +63,7 @@ def cross_validate(base: TrainConfig, folds: int, losses: list[str], progress: b
     return results
 
 
-def _tiles(base: TrainConfig):
+def _tiles(base: TrainConfig, tta: bool):
     from geoseg.predict import TileOptions
 
-    return TileOptions(device=base.device, precision=base.precision)
+    return TileOptions(device=base.device, precision=base.precision, tta=tta)

@@ -7,6 +7,7 @@ import sys
 import geopandas as gpd
 import numpy as np
 import pytest
+import rasterio
 import torch
 from click.testing import CliRunner
 from PIL import Image
@@ -157,3 +158,30 @@ def test_evaluate_polygons_and_model(tiny_model, synth_task, tmp_path):
     assert r.output.splitlines()[0].split()[:3] == ["image", "iou", "f1"] and "ALL" in r.output
     assert_one_line_error(run("evaluate", "--pred", truth), "either DATA_DIR with --model")
     assert_one_line_error(run("evaluate", "--pred", tmp_path / "x.gpkg", "--truth", truth), "x.gpkg", "no such file")
+    assert_one_line_error(run("evaluate", "--pred", truth, "--truth", truth, "--tta"), "--tta", "--model")
+
+
+def test_evaluate_with_tta_scores_the_tta_prediction(tiny_model, synth_task, tmp_path):
+    from geoseg import checkpoint
+    from geoseg.data import find_pairs
+    from geoseg.io import read_mask
+    from geoseg.metrics import pixel_counts
+    from geoseg.predict import TileOptions, predict_probability
+
+    pair = find_pairs(synth_task["train"])[0]
+    truth = read_mask(pair.mask).astype(bool)
+    prob = {}
+    for tta in (False, True):
+        predict_probability(pair.image, checkpoint.load(tiny_model), tmp_path / f"p{tta}.tif", TileOptions(tta=tta))
+        with rasterio.open(tmp_path / f"p{tta}.tif") as src:
+            prob[tta] = src.read(1)
+    cut = int(np.median(prob[False]))  # a cut inside the tiny model's narrow range of probabilities
+    want = {tta: pixel_counts(p >= cut, truth) for tta, p in prob.items()}
+    assert want[False] != want[True]  # the tiny model is not symmetric: TTA changes its mask
+    for tta in (False, True):
+        r = run("evaluate", synth_task["train"], "--model", tiny_model, "--threshold", cut / 255,
+                *(["--tta"] if tta else []))
+        assert r.exit_code == 0, r.output
+        header, first = r.output.splitlines()[:2]
+        row = dict(zip(header.split(), first.split()))
+        assert row["image"] == pair.image.name and (int(row["tp"]), int(row["fp"])) == (want[tta].tp, want[tta].fp)

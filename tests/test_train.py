@@ -119,6 +119,28 @@ def test_cross_validation_compares_losses_on_the_same_folds(labelled, tmp_path):
     assert (tmp_path / "cv" / "softmax" / "fold-1" / "model.pt").exists()
 
 
+def test_cross_validation_with_tta_scores_the_held_out_images_with_it(labelled, tmp_path):
+    import re
+
+    from geoseg.evaluate import evaluate_model
+    from geoseg.metrics import Counts
+    from geoseg.predict import TileOptions
+    from geoseg.train import TrainConfig, split_pairs
+
+    r = CliRunner().invoke(main, [
+        "cv", str(labelled), "--out", str(tmp_path / "cv"), "--folds", "2", "--epochs", "8", "--tile-size", "32",
+        "--depth", "3", "--width", "4", "--samples-per-epoch", "32", "--lr-max", "1e-2", "--tta"])
+    assert r.exit_code == 0, r.output
+    said = [float(v) for v in re.findall(r"held-out IoU (\S+)", r.output)]
+    config = TrainConfig(data_dir=str(labelled), out_dir="", folds=2, fold=1, seed=0)
+    held = split_pairs(config)[1]
+    model = tmp_path / "cv" / "softmax" / "fold-1" / "model.pt"
+    with_tta = sum((c for _, c in evaluate_model(model, held, tiles=TileOptions(tta=True))), Counts())
+    plain = sum((c for _, c in evaluate_model(model, held)), Counts())
+    assert round(plain.iou, 4) != round(with_tta.iou, 4)  # so the score says which one was made
+    assert len(said) == 2 and said[1] == round(with_tta.iou, 4)
+
+
 def test_folds_cover_every_pair_once():
     held = sorted(i for k in range(5) for i in kfold(23, 5, k, seed=1)[1])
     assert held == list(range(23))
