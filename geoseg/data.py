@@ -8,7 +8,6 @@ Labelled sets are small (tens to hundreds of tiles) and are held in memory.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from geoseg.checkpoint import Normalisation
-from geoseg.errors import InputError
+from geoseg.errors import InputError, warnings_said_once
 from geoseg.io import IMAGE_SUFFIXES, read_image, read_mask, value_scale
 from geoseg.losses import unet_weight_map
 
@@ -127,12 +126,8 @@ def load_samples(pairs: list[Pair], weight_maps: bool = False,
     All images must share band count and dtype, and each mask must match its image's size.
     A warning raised by many pairs (grey masks) is said once.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = _load_samples(pairs, weight_maps, nodata)
-    for category, message in dict.fromkeys((w.category, str(w.message)) for w in caught):
-        warnings.warn(message, category, stacklevel=2)
-    return result
+    with warnings_said_once():
+        return _load_samples(pairs, weight_maps, nodata)
 
 
 def _load_samples(pairs: list[Pair], weight_maps: bool, nodata: float | None) -> tuple[list[Sample], float]:

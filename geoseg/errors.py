@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 
 class GeosegError(Exception):
     """Base of every error geoseg raises on purpose; the CLI prints it as one line."""
@@ -29,3 +32,17 @@ class Interrupted(GeosegError):
 
 class GeosegWarning(UserWarning):
     """Something the user should know that does not stop the run; the CLI prints it once."""
+
+
+@contextlib.contextmanager
+def warnings_said_once():
+    """Within the block, a warning raised many times over (one per file, say) is held back
+    and said once as the block ends, pointing at the caller of the function using it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            held = list(caught)
+    for category, message in dict.fromkeys((w.category, str(w.message)) for w in held):
+        warnings.warn(message, category, stacklevel=4)  # here, contextlib, the function, its caller

@@ -16,7 +16,7 @@ from rasterio import features
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from geoseg.errors import InputError
+from geoseg.errors import InputError, warnings_said_once
 from geoseg.io import open_raster, strip_rows
 from geoseg.metrics import Counts, Match, match_objects, pixel_counts
 from geoseg.vectorize import PROB_SCALE
@@ -93,7 +93,7 @@ def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5,
 
     ``data`` is a labelled folder or a list of ``data.Pair``. Each image goes through the
     tiled, blended prediction path; masks are read as in training. Returns ``(image name,
-    counts)`` per image, in the pairs' order.
+    counts)`` per image, in the pairs' order. A warning raised by many masks is said once.
     """
     import tempfile
     from pathlib import Path
@@ -105,7 +105,7 @@ def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5,
 
     state = checkpoint.load(model_path)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="geoseg-eval-") as tmp:
+    with warnings_said_once(), tempfile.TemporaryDirectory(prefix="geoseg-eval-") as tmp:
         for pair in data if isinstance(data, list) else find_pairs(data):
             prob_path = Path(tmp) / "prob.tif"
             predict_probability(pair.image, state, prob_path, tiles or TileOptions())

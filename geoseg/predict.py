@@ -85,6 +85,7 @@ class TileOptions:
     nodata: float | None = None  # None: the value the model was trained with, if any
     tta: bool = False  # average the 8 flips and quarter turns of each tile (8× the compute)
     compile: bool = False  # torch.compile the model: pays from about 230 MP of scene (``CompiledModel``)
+    prefetch: bool | None = None  # read tiles in a thread ahead of the model; None: by device and cores
 
 
 def default_tile_size(state: dict, mcfg, height: int, width: int, overlap: int | None) -> int:
@@ -185,29 +186,105 @@ def predict_rows(scene: str | os.PathLike, state: dict, prob_path: str | os.Path
             tile_bytes = tile * grid.stride * len(bands) * np.dtype(read_type).itemsize
             bar = tqdm(total=(i1 - first) * grid.cols, desc="predict", unit="tile", leave=False,
                        disable=None if progress else True)  # None: no bar when not a terminal
-            # one autocast for the scene: its cache keeps the weights cast to bfloat16/float16
-            # (entered per batch, every forward pass would cast them again)
-            with torch.no_grad(), autocast(device, precision):
+
+            def reads():  # (grid row, a run of its tiles, their pixels, valid), row-major
                 for r in range(first, i1):
                     for group in _read_groups(grid.row_tiles(r), tile_bytes):
                         # one read for a run of tiles, in the file's own type: fewer, larger GDAL requests
                         c0, t = group[0].col_off, group[0].size
-                        data, valid = read_window(src, group[0].row_off, c0, t, group[-1].col_off + t - c0,
-                                                  bands, need_valid, nodata, read_type)
-                        for i in range(0, len(group), batch):
-                            chunk = group[i : i + batch]
-                            cols = [slice(tl.col_off - c0, tl.col_off - c0 + t) for tl in chunk]
-                            x = torch.from_numpy(np.stack([_as_tensor_type(data[:, :, c]) for c in cols]))
-                            x = x.to(device).contiguous(memory_format=torch.channels_last)
-                            x = torch.addcmul(shift, x, gain)  # float, (x / scale − mean) / std in one pass
-                            prob = roof_probability(model, x, options.tta).cpu()
-                            for tl, p, c in zip(chunk, prob, cols):
-                                stitcher.add(tl, p if valid is None else p * torch.from_numpy(valid[:, c]))
-                            bar.update(len(chunk))
-                    stitcher.end_row()
-                    yield r
+                        yield (r, group, *read_window(src, group[0].row_off, c0, t, group[-1].col_off + t - c0,
+                                                      bands, need_valid, nodata, read_type))
+
+            source = Prefetch(reads()) if use_prefetch(options.prefetch, device) else reads()
+            # one autocast for the scene: its cache keeps the weights cast to bfloat16/float16
+            # (entered per batch, every forward pass would cast them again)
+            with contextlib.closing(source), torch.no_grad(), autocast(device, precision):
+                row = first
+                for r, group, data, valid in source:
+                    if r != row:  # a grid row is complete
+                        stitcher.end_row()
+                        yield row
+                        row = r
+                    c0, t = group[0].col_off, group[0].size
+                    for i in range(0, len(group), batch):
+                        chunk = group[i : i + batch]
+                        cols = [slice(tl.col_off - c0, tl.col_off - c0 + t) for tl in chunk]
+                        x = torch.from_numpy(np.stack([_as_tensor_type(data[:, :, c]) for c in cols]))
+                        x = x.to(device).contiguous(memory_format=torch.channels_last)
+                        x = torch.addcmul(shift, x, gain)  # float, (x / scale − mean) / std in one pass
+                        prob = roof_probability(model, x, options.tta).cpu()
+                        for tl, p, c in zip(chunk, prob, cols):
+                            stitcher.add(tl, p if valid is None else p * torch.from_numpy(valid[:, c]))
+                        bar.update(len(chunk))
+                stitcher.end_row()
+                yield row
             bar.close()
     return info
+
+
+PREFETCH_CORES = 8  # a CPU reads ahead from this many cores (measured on 2 only: no gain)
+
+
+def use_prefetch(choice: bool | None, device: torch.device) -> bool:
+    """Whether tiles are read in a thread ahead of the model: asked (True/False), or by
+    device and cores. On CUDA the GPU runs while the thread decodes the next tiles; on a
+    CPU the model keeps every core busy: on 2 cores the thread gained nothing beyond the
+    noise (8192² scene 10.2 → 10.1 s, ``bench/speed.py --prefetch``), the decoding it
+    hides being paid by the model's cores, so a CPU reads ahead from 8 cores (untried)."""
+    if choice is not None:
+        return choice
+    return device.type == "cuda" or (os.cpu_count() or 1) >= PREFETCH_CORES
+
+
+class Prefetch:
+    """Runs an iterator in a thread one item ahead of its consumer; re-raises the
+    iterator's error in the consumer; ``close()`` stops the thread (the consumer stopped
+    early, Ctrl-C). The iterator's I/O must release the GIL (GDAL reads do)."""
+
+    def __init__(self, items, depth: int = 1) -> None:
+        import queue
+        import threading
+
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(items,), name="geoseg-read", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, items) -> None:
+        try:
+            for item in items:
+                if not self._put((True, item)):
+                    return
+            self._put((False, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put((False, exc))
+        finally:
+            if hasattr(items, "close"):
+                items.close()
+
+    def __iter__(self):
+        while True:
+            more, item = self._queue.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 READ_BYTES = 64 << 20  # a read covers as many tiles of a row as fit in this (measured: fewer, wider reads are faster)

@@ -51,7 +51,11 @@ def test_predict_writes_geojson_gpkg_probability_and_preview(tiny_model, synth_t
     assert r.exit_code == 0, r.output
     assert gpd.read_file(tmp_path / "roofs.gpkg", layer="roofs").crs.to_epsg() == 25832
     assert (tmp_path / "roofs.qml").exists()  # beside the GeoJSON; the GeoPackage carries its own
-    import rasterio
+    r = run("predict", scene, "--model", tiny_model, "--out", tmp_path / "ahead.gpkg", "--quiet", "--no-preview",
+            "--tile-size", "96", "--overlap", "8", "--batch-size", "3", "--precision", "fp32", "--prefetch")
+    assert r.exit_code == 0, r.output
+    a, b = (gpd.read_file(tmp_path / n, layer="roofs") for n in ("roofs.gpkg", "ahead.gpkg"))
+    assert len(a) == len(b) and a.geometry.geom_equals(b.geometry).all()
 
     with rasterio.open(tmp_path / "prob.tif") as p, rasterio.open(scene) as s:
         assert p.crs == s.crs and p.transform == s.transform and p.shape == s.shape

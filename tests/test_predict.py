@@ -274,3 +274,55 @@ def test_without_a_compiler_compile_says_so_once_and_predicts_uncompiled(tiny_mo
     plain = run_predict(synth_task["scene"], tiny_model, tmp_path / "p.gpkg",
                         TileOptions(tile_size=64, precision="fp32"), preview=False)
     assert f"{plain.count} roof polygons" in proc.stdout
+
+
+def _reader_threads() -> int:
+    import threading
+
+    return sum(t.name == "geoseg-read" for t in threading.enumerate())
+
+
+def test_reading_in_a_thread_ahead_gives_the_same_probability(tiny_model, synth_task, tmp_path, monkeypatch):
+    import geoseg.predict
+
+    monkeypatch.setattr(geoseg.predict, "READ_BYTES", 1)  # a read per tile: many items through the thread
+    pixels = scene_pixels(synth_task).copy()
+    pixels[:, 50:90, 30:200] = 0
+    scene = write_tif(tmp_path / "nd.tif", pixels, transform=T, nodata=0)
+    state = checkpoint.load(tiny_model)
+    for prefetch in (False, True):
+        predict_probability(scene, state, tmp_path / f"p{prefetch}.tif",
+                            TileOptions(tile_size=64, overlap=8, precision="fp32", prefetch=prefetch))
+    assert np.array_equal(prob_of(tmp_path / "pFalse.tif"), prob_of(tmp_path / "pTrue.tif"))
+    assert _reader_threads() == 0
+
+
+def test_a_read_error_in_the_reading_thread_reaches_the_caller(tiny_model, synth_task, tmp_path):
+    vrt = quadrant_vrt(scene_pixels(synth_task), tmp_path, drop=3)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(RasterReadError, match="mosaic.vrt"):
+        run_predict(vrt, tiny_model, out / "r.gpkg", TileOptions(tile_size=64, prefetch=True), prob_out=out / "p.tif")
+    assert list(out.iterdir()) == [] and _reader_threads() == 0
+
+
+def test_stopping_a_prediction_early_stops_its_reading_thread(tiny_model, synth_task, tmp_path):
+    from geoseg.predict import predict_rows
+
+    rows = predict_rows(synth_task["scene"], checkpoint.load(tiny_model), None,
+                        TileOptions(tile_size=64, overlap=8, prefetch=True))
+    next(rows)
+    assert _reader_threads() == 1
+    rows.close()
+    assert _reader_threads() == 0
+
+
+def test_prefetch_is_chosen_by_device_and_cores(monkeypatch):
+    from geoseg.predict import PREFETCH_CORES, use_prefetch
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert use_prefetch(None, cuda) and use_prefetch(True, cpu) and not use_prefetch(False, cuda)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert not use_prefetch(None, cpu)
+    monkeypatch.setattr("os.cpu_count", lambda: PREFETCH_CORES)
+    assert use_prefetch(None, cpu)

@@ -163,6 +163,16 @@ def test_empty_masks_train_and_grey_masks_are_said_once(tmp_path):
                                   "--tile-size", "32", "--depth", "3", "--width", "4", "--batch-size", "16", "--quiet"])
     assert r.exit_code == 0, r.output
     assert r.output.count("thresholded at 128") == 1
+    import warnings
+
+    from geoseg.errors import GeosegWarning
+    from geoseg.evaluate import evaluate_model
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluate_model(tmp_path / "run" / "model.pt", tmp_path)  # two grey masks, one warning
+    said = [str(w.message) for w in caught if issubclass(w.category, GeosegWarning)]
+    assert len(said) == 1 and "thresholded at 128" in said[0]
 
 
 def test_vector_labels_are_rasterised_onto_each_image_in_its_crs(synth_task, tmp_path):
