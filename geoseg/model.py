@@ -194,6 +194,10 @@ class CompiledModel:
     """
 
     def __init__(self, model: UNet, fallback: nn.Module) -> None:
+        import logging
+
+        # a CUDA build of torch on a machine without a GPU logs this as it compiles for the CPU
+        logging.getLogger("torch.utils.cpp_extension").addFilter(_NoCudaRuntimeNote())
         self.compiled = torch.compile(model, dynamic=False)
         self.fallback = fallback
         self.failed = False
@@ -216,6 +220,19 @@ class CompiledModel:
                           stacklevel=2)
             self.failed = True
             return self.fallback(x)
+
+
+class _NoCudaRuntimeNote:
+    """Drops torch's "No CUDA runtime is found" note, which says nothing to a CPU user."""
+
+    def filter(self, record) -> bool:
+        return not record.getMessage().startswith("No CUDA runtime is found")
+
+    def __eq__(self, other) -> bool:  # logging adds a filter only once when an equal one is there
+        return isinstance(other, _NoCudaRuntimeNote)
+
+    def __hash__(self) -> int:
+        return hash(_NoCudaRuntimeNote)
 
 
 def compile_for_inference(build) -> CompiledModel:
