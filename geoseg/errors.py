@@ -40,9 +40,6 @@ def warnings_said_once():
     and said once as the block ends, pointing at the caller of the function using it."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            held = list(caught)
-    for category, message in dict.fromkeys((w.category, str(w.message)) for w in held):
+        yield
+    for category, message in dict.fromkeys((w.category, str(w.message)) for w in caught):
         warnings.warn(message, category, stacklevel=4)  # here, contextlib, the function, its caller
