@@ -12,6 +12,7 @@ tile grid plays the role of the paper's overlap-tile strategy).
 
 from __future__ import annotations
 
+import copy
 import functools
 from dataclasses import asdict, dataclass
 
@@ -235,12 +236,11 @@ class _NoCudaRuntimeNote:
         return hash(_NoCudaRuntimeNote)
 
 
-def compile_for_inference(build) -> CompiledModel:
-    """``CompiledModel`` of the U-Net that ``build()`` returns, channels-last (``build`` is
-    called twice: one copy is compiled with plain operations for inductor to fuse, the
-    other fused by ``fuse_for_inference`` is the fallback)."""
-    plain, fused = (fuse_for_inference(build(), onednn=o).to(memory_format=torch.channels_last) for o in (False, True))
-    return CompiledModel(plain, fused)
+def compile_for_inference(model: UNet) -> CompiledModel:
+    """``CompiledModel`` of ``model``, channels-last: the model is compiled with plain
+    operations for inductor to fuse; a copy fused by ``fuse_for_inference`` is the fallback."""
+    fallback = fuse_for_inference(copy.deepcopy(model)).to(memory_format=torch.channels_last)
+    return CompiledModel(fuse_for_inference(model, onednn=False).to(memory_format=torch.channels_last), fallback)
 
 
 @functools.cache

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,7 +133,7 @@ def predict_rows(scene: str | os.PathLike, state: dict, prob_path: str | os.Path
     tune_allocator()
     model, mcfg = checkpoint.build_model(state, device)
     if options.compile:
-        model = compile_for_inference(lambda: checkpoint.build_model(state, device)[0])
+        model = compile_for_inference(model)
     else:
         model = fuse_for_inference(model).to(memory_format=torch.channels_last)
     norm = checkpoint.normalisation(state)
@@ -242,17 +244,12 @@ class Prefetch:
     early, Ctrl-C). The iterator's I/O must release the GIL (GDAL reads do)."""
 
     def __init__(self, items, depth: int = 1) -> None:
-        import queue
-        import threading
-
         self._queue: queue.Queue = queue.Queue(depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(items,), name="geoseg-read", daemon=True)
         self._thread.start()
 
     def _put(self, item) -> bool:
-        import queue
-
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.05)
