@@ -7,12 +7,14 @@ with 130. Torch is imported only inside the commands that need it, so ``--help``
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 
 import click
 
 from geoseg import __version__
-from geoseg.errors import GeosegError, Interrupted
+from geoseg.errors import GeosegError, Interrupted, Terminated, interrupt_exit_code
 
 
 def _warning_printer():
@@ -27,12 +29,47 @@ def _warning_printer():
     return show
 
 
+_DISK_ERRORS = {errno.ENOSPC: "no space left on the device; free some space or write to another folder",
+                errno.EDQUOT: "disk quota exceeded; free some space or write to another folder",
+                errno.EROFS: "the file system is read-only; write to another folder",
+                errno.EACCES: "permission denied; write to a folder you may write to"}
+
+
+def _unexpected(exc: BaseException) -> str:
+    """One line for an error geoseg did not raise on purpose: a disk fault says what to do;
+    anything else is a bug, reported with the log that holds its traceback."""
+    import tempfile
+    import traceback
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        code = getattr(cause, "errno", None)
+        text = str(cause)
+        if code in _DISK_ERRORS or "No space left on device" in text:
+            what = _DISK_ERRORS.get(code, _DISK_ERRORS[errno.ENOSPC])
+            where = getattr(cause, "filename", None)
+            return f"{where + ': ' if where else ''}{what}; no output was written"
+        cause = cause.__cause__ or cause.__context__
+    fd, log = tempfile.mkstemp(prefix="geoseg-error-", suffix=".log")
+    with os.fdopen(fd, "w") as fh:
+        traceback.print_exception(exc, file=fh)
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"internal error ({type(exc).__name__}: {first}); please report it with the log {log}"
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 class GeosegGroup(click.Group):
     def invoke(self, ctx: click.Context):
+        import signal
         import warnings
 
         from geoseg.errors import GeosegWarning
 
+        # SIGTERM is handled as Ctrl-C is: the same clean-up, nothing partial left behind
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("always", GeosegWarning)
@@ -40,12 +77,19 @@ class GeosegGroup(click.Group):
                 return super().invoke(ctx)
         except Interrupted as exc:
             click.echo(f"Interrupted: {exc}", err=True)
-            sys.exit(130)
-        except KeyboardInterrupt:
-            click.echo("Interrupted; no output was written.", err=True)
-            sys.exit(130)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt as exc:
+            what = "Terminated" if isinstance(exc, Terminated) else "Interrupted"
+            click.echo(f"{what}; no output was written.", err=True)
+            sys.exit(interrupt_exit_code(exc))
         except GeosegError as exc:
             raise click.ClickException(str(exc)) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # not a user's mistake: one line, and the traceback kept in a log
+            raise click.ClickException(_unexpected(exc)) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @click.group(cls=GeosegGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -31,9 +31,11 @@ def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, 
     import csv
 
     from geoseg.errors import InputError
-    from geoseg.io import atomic_output, check_output
+    from geoseg.outputs import atomic_output, check_output, refuse_inputs_as_outputs
 
     if csv_out:
+        refuse_inputs_as_outputs([("--csv", csv_out)], [("the model", model_path), ("--pred", pred),
+                                                        ("--truth", truth)])
         check_output(csv_out, overwrite)
     if data_dir is not None and model_path is not None and not (pred or truth):
         from geoseg.evaluate import evaluate_model
@@ -49,7 +51,8 @@ def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, 
     elif tta and model_path is None:
         raise InputError("--tta scores a model's predictions: give it with DATA_DIR and --model")
     elif pred is not None and truth is not None and data_dir is None and model_path is None:
-        from geoseg.evaluate import area_iou, object_scores, read_polygons
+        from geoseg.evaluate import area_iou, object_scores
+        from geoseg.io import read_polygons
 
         p, t = read_polygons(pred), read_polygons(truth)
         c = object_scores(p, t, iou_threshold).counts

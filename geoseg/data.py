@@ -18,7 +18,7 @@ from torchvision import tv_tensors
 
 from geoseg.checkpoint import Normalisation
 from geoseg.errors import InputError, warnings_said_once
-from geoseg.io import IMAGE_SUFFIXES, read_image, read_mask, value_scale
+from geoseg.io import IMAGE_SUFFIXES, read_image, read_mask, read_polygons, value_scale
 from geoseg.losses import unet_weight_map
 
 LAYOUTS = (("images", "masks"), ("train_X", "train_Y"))
@@ -111,10 +111,18 @@ def rasterize_labels(polygons, image_path: Path) -> np.ndarray:
     return features.rasterize(((g, 1) for g in geoms), out_shape=shape, transform=transform, dtype="uint8")
 
 
-def _read_labels(path: Path):
-    from geoseg.evaluate import read_polygons
-
-    return read_polygons(path)
+def read_label(pair: Pair, polygons: dict | None = None) -> np.ndarray:
+    """A pair's label as uint8 0/1 ``(rows, cols)``: its mask raster, or its vector file's
+    polygons burnt onto the image's grid. ``polygons``: a cache of vector files already read,
+    by path (one file labels many images)."""
+    if pair.mask.suffix.lower() not in VECTOR_SUFFIXES:
+        return read_mask(pair.mask)
+    polygons = {} if polygons is None else polygons
+    if pair.mask not in polygons:
+        polygons[pair.mask] = read_polygons(pair.mask)
+        if not len(polygons[pair.mask]):
+            raise InputError(f"{pair.mask}: holds no polygons; give a file of roof (building) polygons")
+    return rasterize_labels(polygons[pair.mask], pair.image)
 
 
 def load_samples(pairs: list[Pair], weight_maps: bool = False,
@@ -136,12 +144,7 @@ def _load_samples(pairs: list[Pair], weight_maps: bool, nodata: float | None) ->
     vectors: dict[Path, object] = {}
     for pair in pairs:
         image, dt = read_image(pair.image)
-        if pair.mask.suffix.lower() in VECTOR_SUFFIXES:
-            if pair.mask not in vectors:
-                vectors[pair.mask] = _read_labels(pair.mask)
-            mask = rasterize_labels(vectors[pair.mask], pair.image)
-        else:
-            mask = read_mask(pair.mask)
+        mask = read_label(pair, vectors)
         if mask.shape != image.shape[1:]:
             raise InputError(
                 f"{pair.mask}: mask is {mask.shape[1]} x {mask.shape[0]} px but its image is"
@@ -157,21 +160,48 @@ def _load_samples(pairs: list[Pair], weight_maps: bool, nodata: float | None) ->
         scale = value_scale(dt)
         weight = unet_weight_map(mask) if weight_maps else None
         valid = None if nodata is None else ~np.all(image == nodata, axis=0)
+        finite = np.isfinite(image)
+        if not finite.all():  # NaN and ±inf are missing data: left out of the loss and the statistics
+            image[~finite] = 0
+            valid = finite.all(axis=0) if valid is None else valid & finite.all(axis=0)
         samples.append(Sample(pair.image.stem, image / scale, mask, weight, valid))
     return samples, value_scale(dtype or "uint8")
 
 
+def refuse_unlearnable(samples: list[Sample], source: str, vector: bool) -> None:
+    """Raise ``InputError`` when the masks teach nothing: no roof pixel in any of them, or
+    nothing but roof. One empty mask among others is a legitimate negative tile."""
+    roof = total = 0
+    for s in samples:
+        m = s.mask if s.valid is None else s.mask[s.valid]
+        roof += int(m.sum())
+        total += int(m.size)
+    if roof == 0:
+        if vector:
+            raise InputError(f"{source}: its polygons cover none of the training images; check that they show the"
+                             " same place and that the label file's CRS is right")
+        raise InputError(f"{source}: every mask is empty (no roof pixel), so nothing can be learnt; check the"
+                         " masks (roof 1 or 255 on 0)")
+    if roof == total:
+        raise InputError(f"{source}: every mask is roof everywhere, so nothing can be learnt; check the masks"
+                         " (roof 1 or 255 on 0), or add tiles with ground")
+
+
 def band_statistics(samples: list[Sample], scale: float) -> Normalisation:
-    """Per-band mean and standard deviation over all pixels of the samples (after scaling)."""
+    """Per-band mean and standard deviation over the valid pixels of the samples (after scaling)."""
     c = samples[0].image.shape[0]
     total = np.zeros(c)
     sq = np.zeros(c)
     n = 0
     for s in samples:
         x = s.image.reshape(c, -1).astype(np.float64)
+        if s.valid is not None:  # statistics of the imagery, not of its nodata fill
+            x = x[:, s.valid.reshape(-1)]
         total += x.sum(1)
         sq += (x * x).sum(1)
         n += x.shape[1]
+    if n == 0:
+        raise InputError("every pixel of the training images is nodata or NaN; check --nodata and the images")
     mean = total / n
     std = np.sqrt(np.maximum(sq / n - mean**2, 0.0))
     std = np.where(std < 1e-6, 1.0, std)

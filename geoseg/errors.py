@@ -27,7 +27,22 @@ class CheckpointError(GeosegError, ValueError):
 
 
 class Interrupted(GeosegError):
-    """The user pressed Ctrl-C; whatever could be saved was saved."""
+    """The user pressed Ctrl-C (or the run got SIGTERM); whatever could be saved was saved.
+    ``exit_code``: 130 for Ctrl-C, 143 for SIGTERM, as shells report them."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler's time-out), raised where Ctrl-C would be so that the
+    same clean-up runs: temporary files removed, ``last.pt`` saved, nothing partial left."""
+
+
+def interrupt_exit_code(exc: BaseException) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM."""
+    return 143 if isinstance(exc, Terminated) else 130
 
 
 class GeosegWarning(UserWarning):

@@ -8,7 +8,6 @@ after bringing the predictions into the truth's CRS.
 from __future__ import annotations
 
 import os
-import warnings
 
 import geopandas as gpd
 import numpy as np
@@ -71,22 +70,6 @@ def area_iou(pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> float:
     return a.intersection(b).area / union if union > 0 else 0.0
 
 
-def read_polygons(path: str | os.PathLike) -> gpd.GeoDataFrame:
-    """Read a vector file of polygons (GeoJSON, GeoPackage, anything OGR reads)."""
-    from pathlib import Path
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such file; give a .geojson or .gpkg of polygons")
-    try:
-        with warnings.catch_warnings():  # a GeoPackage with QGIS styles holds a `layer_styles` table too
-            warnings.filterwarnings("ignore", message="More than one layer found")
-            gdf = gpd.read_file(p)
-    except Exception as exc:  # pyogrio raises several types for unreadable files
-        raise InputError(f"{p}: not a readable vector file ({str(exc).splitlines()[0][:100]})") from None
-    return gdf[~gdf.geometry.is_empty & gdf.geometry.notna()].reset_index(drop=True)
-
-
 def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5,
                    tiles=None) -> list[tuple[str, Counts]]:
     """Pixel scores per labelled image, predicted as ``geoseg predict`` would.
@@ -99,19 +82,18 @@ def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5,
     from pathlib import Path
 
     from geoseg import checkpoint
-    from geoseg.data import find_pairs
-    from geoseg.io import read_mask
+    from geoseg.data import find_pairs, read_label
     from geoseg.predict import TileOptions, predict_probability
 
     state = checkpoint.load(model_path)
-    rows = []
+    rows, polygons = [], {}
     with warnings_said_once(), tempfile.TemporaryDirectory(prefix="geoseg-eval-") as tmp:
         for pair in data if isinstance(data, list) else find_pairs(data):
             prob_path = Path(tmp) / "prob.tif"
             predict_probability(pair.image, state, prob_path, tiles or TileOptions())
             with open_raster(prob_path) as src:
                 pred = src.read(1) >= round(threshold * PROB_SCALE)
-            truth = read_mask(pair.mask).astype(bool)
+            truth = read_label(pair, polygons).astype(bool)
             if truth.shape != pred.shape:
                 raise InputError(f"{pair.mask}: mask size differs from its image; masks must match their images")
             rows.append((pair.image.name, pixel_counts(pred, truth)))

@@ -22,7 +22,7 @@ import shapely
 from shapely.geometry import mapping
 
 from geoseg.errors import InputError
-from geoseg.io import atomic_output
+from geoseg.outputs import OutputSet, atomic_output
 
 FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG"}
 DECIMALS = 7  # RFC 7946 §11.2 suggests ~1 cm; 1e-7 degree is 1.1 cm at the equator
@@ -49,11 +49,13 @@ class VectorWriter:
     """Write polygon chunks to one GeoJSON or GeoPackage file; use as a context manager.
 
     ``crs`` is the chunks' CRS (None: pixel coordinates, GeoPackage only). ``style``: embed
-    the roof style (``geoseg.style``) in a GeoPackage as the layer's default.
+    the roof style (``geoseg.style``) in a GeoPackage as the layer's default. ``outputs``:
+    the run's ``OutputSet``, which then publishes the file with the run's other outputs;
+    without it the file is published when the writer closes without error.
     """
 
     def __init__(self, path: str | os.PathLike, crs, overwrite: bool = False, layer: str = "roofs",
-                 style: bool = True) -> None:
+                 style: bool = True, outputs: OutputSet | None = None) -> None:
         self.path = Path(path)
         self.driver = vector_format(path)
         if self.driver == "GeoJSON" and crs is None:
@@ -62,12 +64,16 @@ class VectorWriter:
                 " cannot be written as RFC 7946 GeoJSON; write a .gpkg instead"
             )
         self.crs, self.overwrite, self.layer, self.style = crs, overwrite, layer, style
+        self._outputs = outputs
         self.count = 0
         self._started = False  # something is in the file already
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> VectorWriter:
-        self._tmp = self._stack.enter_context(atomic_output(self.path, self.overwrite))
+        if self._outputs is not None:
+            self._tmp = self._outputs.add(self.path)
+        else:
+            self._tmp = self._stack.enter_context(atomic_output(self.path, self.overwrite))
         if self.driver == "GeoJSON":
             self._fh = self._stack.enter_context(open(self._tmp, "w", encoding="utf-8"))
             self._fh.write('{"type": "FeatureCollection", "features": [\n')

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from geoseg.errors import GeosegWarning, InputError, OutputExistsError, RasterReadError
+from geoseg.errors import GeosegWarning, InputError, RasterReadError
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".vrt")
 
@@ -122,10 +121,10 @@ def read_window(
     """Read a window that may reach past the scene edge, padding by reflection.
 
     Returns ``(pixels, valid)``: pixels ``(len(bands), height, width)`` in raw units, as
-    ``dtype`` (None: the file's own type); ``valid`` bool ``(height, width)`` (False on padding and nodata) when
-    ``with_valid``, else None. ``nodata``: a value that marks missing pixels (where every
-    band equals it) on top of the file's own nodata and masks. A plain read padded with numpy is several times faster
-    than rasterio's ``boundless=True``.
+    ``dtype`` (None: the file's own type); ``valid`` bool ``(height, width)`` (False on padding, nodata
+    and NaN/±inf, which are read as 0) when ``with_valid``, else None. ``nodata``: a value that marks
+    missing pixels (where every band equals it) on top of the file's own nodata and masks. A plain
+    read padded with numpy is several times faster than rasterio's ``boundless=True``.
     """
     r0, c0 = max(row_off, 0), max(col_off, 0)
     r1, c1 = min(row_off + height, src.height), min(col_off + width, src.width)
@@ -137,6 +136,12 @@ def read_window(
         valid = src.dataset_mask(window=win) > 0 if with_valid else None
         if valid is not None and nodata is not None:
             valid &= ~np.all(data == nodata, axis=0)
+        if data.dtype.kind == "f":  # NaN and ±inf are missing data too: no roof there, and not fed on
+            finite = np.isfinite(data)
+            if not finite.all():
+                data[~finite] = 0
+                if valid is not None:
+                    valid &= finite.all(axis=0)
     except RasterioIOError as exc:
         raise RasterReadError(
             f"{src.name}: read failed at rows {r0}-{r1}, cols {c0}-{c1} ({_first_line(exc)});"
@@ -179,34 +184,40 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     return (m >= 128).astype(np.uint8)
 
 
-def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite``; refuse a missing parent folder."""
+def read_polygons(path: str | os.PathLike, repair: bool = True):
+    """Read a vector file of polygons (GeoJSON, GeoPackage, anything OGR reads) as a
+    GeoDataFrame, empty and missing geometries dropped. ``repair``: invalid polygons
+    (self-intersecting rings, bow-ties) are made valid (``shapely.make_valid``, keeping
+    their polygonal parts), and how many were is said once in a ``GeosegWarning``."""
+    import geopandas as gpd
+    import shapely
+
     p = Path(path)
-    if p.exists() and not overwrite:
-        raise OutputExistsError(f"{p}: exists; pass --overwrite to replace it or choose another path")
-    if not p.parent.exists():
-        raise InputError(f"{p.parent}: output folder does not exist; create it first")
-    return p
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only on success.
-
-    On any error (or Ctrl-C) the temporary file is removed, so no partial output is
-    ever left under the final name, and an existing file is untouched.
-    """
-    final = check_output(path, overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent)
-    os.close(fd)
-    os.unlink(tmp)  # writers (GDAL) want to create the file themselves
-    tmp_path = Path(tmp)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file; give a .geojson or .gpkg of polygons")
     try:
-        yield tmp_path
-        os.replace(tmp_path, final)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        with warnings.catch_warnings():  # a GeoPackage with QGIS styles holds a `layer_styles` table too
+            warnings.filterwarnings("ignore", message="More than one layer found")
+            gdf = gpd.read_file(p)
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise InputError(f"{p}: not a readable vector file ({_first_line(exc)[:100]})") from None
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].reset_index(drop=True)
+    if repair and len(gdf):
+        bad = ~shapely.is_valid(gdf.geometry.values)
+        if bad.any():
+            fixed = shapely.make_valid(gdf.geometry.values[bad])
+            # keep the polygonal part of what make_valid returns (a collection may hold lines)
+            polygonal = ("Polygon", "MultiPolygon")
+            fixed = [g if g.geom_type in polygonal else
+                     shapely.union_all([x for x in getattr(g, "geoms", [g]) if x.geom_type in polygonal])
+                     for g in fixed]
+            geoms = gdf.geometry.values.copy()
+            geoms[bad] = fixed
+            gdf = gdf.set_geometry(gpd.GeoSeries(geoms, crs=gdf.crs, index=gdf.index))
+            warnings.warn(f"{p}: {int(bad.sum())} invalid polygon(s) (self-intersecting rings) repaired",
+                          GeosegWarning, stacklevel=2)
+            gdf = gdf[~gdf.geometry.is_empty].reset_index(drop=True)
+    return gdf
 
 
 def copy_as_cog(src_path: str | os.PathLike, dst_path: str | os.PathLike) -> None:

@@ -23,8 +23,8 @@ import torch
 
 from geoseg import checkpoint
 from geoseg.errors import InputError
-from geoseg.io import atomic_output
 from geoseg.model import fuse_for_inference
+from geoseg.outputs import atomic_output, refuse_inputs_as_outputs
 
 OPSET = 18
 
@@ -56,6 +56,7 @@ def export_onnx(model_path: str | os.PathLike, out: str | os.PathLike, tile_size
         raise InputError(f"ONNX export needs onnx and onnxruntime ({exc}); pip install -e . installs them") from None
     if Path(out).suffix.lower() != ".onnx":
         raise InputError(f"{out}: name the output *.onnx")
+    refuse_inputs_as_outputs([("--out", out)], [("the model", model_path)])
     if resolution_cm is not None and resolution_cm <= 0:
         raise InputError("--resolution must be a positive number of centimetres per pixel")
     state = checkpoint.load(model_path)

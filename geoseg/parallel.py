@@ -132,6 +132,10 @@ def spawn(config, nproc: int, progress: bool = True) -> Path:
         raise InputError("--nproc must be at least 1")
     config.check()  # bad options and an occupied run folder are said here, once, before any process starts
     out = Path(config.out_dir)
+    from geoseg.outputs import refuse_inputs_in_folder
+    from geoseg.train import run_inputs
+
+    refuse_inputs_in_folder("--out", out, run_inputs(config))
     if not config.resume and not config.overwrite and out.exists() and any(out.iterdir()):
         from geoseg.errors import OutputExistsError
 

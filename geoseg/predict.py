@@ -13,7 +13,6 @@ import contextlib
 import os
 import queue
 import shutil
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable
@@ -32,9 +31,7 @@ from geoseg.errors import GeosegWarning, InputError
 from geoseg.export import VectorWriter, vector_format
 from geoseg.io import (
     SceneInfo,
-    atomic_output,
     check_bands,
-    check_output,
     copy_as_cog,
     open_raster,
     read_window,
@@ -44,6 +41,7 @@ from geoseg.io import (
 )
 from geoseg.merge import Footprint, SceneMerger
 from geoseg.model import compile_for_inference, fuse_for_inference
+from geoseg.outputs import OutputSet, check_output, refuse_inputs_as_outputs, scratch_dir
 from geoseg.runtime import autocast, resolve_device, resolve_precision, tune_allocator
 from geoseg.stitch import Sink, Stitcher
 from geoseg.style import qml_path, write_qml
@@ -69,6 +67,9 @@ def first_tile_row(grid: TileGrid, i0: int) -> int:
     return r
 
 
+MAX_TILE = 4096  # px: a 4096² tile's first activations take 0.5–1 GiB each; larger ones may not fit
+
+
 @dataclass(frozen=True)
 class TileOptions:
     """How a scene is cut and run. None picks, by measurement (``bench/``): tiles of 512 px
@@ -88,6 +89,18 @@ class TileOptions:
     tta: bool = False  # average the 8 flips and quarter turns of each tile (8× the compute)
     compile: bool = False  # torch.compile the model: pays from about 230 MP of scene (``CompiledModel``)
     prefetch: bool | None = None  # read tiles in a thread ahead of the model; None: by device and cores
+
+    def __post_init__(self) -> None:
+        for name in ("tile_size", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}; leave it out for the"
+                                 " default")
+        if self.tile_size is not None and self.tile_size > MAX_TILE:
+            raise InputError(f"--tile-size {self.tile_size} is over the largest tile geoseg runs ({MAX_TILE} px: a"
+                             " tile's activations must fit in memory); leave it out for 512 px")
+        if self.overlap is not None and self.overlap < 0:
+            raise InputError(f"--overlap must be 0 or more pixels, got {self.overlap}")
 
 
 def default_tile_size(state: dict, mcfg, height: int, width: int, overlap: int | None) -> int:
@@ -162,7 +175,9 @@ def predict_rows(scene: str | os.PathLike, state: dict, prob_path: str | os.Path
                 f" pass --bands with {mcfg.in_channels} band numbers"
             )
         nodata = options.nodata if options.nodata is not None else state.get("nodata")
-        need_valid = nodata is not None or any(f != [MaskFlags.all_valid] for f in src.mask_flag_enums)
+        # float pixels may be NaN (missing data, declared or not)
+        need_valid = (nodata is not None or any(f != [MaskFlags.all_valid] for f in src.mask_flag_enums)
+                      or any(np.dtype(src.dtypes[b - 1]).kind == "f" for b in bands))
         grid = TileGrid(src.height, src.width, tile, overlap)
         i0, i1 = tile_rows or (0, grid.rows)
         b0, b1 = band_rows(grid, i0, i1)
@@ -383,66 +398,76 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
     vector_format(out)
     png = preview_path(out) if preview and len(scenes) == 1 else None
     qml = qml_path(out) if vector_format(out) == "GeoJSON" else None  # a GeoPackage embeds its style
+    refuse_inputs_as_outputs(
+        [("--out", out), ("--prob-out", prob_out), ("--mask-out", mask_out), ("the preview", png), ("the style", qml)],
+        [("the model", model_path), *(("a scene", s) for s in scenes)])
     finals = [Path(p) for p in (out, prob_out, mask_out, png, qml) if p]
-    if len(set(finals)) != len(finals):
-        raise InputError("--out, --prob-out, --mask-out and the preview must be different files")
     for p in finals:
         check_output(p, overwrite)
     state = checkpoint.load(model_path)
     infos = [_scene_info(s, out, several=len(scenes) > 1) for s in scenes]
     crs = rasterio.crs.CRS.from_wkt(infos[0].crs_wkt) if infos[0].crs_wkt else None
     merger = SceneMerger([footprint(i, crs) for i in infos], crs) if len(scenes) > 1 else None
-    with contextlib.ExitStack() as stack:
-        # a bounded GDAL block cache: by default it takes 5 % of RAM and grows with the scene
-        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
-        tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".geoseg-", dir=Path(out).parent)))
-        tmp = {p: stack.enter_context(atomic_output(p, overwrite)) for p in finals[1:]}
-        writer = stack.enter_context(VectorWriter(out, crs, overwrite))
-        report = _reporter(progress and len(scenes) > 1)
-        prob_dst = None
-        if cluster is None:
-            source = _local_polygons(scenes, state, tiles, vector, tmpdir, progress, report,
-                                     prob=bool(prob_out), portable=bool(prob_out) and not cog, mask=bool(mask_out))
-            stack.callback(source.close)  # on an error, before the GDAL environment above is left
-        else:
-            if prob_out or mask_out:  # the blocks' probability rows are gathered here
-                prob_dst = _prob_raster(tmpdir / "prob.tif", infos[0])
-                stack.callback(prob_dst.close)
-            source = _cluster_polygons(stack, cluster, scenes, state, tiles, vector, prob_dst, progress, report)
-        from geoseg.preview import Preview
-
-        picture = None  # made once the scene has been read without error
-        next_id = 1
-        for k, chunk in source:
-            if png and picture is None:
-                picture = Preview(scenes[0])
-            if merger is not None:
-                chunk = merger.add(chunk.to_crs(crs) if chunk.crs != crs else chunk, k)
-            else:  # ids run on over the chunks (blocks of a scene each count from 1)
-                chunk["id"] = range(next_id, next_id + len(chunk))
-                next_id += len(chunk)
-            writer.write(chunk)
-            if picture is not None:
-                picture.draw(chunk)
-        if merger is not None:
-            writer.write(merger.finish())
-        if prob_dst is not None:  # the blocks' probability rows, gathered: close, then derive the mask
-            prob_dst.close()
-            if mask_out:
-                write_mask(tmpdir / "prob.tif", tmpdir / "mask.tif", vector.threshold)
-        if png:
-            (picture or Preview(scenes[0])).save(tmp[png])
-        if qml:
-            write_qml(tmp[qml])
-        for name, final in (("prob.tif", prob_out), ("mask.tif", mask_out)):
-            if final:
-                if cog:
-                    copy_as_cog(tmpdir / name, tmp[Path(final)])
-                else:
-                    shutil.move(tmpdir / name, tmp[Path(final)])
-    # every output was renamed into place as the stack closed without error
+    with OutputSet(overwrite) as outs:
+        with contextlib.ExitStack() as stack:
+            # a bounded GDAL block cache: by default it takes 5 % of RAM and grows with the scene
+            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
+            tmpdir = Path(stack.enter_context(scratch_dir(Path(out).parent)))
+            writer = stack.enter_context(VectorWriter(out, crs, overwrite, outputs=outs))
+            tmp = {p: outs.add(p) for p in finals[1:]}
+            _write_outputs(stack, writer, tmp, tmpdir, scenes, state, tiles, vector, infos[0], merger, png, qml,
+                           prob_out, mask_out, cog, progress, cluster)
+        outs.publish()  # all outputs appear together, or none
     return PredictResult(Path(out), writer.count, Path(prob_out) if prob_out else None, png, infos[0],
                          len(scenes))
+
+
+def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict, tmpdir: Path, scenes: list,
+                   state: dict, tiles: TileOptions, vector: VectorizeOptions, info: SceneInfo, merger, png, qml,
+                   prob_out, mask_out, cog: bool, progress: bool, cluster) -> None:
+    """Predict ``scenes`` and write every output under its temporary name (``tmp``)."""
+    report = _reporter(progress and len(scenes) > 1)
+    prob_dst = None
+    if cluster is None:
+        source = _local_polygons(scenes, state, tiles, vector, tmpdir, progress, report,
+                                 prob=bool(prob_out), portable=bool(prob_out) and not cog, mask=bool(mask_out))
+        stack.callback(source.close)  # on an error, before the GDAL environment above is left
+    else:
+        if prob_out or mask_out:  # the blocks' probability rows are gathered here
+            prob_dst = _prob_raster(tmpdir / "prob.tif", info)
+            stack.callback(prob_dst.close)
+        source = _cluster_polygons(stack, cluster, scenes, state, tiles, vector, prob_dst, progress, report)
+    from geoseg.preview import Preview
+
+    picture = None  # made once the scene has been read without error
+    next_id = 1
+    for k, chunk in source:
+        if png and picture is None:
+            picture = Preview(scenes[0])
+        if merger is not None:
+            chunk = merger.add(chunk.to_crs(merger.crs) if chunk.crs != merger.crs else chunk, k)
+        else:  # ids run on over the chunks (blocks of a scene each count from 1)
+            chunk["id"] = range(next_id, next_id + len(chunk))
+            next_id += len(chunk)
+        writer.write(chunk)
+        if picture is not None:
+            picture.draw(chunk)
+    if merger is not None:
+        writer.write(merger.finish())
+    if prob_dst is not None:  # the blocks' probability rows, gathered: close, then derive the mask
+        prob_dst.close()
+        if mask_out:
+            write_mask(tmpdir / "prob.tif", tmpdir / "mask.tif", vector.threshold)
+    if png:
+        (picture or Preview(scenes[0])).save(tmp[png])
+    if qml:
+        write_qml(tmp[qml])
+    for name, final in (("prob.tif", prob_out), ("mask.tif", mask_out)):
+        if final:
+            if cog:
+                copy_as_cog(tmpdir / name, tmp[Path(final)])
+            else:
+                shutil.move(tmpdir / name, tmp[Path(final)])
 
 
 def _cluster_polygons(stack: contextlib.ExitStack, cluster, scenes: list, state: dict, tiles: TileOptions,

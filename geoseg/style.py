@@ -56,7 +56,8 @@ def embed_in_geopackage(gpkg: str | os.PathLike, layer: str = "roofs", geometry_
             " f_table_catalog TEXT(256), f_table_schema TEXT(256), f_table_name TEXT(256),"
             " f_geometry_column TEXT(256), styleName TEXT(30), styleQML TEXT, styleSLD TEXT,"
             " useAsDefault BOOLEAN, description TEXT, owner TEXT(30), ui TEXT(30),"
-            " update_time DATETIME DEFAULT CURRENT_TIMESTAMP)"
+            # ISO 8601 as the GeoPackage standard writes a DATETIME (GDAL warns on SQLite's own format)
+            " update_time DATETIME DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
         )
         db.execute(
             "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, f_geometry_column,"

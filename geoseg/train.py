@@ -26,11 +26,20 @@ from torch.utils.data import DataLoader
 
 from geoseg import checkpoint, parallel
 from geoseg.augment import train_transform
-from geoseg.data import Pair, TileDataset, band_statistics, find_pairs, find_vector_pairs, load_samples
-from geoseg.errors import CheckpointError, GeosegError, InputError, Interrupted, OutputExistsError
+from geoseg.data import (
+    Pair,
+    TileDataset,
+    band_statistics,
+    find_pairs,
+    find_vector_pairs,
+    load_samples,
+    refuse_unlearnable,
+)
+from geoseg.errors import CheckpointError, GeosegError, InputError, Interrupted, OutputExistsError, interrupt_exit_code
 from geoseg.losses import NEEDS_WEIGHT_MAP, get_loss
 from geoseg.metrics import Counts
 from geoseg.model import UNet, UNetConfig, config_to_dict
+from geoseg.outputs import refuse_inputs_in_folder
 from geoseg.runtime import autocast, resolve_device, resolve_precision, seed_everything, tune_allocator
 
 METRIC_FIELDS = ["epoch", "step", "lr", "train_loss", "val_loss", "val_iou", "val_f1", "seconds"]
@@ -135,8 +144,16 @@ def split_pairs(config: TrainConfig) -> tuple[list[Pair], list[Pair]]:
     return [pairs[i] for i in tr], [pairs[i] for i in va]
 
 
-def prepare_run_dir(out_dir: str, overwrite: bool, resume: bool) -> Path:
+def run_inputs(config: TrainConfig) -> list[tuple[str, str | None]]:
+    """The run's inputs, by role, as ``outputs.refuse_inputs_in_folder`` names them."""
+    return [("the training data", config.data_dir), ("the label file", config.labels),
+            ("the validation data", config.val_dir)]
+
+
+def prepare_run_dir(out_dir: str, overwrite: bool, resume: bool, inputs=()) -> Path:
+    """The run folder, made (or emptied with ``overwrite``); never one that holds ``inputs``."""
     out = Path(out_dir)
+    refuse_inputs_in_folder("--out", out, inputs)
     if resume:
         if not (out / "last.pt").is_file():
             raise CheckpointError(f"{out / 'last.pt'}: nothing to resume; train without --resume first")
@@ -210,11 +227,13 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
     train_pairs, val_pairs = split_pairs(config)
     weight_maps = config.loss in NEEDS_WEIGHT_MAP
     train_samples, scale = load_samples(train_pairs, weight_maps, config.nodata)
+    refuse_unlearnable(train_samples, config.labels or config.data_dir, vector=bool(config.labels))
     val_samples, _ = load_samples(val_pairs, weight_maps, config.nodata) if val_pairs else ([], scale)
     if val_samples and val_samples[0].image.shape[0] != train_samples[0].image.shape[0]:
         raise InputError(f"{config.val_dir}: band count differs from {config.data_dir}; give matching images")
 
-    out = prepare_run_dir(config.out_dir, config.overwrite, config.resume) if dist.main else Path(config.out_dir)
+    out = (prepare_run_dir(config.out_dir, config.overwrite, config.resume, run_inputs(config)) if dist.main
+           else Path(config.out_dir))
     if dist.active:
         device = parallel.init(dist, device)
         parallel.barrier(dist)  # the run folder is ready
@@ -304,6 +323,7 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
     start = time.perf_counter()
     deadline = start + 60 * config.time_limit if config.time_limit else math.inf
     epoch, row = first_epoch - 1, {}
+    saved_epoch = first_epoch - 1 if config.resume else None  # the epoch last.pt holds
     with open(out / "metrics.csv", "w", newline="") if dist.main else open(os.devnull, "w") as fh:
         writer = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
         writer.writeheader()
@@ -353,6 +373,7 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
                     save("model.pt", epoch, row, full=False)
                 save("last.pt", epoch, row, full=True, rngs=parallel.gather((torch.get_rng_state(), gen.get_state()),
                                                                             dist))
+                saved_epoch = epoch
                 if progress:
                     shown = ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("step", "lr"))
                     tqdm.write(f"{shown}{'  *best' if improved and config.select_best else ''}")
@@ -360,13 +381,17 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
                     if progress:
                         tqdm.write(f"time limit of {config.time_limit} min reached after epoch {epoch}")
                     break
-        except KeyboardInterrupt:
-            if epoch >= first_epoch:
-                save("last.pt", epoch, row, full=True)
-                if not (out / "model.pt").exists():
-                    save("model.pt", epoch, row, full=False)
+        except KeyboardInterrupt as exc:
+            # last.pt stays at the last finished epoch: --resume trains the unfinished one again from its
+            # start, with the same random state, so it ends with the weights of an uninterrupted run
+            if saved_epoch is None:
+                raise Interrupted(f"stopped in epoch {epoch} before any epoch finished; nothing to resume, run"
+                                  " again (with --overwrite)", interrupt_exit_code(exc)) from None
+            if not (out / "model.pt").exists():  # something to predict with (--average writes it at the end)
+                save("model.pt", epoch, row, full=False)
             raise Interrupted(
-                f"stopped in epoch {epoch}; weights saved in {out / 'last.pt'}; continue with --resume") from None
+                f"stopped in epoch {epoch}; {out / 'last.pt'} holds epoch {saved_epoch}; continue with --resume",
+                interrupt_exit_code(exc)) from None
     if dist.active:  # the replicas must have stayed one model: say so in the run folder
         sums_ = parallel.gather(parallel.checksum(model), dist)
         if dist.main:

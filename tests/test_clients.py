@@ -48,6 +48,21 @@ def test_ogrinfo_reads_crs_geometry_and_count(outputs, name, epsg):
     assert f'ID["EPSG",{epsg}]' in info.replace(" ", "")
 
 
+@pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="ogrinfo absent (Debian package gdal-bin)")
+def test_the_geopackage_style_table_is_conformant_to_gdal(outputs):
+    out, _, _ = outputs
+    # GDAL checks each column's content against the GeoPackage types as it reads every record
+    run = subprocess.run(["ogrinfo", "-ro", "-al", "--config", "CPL_DEBUG", "OFF", str(out["roofs.gpkg"]),
+                          "layer_styles"], capture_output=True, text=True, check=True)
+    assert "Non-conformant" not in run.stderr + run.stdout, run.stderr
+    assert re.search(r"update_time \(DateTime\) = \d{4}/\d\d/\d\d \d\d:\d\d:\d\d", run.stdout), run.stdout
+    import sqlite3
+
+    with sqlite3.connect(out["roofs.gpkg"]) as db:  # as the standard writes it: 2026-11-25T17:45:07.000Z
+        [(stamp,)] = db.execute("SELECT update_time FROM layer_styles").fetchall()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp), stamp
+
+
 QGIS_CHECK = r"""
 import json, sys
 from qgis.core import QgsApplication, QgsVectorLayer, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject

@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from geoseg.errors import GeosegWarning, OutputExistsError, RasterReadError
-from geoseg.io import atomic_output, open_raster, read_mask, read_window, scene_info
+from geoseg.io import open_raster, read_mask, read_window, scene_info
+from geoseg.outputs import atomic_output
 from tests.conftest import write_tif
 
 

@@ -1,0 +1,395 @@
+"""Nothing lost, nothing silently wrong: inputs never overwritten, outputs all or nothing,
+dead runs' leftovers cleared, SIGTERM as Ctrl-C, NaN as nodata, training that cannot
+learn refused, interrupted training resumed exactly. One table a class of fault."""
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from shapely.geometry import Polygon, box
+
+from geoseg.cli import main
+from geoseg.errors import InputError, Interrupted, OutputExistsError
+from geoseg.outputs import OutputSet, owner_tag, remove_leftovers
+from tests.conftest import write_tif
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.output, result.output
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+# --- an input is never an output --------------------------------------------------------
+
+
+@pytest.fixture
+def inputs(tiny_model, synth_task, tmp_path):
+    """Copies of a scene and a model the run may not replace, in a folder of their own."""
+    import shutil
+
+    scene, model = tmp_path / "scene.tif", tmp_path / "model.pt"
+    shutil.copy(synth_task["scene"], scene)
+    shutil.copy(tiny_model, model)
+    os.symlink(scene, tmp_path / "link-to-scene.tif")
+    (tmp_path / "sub").mkdir()
+    return {"scene": scene, "model": model, "dir": tmp_path}
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("option, target, fragment", [
+    ("--prob-out", "scene", "is a scene"),
+    ("--mask-out", "scene", "is a scene"),
+    ("--prob-out", "model", "is the model"),
+    ("--mask-out", "model", "is the model"),
+    ("--prob-out", "link-to-scene.tif", "is a scene"),  # a symbolic link to the scene
+    ("--mask-out", "sub/../scene.tif", "is a scene"),  # a detour through another folder
+    ("--mask-out", "prob.tif", "both name"),  # the same file as --prob-out
+])
+def test_an_output_that_is_an_input_is_refused_with_or_without_overwrite(inputs, option, target, fragment,
+                                                                         overwrite):
+    d = inputs["dir"]
+    path = inputs.get(target, d / target)
+    before = {k: digest(inputs[k]) for k in ("scene", "model")}
+    args = ["predict", inputs["scene"], "--model", inputs["model"], "--out", d / "roofs.gpkg", "--quiet",
+            "--prob-out", d / "prob.tif", option, path] if option != "--prob-out" else \
+           ["predict", inputs["scene"], "--model", inputs["model"], "--out", d / "roofs.gpkg", "--quiet", option, path]
+    one_line_error(run(*args, *(["--overwrite"] if overwrite else [])), fragment)
+    assert {k: digest(inputs[k]) for k in ("scene", "model")} == before
+    assert not (d / "roofs.gpkg").exists() and not (d / "prob.tif").exists()
+
+
+def test_evaluate_and_export_refuse_to_write_over_their_inputs(inputs, synth_task, tmp_path):
+    truth = tmp_path / "truth.gpkg"
+    gpd.read_file(synth_task["truth"]).to_file(truth)
+    before = digest(truth)
+    one_line_error(run("evaluate", "--pred", truth, "--truth", truth, "--csv", truth, "--overwrite"), "is --pred")
+    assert digest(truth) == before
+    onnx_model = tmp_path / "model.onnx"
+    onnx_model.write_bytes(inputs["model"].read_bytes())
+    one_line_error(run("export-onnx", onnx_model, "--out", onnx_model, "--overwrite"), "is the model")
+
+
+@pytest.mark.parametrize("where", ["data", "parent"])
+def test_a_run_folder_that_holds_the_training_data_is_never_emptied(labelled, where):
+    out = labelled if where == "data" else labelled.parent
+    before = sorted(p.name for p in (labelled / "images").iterdir())
+    one_line_error(run("train", labelled, "--out", out, "--overwrite", "--epochs", "1"), "holds the training data")
+    assert sorted(p.name for p in (labelled / "images").iterdir()) == before
+
+
+# --- outputs all or nothing, never replacing what appeared ---------------------------------
+
+
+def test_a_file_that_appears_during_the_run_is_not_replaced_and_nothing_is_left(tiny_model, synth_task, tmp_path,
+                                                                                 monkeypatch):
+    import geoseg.predict as predict
+
+    out = tmp_path / "roofs.geojson"
+    real = predict.write_qml
+
+    def another_run_publishes_first(path):  # called while this run's outputs are still temporary
+        out.write_text("the other run's roofs")
+        real(path)
+
+    monkeypatch.setattr(predict, "write_qml", another_run_publishes_first)
+    with pytest.raises(OutputExistsError, match="appeared while this run was writing it"):
+        predict.run_predict(synth_task["scene"], tiny_model, out, prob_out=tmp_path / "prob.tif")
+    assert out.read_text() == "the other run's roofs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["roofs.geojson"]  # no preview, prob, style or temp
+
+
+def test_publishing_a_set_rolls_back_what_it_published_when_a_later_output_cannot_be(tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    with pytest.raises(OutputExistsError), OutputSet() as outs:
+        for final in (a, b):
+            outs.add(final).write_text("new")
+        b.write_text("someone else's")
+        outs.publish()
+    assert not a.exists() and b.read_text() == "someone else's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.txt"]
+    with OutputSet(overwrite=True) as outs:  # asked: replaced
+        outs.add(b).write_text("new")
+        outs.publish()
+    assert b.read_text() == "new"
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_leftovers_of_dead_runs_are_removed_by_the_next_run_and_only_those(tiny_model, synth_task, tmp_path):
+    host = owner_tag().split("~")[1]
+    dead, live = _dead_pid(), os.getpid()
+    names = {
+        f".roofs.geoseg~{host}~{dead}~abc.part.geojson": False,  # removed
+        f".geoseg~{host}~{dead}~xyz": True,
+        f".roofs.geoseg~{host}~{live}~abc.part.geojson": False,  # kept: its run is alive
+        f".roofs.geoseg~elsewhere~{dead}~abc.part.geojson": False,  # kept: another host's (shared disk)
+        "geoseg~notes.txt": False,  # kept: not hidden, not ours
+    }
+    for name, folder in names.items():
+        if folder:
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "prob.tif").write_bytes(b"x")
+        else:
+            (tmp_path / name).write_bytes(b"x")
+    r = run("predict", synth_task["scene"], "--model", tiny_model, "--out", tmp_path / "roofs.geojson", "--quiet")
+    assert r.exit_code == 0, r.output
+    left = {p.name for p in tmp_path.iterdir()}
+    assert f".roofs.geoseg~{host}~{dead}~abc.part.geojson" not in left and f".geoseg~{host}~{dead}~xyz" not in left
+    assert {f".roofs.geoseg~{host}~{live}~abc.part.geojson", f".roofs.geoseg~elsewhere~{dead}~abc.part.geojson",
+            "geoseg~notes.txt", "roofs.geojson", "roofs.qml", "roofs.preview.png"} == left
+    assert remove_leftovers(tmp_path) == []
+
+
+def test_sigterm_is_handled_as_ctrl_c_and_leaves_nothing(tiny_model, tmp_path):
+    scene = write_tif(tmp_path / "big.tif", np.random.default_rng(0).integers(0, 255, (3, 4096, 4096), np.uint8))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "geoseg.cli", "predict", str(scene), "--model", str(tiny_model),
+                             "--out", str(out_dir / "roofs.geojson"), "--prob-out", str(out_dir / "prob.tif"),
+                             "--quiet", "--tile-size", "128"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not any(out_dir.iterdir()) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert proc.poll() is None, "the run ended before it could be terminated; make the scene larger"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "Terminated; no output was written." and "Traceback" not in err
+    assert list(out_dir.iterdir()) == []
+
+
+# --- NaN is missing data ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fill", [np.nan, np.inf, -np.inf])
+def test_nan_and_inf_pixels_are_nodata_in_predict(tiny_model, tmp_path, fill):
+    from geoseg.predict import run_predict
+
+    data = np.full((3, 200, 200), fill, np.float32)
+    scene = write_tif(tmp_path / "s.tif", data)  # no nodata declared
+    with pytest.warns(UserWarning, match="float32 imagery"):
+        result = run_predict(scene, tiny_model, tmp_path / "r.gpkg", prob_out=tmp_path / "p.tif", preview=False)
+    assert result.count == 0
+    import rasterio
+
+    with rasterio.open(tmp_path / "p.tif") as src:
+        assert src.read(1).max() == 0
+
+
+def test_nan_pixels_are_left_out_of_training_and_its_statistics(labelled):
+    from geoseg.data import band_statistics, find_pairs, load_samples
+
+    images = sorted((labelled / "images").iterdir())
+    import rasterio
+
+    for p in images:
+        with rasterio.open(p) as src:
+            data = src.read().astype(np.float32)
+        data[:, :, :32] = np.nan
+        write_tif(p, data)
+    samples, scale = load_samples(find_pairs(labelled))
+    assert all(np.isfinite(s.image).all() and not s.valid[:, :32].any() and s.valid[:, 32:].all() for s in samples)
+    norm = band_statistics(samples, scale)
+    assert all(np.isfinite(norm.mean)) and all(np.isfinite(norm.std))
+    right = np.concatenate([s.image[:, :, 32:].reshape(3, -1) for s in samples], axis=1)
+    assert np.allclose(norm.mean, right.mean(axis=1), rtol=1e-5)
+
+
+# --- training that cannot learn is refused -------------------------------------------------
+
+
+def _masks(folder, fill):
+    for sub in ("images", "masks"):
+        (folder / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write_tif(folder / "images" / f"{i}.tif", rng.integers(0, 255, (3, 32, 32), dtype=np.uint8))
+        write_tif(folder / "masks" / f"{i}.tif", np.full((32, 32), fill, np.uint8))
+    return folder
+
+
+def _labels(tmp_path, synth_task, what):
+    images = synth_task["train"] / "images"
+    path = tmp_path / "labels.gpkg"
+    if what == "empty file":
+        gpd.GeoDataFrame(geometry=[], crs="EPSG:25832").to_file(path)
+    elif what == "far away":
+        gpd.GeoDataFrame(geometry=[box(0, 0, 10, 10)], crs="EPSG:25832").to_file(path)
+    elif what == "wrong CRS tag":  # the scene's own coordinates, labelled as lon/lat
+        truth = gpd.read_file(synth_task["truth"])
+        truth.set_crs(3857, allow_override=True).to_file(path)
+    return ["--images", images, "--labels", path]
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("every mask empty", "every mask is empty"),
+    ("every mask full", "every mask is roof everywhere"),
+    ("empty file", "holds no polygons"),
+    ("far away", "cover none of the training images"),
+    ("wrong CRS tag", "cover none of the training images"),
+])
+def test_training_that_cannot_learn_is_refused(case, fragment, tmp_path, synth_task):
+    if case.startswith("every mask"):
+        source = [_masks(tmp_path / "d", 0 if "empty" in case else 255)]
+    else:
+        source = _labels(tmp_path, synth_task, case)
+    r = run("train", *source, "--out", tmp_path / "run", "--epochs", "1", "--tile-size", "32", "--depth", "3",
+            "--width", "4", "--quiet")
+    one_line_error(r, fragment)
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+
+def test_invalid_label_polygons_are_repaired_and_counted_once(tmp_path):
+    from geoseg.io import read_polygons
+
+    bowtie = Polygon([(0, 0), (10, 10), (10, 0), (0, 10)])
+    gpd.GeoDataFrame(geometry=[bowtie, bowtie, box(20, 20, 30, 30)], crs="EPSG:25832").to_file(tmp_path / "l.gpkg")
+    with pytest.warns(UserWarning, match="2 invalid polygon") as caught:
+        gdf = read_polygons(tmp_path / "l.gpkg")
+    assert len(caught) == 1
+    assert gdf.geometry.is_valid.all() and len(gdf) == 3
+    assert gdf.geometry.iloc[0].area == pytest.approx(50.0)  # the two triangles of the bow-tie
+
+
+# --- interrupted training resumes exactly -------------------------------------------------
+
+
+def test_interrupted_mid_epoch_then_resumed_gives_the_uninterrupted_weights(labelled, tmp_path, monkeypatch):
+    import torch
+
+    import geoseg.train as train
+    from tests.test_train import TINY
+
+    straight = train.fit(train.TrainConfig(str(labelled), str(tmp_path / "a"), epochs=3, **TINY), progress=False)
+    real, calls = train.get_loss, {"n": 0}
+
+    def interrupting(name):
+        fn = real(name)
+
+        def loss(*args):
+            calls["n"] += 1
+            if calls["n"] == 5:  # epoch 1: 2 steps and a validation; epoch 2: after its first step
+                raise KeyboardInterrupt
+            return fn(*args)
+
+        return loss
+
+    monkeypatch.setattr(train, "get_loss", interrupting)
+    config = train.TrainConfig(str(labelled), str(tmp_path / "b"), epochs=3, **TINY)
+    with pytest.raises(Interrupted, match="holds epoch 1"):
+        train.fit(config, progress=False)
+    monkeypatch.setattr(train, "get_loss", real)
+    resumed = train.fit(train.TrainConfig(str(labelled), str(tmp_path / "b"), epochs=3, resume=True, **TINY),
+                        progress=False)
+    a, b = (torch.load(p / "last.pt", weights_only=True)["state_dict"] for p in (straight, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_interrupted_before_any_epoch_says_there_is_nothing_to_resume(labelled, tmp_path, monkeypatch):
+    import geoseg.train as train
+    from tests.test_train import TINY
+
+    def interrupting(name):
+        def loss(*args):
+            raise KeyboardInterrupt
+
+        return loss
+
+    monkeypatch.setattr(train, "get_loss", interrupting)
+    with pytest.raises(Interrupted, match="nothing to resume"):
+        train.fit(train.TrainConfig(str(labelled), str(tmp_path / "b"), epochs=3, **TINY), progress=False)
+
+
+def test_hostname_is_part_of_the_owner_tag():
+    assert owner_tag().startswith("geoseg~") and owner_tag().endswith(f"~{os.getpid()}~")
+    assert socket.gethostname().replace("~", "-")[:3] in owner_tag() or owner_tag().split("~")[1] == "host"
+
+
+def test_input_error_is_raised_for_inputs_as_outputs_in_python_too(tmp_path):
+    from geoseg.outputs import refuse_inputs_as_outputs
+
+    (tmp_path / "a.tif").write_bytes(b"x")
+    with pytest.raises(InputError, match="is the scene"):
+        refuse_inputs_as_outputs([("--prob-out", tmp_path / "a.tif")], [("the scene", tmp_path / "a.tif")])
+    refuse_inputs_as_outputs([("--prob-out", tmp_path / "b.tif")], [("the scene", tmp_path / "a.tif")])
+
+
+# --- one line, not a traceback ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--tile-size", "0"], "--tile-size must be at least 1"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--tile-size", "100000"], "largest tile geoseg runs (4096 px"),
+    (["--overlap", "-5"], "--overlap must be 0 or more"),
+    (["--out", "FILE/roofs.gpkg"], "is a file, not a folder"),
+    (["--out", "DIR/roofs.txt"], "unknown vector format"),
+    (["--out", "NEW/roofs.gpkg"], "output folder does not exist"),
+])
+def test_bad_prediction_settings_are_one_line(tiny_model, synth_task, tmp_path, args, fragment):
+    (tmp_path / "FILE").write_text("a file")
+    (tmp_path / "DIR").mkdir()
+    args = [a.replace("FILE", str(tmp_path / "FILE")).replace("DIR", str(tmp_path / "DIR"))
+            .replace("NEW", str(tmp_path / "NEW")) for a in args]
+    out = [] if "--out" in args else ["--out", tmp_path / "r.gpkg"]
+    one_line_error(run("predict", synth_task["scene"], "--model", tiny_model, *out, "--quiet", *args), fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["DIR", "FILE"]
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tiny_model, synth_task, tmp_path, monkeypatch):
+    import errno
+
+    import geoseg.preview as preview
+
+    def full(self, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(preview.Preview, "save", full)
+    (tmp_path / "roofs.geojson").write_text("yesterday's roofs")
+    r = CliRunner().invoke(main, ["predict", str(synth_task["scene"]), "--model", str(tiny_model), "--out",
+                                  str(tmp_path / "roofs.geojson"), "--quiet", "--overwrite"])
+    one_line_error(r, "no space left on the device", "no output was written")
+    assert (tmp_path / "roofs.geojson").read_text() == "yesterday's roofs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["roofs.geojson"]
+
+
+def test_an_unexpected_error_is_one_line_with_a_log_of_its_traceback(tiny_model, synth_task, tmp_path, monkeypatch):
+    import re
+
+    import geoseg.preview as preview
+
+    def bug(self, path):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(preview.Preview, "save", bug)
+    r = CliRunner().invoke(main, ["predict", str(synth_task["scene"]), "--model", str(tiny_model), "--out",
+                                  str(tmp_path / "roofs.geojson"), "--quiet"])
+    one_line_error(r, "internal error (ZeroDivisionError: a bug); please report it with the log")
+    log = re.search(r"the log (\S+)", r.output)[1]
+    assert "Traceback" in open(log).read() and "ZeroDivisionError" in open(log).read()
+    os.unlink(log)
