@@ -24,7 +24,7 @@ from _common import prepare, run_child, scene_args
 CHILD = r"""
 import json, sys, time, torch
 from geoseg import checkpoint
-from geoseg.model import compile_for_inference, fuse_for_inference
+from geoseg.inference import compile_for_inference, fuse_for_inference
 from geoseg.runtime import autocast, resolve_device, resolve_precision, tune_allocator
 model, tile, tiles, repeat, precision = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 tune_allocator()
@@ -59,7 +59,8 @@ print(json.dumps(dict(first=first, eager=min(e), compiled=min(c), agree=agree, f
 PREDICT = r"""
 import json, sys, tempfile, time
 from pathlib import Path
-from geoseg.predict import TileOptions, run_predict
+from geoseg.predict import TileOptions
+from geoseg.pipeline import run_predict
 scene, model, comp = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 with tempfile.TemporaryDirectory() as tmp:
     t = time.perf_counter()

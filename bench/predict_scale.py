@@ -19,7 +19,8 @@ from _common import PEAK_RSS, WORK, ensure_model, run_child
 
 CHILD = f"""
 import json, sys, time
-from geoseg.predict import TileOptions, run_predict
+from geoseg.predict import TileOptions
+from geoseg.pipeline import run_predict
 from geoseg.vectorize import VectorizeOptions
 scene, model, out, tile, overlap = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 t = time.perf_counter()

@@ -19,8 +19,9 @@ import rasterio
 from _common import prepare, scene_args
 from rasterio.windows import Window
 
-from geoseg.distributed import ClusterOptions
-from geoseg.predict import TileOptions, run_predict
+from geoseg.dask_predict import ClusterOptions
+from geoseg.pipeline import run_predict
+from geoseg.predict import TileOptions
 
 
 def quarters(scene: Path, work: Path) -> list[Path]:

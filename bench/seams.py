@@ -23,12 +23,12 @@ from geoseg.runtime import autocast, resolve_device, resolve_precision
 from geoseg.vectorize import PROB_SCALE, VectorizeOptions, vectorize
 
 
-def whole_scene_probability(scene: Path, state: dict, out: Path, precision: str) -> None:
+def whole_scene_probability(scene: Path, state, out: Path, precision: str) -> None:
     device = resolve_device("auto")
     precision = resolve_precision(precision, device)
     model, cfg = checkpoint.build_model(state, device)
     model.eval()
-    norm = checkpoint.normalisation(state)
+    norm = state.norm
     with rasterio.open(scene) as src:
         x = src.read(out_dtype="float32")
         profile = {**src.profile, "count": 1, "photometric": "MINISBLACK"}

@@ -37,9 +37,10 @@ from rasterio import features
 from rasterio.windows import Window
 
 from geoseg import checkpoint
+from geoseg.inference import fuse_for_inference
 from geoseg.io import read_window
-from geoseg.model import fuse_for_inference
-from geoseg.predict import TileOptions, run_predict
+from geoseg.pipeline import run_predict
+from geoseg.predict import TileOptions
 from geoseg.runtime import autocast, resolve_device, resolve_precision, tune_allocator
 from geoseg.tiling import TileGrid
 
@@ -47,7 +48,7 @@ from geoseg.tiling import TileGrid
 def scene_tiles(scene, state, tile, overlap, batch, device) -> list[torch.Tensor]:
     """Every tile of the grid, normalised, in batches, channels-last on ``device``: the bare
     model's input, read before any timing (padded at the edges by reflection, as geoseg does)."""
-    norm = checkpoint.normalisation(state)
+    norm = state.norm
     mean = torch.tensor(norm.mean)[:, None, None]
     std = torch.tensor(norm.std)[:, None, None]
     with rasterio.open(scene) as src:
@@ -80,7 +81,7 @@ def naive(scene, state, tile, overlap, out) -> float:
     """Window reads with boundless=True, one fp32 tile at a time, mean of overlaps in memory."""
     model, _ = checkpoint.build_model(state, "cpu")
     model.eval()
-    norm = checkpoint.normalisation(state)
+    norm = state.norm
     mean = torch.tensor(norm.mean)[:, None, None]
     std = torch.tensor(norm.std)[:, None, None]
     t = time.perf_counter()
@@ -116,7 +117,7 @@ def with_torchgeo(scene, state, tile, overlap) -> float:
 
     model, _ = checkpoint.build_model(state, "cpu")
     model.eval()
-    norm = checkpoint.normalisation(state)
+    norm = state.norm
     mean = torch.tensor(norm.mean)[None, :, None, None]
     std = torch.tensor(norm.std)[None, :, None, None]
     t = time.perf_counter()

@@ -6,31 +6,17 @@ from pathlib import Path
 
 import click
 
+from . import options as o
+
 
 @click.command()
 @click.argument("data_dir", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the run of every loss and fold.")
 @click.option("--folds", default=5, show_default=True)
-@click.option("--loss", "losses", default="softmax", show_default=True,
+@click.option("--loss", "losses", default=o.default(o.T, "loss"), show_default=True,
               help="One loss or several to compare, comma-separated: dice,pixel-softmax,softmax,dice+ce.")
-@click.option("--epochs", default=50, show_default=True)
-@click.option("--time-limit", type=float, help="Minutes of training per fold.")
-@click.option("--batch-size", default=8, show_default=True)
-@click.option("--tile-size", default=256, show_default=True)
-@click.option("--lr-max", default=1e-4, show_default=True)
-@click.option("--lr-min", default=1e-5, show_default=True)
-@click.option("--depth", default=4, show_default=True)
-@click.option("--width", default=16, show_default=True)
-@click.option("--norm", default="batch", show_default=True, type=click.Choice(["instance", "batch", "none"]))
-@click.option("--samples-per-epoch", type=int)
-@click.option("--average", default=0, show_default=True,
-              help="model.pt = the mean of the weights at the last N ends of a learning-rate cycle"
-              " (every 4 epochs; stochastic weight averaging) instead of the best epoch; 0: off.")
-@click.option("--nodata", type=float, help="A value marking missing imagery in every band (e.g. 0).")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
+@o.training
 @click.option("--tta", is_flag=True, help="Score the held-out images with test-time augmentation (the 8 flips and"
               " quarter turns averaged, as 'geoseg predict --tta'); training is unchanged.")
 @click.option("--overwrite", is_flag=True, help="Replace existing fold runs under --out.")

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import click
 
+from . import options as o
+
 
 @click.command()
 @click.option("--out", "out_dir", default="geoseg-demo", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for data, model and results.")
 @click.option("--minutes", default=4.0, show_default=True, help="Training time budget.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@o.device
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out_dir: Path, minutes: float, seed: int, device: str, overwrite: bool, quiet: bool) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import geopandas as gpd
 
 from geoseg.evaluate import object_scores, pixel_scores
-from geoseg.predict import TileOptions, run_predict
+from geoseg.pipeline import run_predict
+from geoseg.predict import TileOptions
 from geoseg.synth import write_dataset
 from geoseg.train import TrainConfig, fit
 from geoseg.vectorize import VectorizeOptions

@@ -1,25 +1,31 @@
-"""Self-describing checkpoints: weights plus everything ``predict`` needs.
+"""Self-describing checkpoints: weights plus everything ``predict`` needs, as a typed value.
 
-A checkpoint is a plain dict saved with ``torch.save`` and loaded with
-``weights_only=True``: the model config, the band normalisation (``scale``, per-band
-``mean`` and ``std`` after scaling), the tile size, the training config and the
-epoch's metrics. ``last.pt`` also holds the optimiser, scheduler and RNG state.
+On disk a checkpoint is a plain dict saved with ``torch.save`` and loaded with
+``weights_only=True`` (no code runs from the file): the model config, the band
+normalisation (``scale``, per-band ``mean`` and ``std`` after scaling), the tile size,
+the nodata value, the training config and the epoch's metrics; ``last.pt`` also holds the
+optimiser, scheduler and RNG state. ``load`` turns it into a ``Checkpoint``, checking
+every field, so a crafted or damaged file is one ``CheckpointError`` line and no other
+module reads a checkpoint by string keys.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from geoseg.errors import CheckpointError
+from geoseg.errors import CheckpointError, GeosegError
 from geoseg.model import UNet, UNetConfig, config_from_dict, config_to_dict
 
 FORMAT = "geoseg-checkpoint"
 VERSION = 1
+_KNOWN = {"format", "version", "model_config", "state_dict", "norm", "tile_size", "nodata", "epoch", "metrics",
+          "train_config"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,40 @@ class Normalisation:
     scale: float
     mean: tuple[float, ...]
     std: tuple[float, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Checkpoint:
+    """A loaded, checked checkpoint. ``state_dict``: the weights (CPU tensors); ``extra``:
+    the training state of ``last.pt`` (optimiser, scheduler, RNG, snapshots), empty in a
+    ``model.pt``."""
+
+    model: UNetConfig
+    norm: Normalisation
+    tile_size: int  # the training tile side, pixels
+    state_dict: dict
+    nodata: float | None = None  # the value marking missing imagery the model was trained with
+    epoch: int | None = None
+    metrics: dict = field(default_factory=dict)
+    train_config: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def fixed_tile(self) -> int | None:
+        """The tile side predictions must use: the training tile for instance-normalised
+        models (their output depends on the tile), else None (any tile)."""
+        return self.tile_size if self.model.norm == "instance" else None
+
+    def build(self, device: torch.device | str = "cpu") -> UNet:
+        """The U-Net with these weights, on ``device``."""
+        model = UNet(self.model)
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())  # torch lists every mismatch on lines of their own
+            raise CheckpointError(f"checkpoint weights do not fit its model config ({detail[:160]}); train the"
+                                  " model again or use another model.pt") from None
+        return model.to(device)
 
 
 def save(path: str | os.PathLike, model: UNet, norm: Normalisation, tile_size: int, **extra) -> None:
@@ -48,8 +88,8 @@ def save(path: str | os.PathLike, model: UNet, norm: Normalisation, tile_size: i
     os.replace(tmp, path)
 
 
-def load(path: str | os.PathLike) -> dict:
-    """Load and check a checkpoint dict (``weights_only=True``: no code runs from the file)."""
+def load(path: str | os.PathLike) -> Checkpoint:
+    """Load and check a checkpoint (``weights_only=True``: no code runs from the file)."""
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: no such checkpoint; give the model.pt written by 'geoseg train'")
@@ -62,21 +102,65 @@ def load(path: str | os.PathLike) -> dict:
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{p}: not a geoseg checkpoint; give the model.pt written by 'geoseg train'")
-    if state.get("version", 0) > VERSION:
-        raise CheckpointError(f"{p}: written by a newer geoseg (format {state['version']}); upgrade geoseg")
-    return state
+    version = state.get("version", 0)
+    if not isinstance(version, int):
+        raise _damaged(p, "version", "a whole number")
+    if version > VERSION:
+        raise CheckpointError(f"{p}: written by a newer geoseg (format {version}); upgrade geoseg")
+    return _checked(p, state)
 
 
-def build_model(state: dict, device: torch.device | str = "cpu") -> tuple[UNet, UNetConfig]:
-    config = config_from_dict(state["model_config"])
-    model = UNet(config)
+def _damaged(p: Path, key: str, want: str) -> CheckpointError:
+    return CheckpointError(f"{p}: damaged checkpoint: '{key}' is not {want}; train the model again or use"
+                           " another model.pt")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _checked(p: Path, state: dict) -> Checkpoint:
+    """Every field of a raw checkpoint dict checked, as a ``Checkpoint``."""
+    if not isinstance(state.get("model_config"), dict):
+        raise _damaged(p, "model_config", "a model configuration")
     try:
-        model.load_state_dict(state["state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint weights do not fit its model config ({str(exc)[:120]})") from None
-    return model.to(device), config
+        config = config_from_dict(state["model_config"])
+    except (GeosegError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{p}: damaged checkpoint: its model config does not fit this geoseg ({exc})"
+                              ) from None
+    norm = state.get("norm")
+    if not isinstance(norm, dict) or not _number(norm.get("scale")) or norm["scale"] <= 0:
+        raise _damaged(p, "norm", "a normalisation with a positive scale")
+    for key in ("mean", "std"):
+        values = norm.get(key)
+        if not isinstance(values, (list, tuple)) or len(values) != config.in_channels \
+                or not all(_number(v) for v in values):
+            raise _damaged(p, f"norm.{key}", f"{config.in_channels} finite numbers (one per band)")
+    if any(v <= 0 for v in norm["std"]):
+        raise _damaged(p, "norm.std", "positive (a band's spread of 0 would divide by zero)")
+    tile = state.get("tile_size")
+    if not isinstance(tile, int) or isinstance(tile, bool) or tile < 1 or tile % config.multiple:
+        raise _damaged(p, "tile_size", f"a positive multiple of {config.multiple} pixels")
+    nodata = state.get("nodata")
+    if nodata is not None and not (_number(nodata) or (isinstance(nodata, float) and math.isnan(nodata))):
+        raise _damaged(p, "nodata", "a number or empty")
+    weights = state.get("state_dict")
+    if not isinstance(weights, dict) or not weights or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise _damaged(p, "state_dict", "a set of weight tensors")
+    epoch = state.get("epoch")
+    if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool)):
+        raise _damaged(p, "epoch", "a whole number")
+    metrics, train_config = state.get("metrics") or {}, state.get("train_config")
+    if not isinstance(metrics, dict) or (train_config is not None and not isinstance(train_config, dict)):
+        raise _damaged(p, "metrics" if not isinstance(metrics, dict) else "train_config", "a table of values")
+    return Checkpoint(
+        model=config,
+        norm=Normalisation(scale=float(norm["scale"]), mean=tuple(float(v) for v in norm["mean"]),
+                           std=tuple(float(v) for v in norm["std"])),
+        tile_size=tile, state_dict=weights, nodata=None if nodata is None else float(nodata), epoch=epoch,
+        metrics=metrics, train_config=train_config, extra={k: v for k, v in state.items() if k not in _KNOWN})
 
 
-def normalisation(state: dict) -> Normalisation:
-    n = state["norm"]
-    return Normalisation(scale=float(n["scale"]), mean=tuple(n["mean"]), std=tuple(n["std"]))
+def build_model(ckpt: Checkpoint, device: torch.device | str = "cpu") -> tuple[UNet, UNetConfig]:
+    """``(model, its config)``: ``ckpt.build(device)`` and ``ckpt.model``."""
+    return ckpt.build(device), ckpt.model

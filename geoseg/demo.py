@@ -38,7 +38,8 @@ def run_demo(out_dir: str | Path = "geoseg-demo", minutes: float = 4.0, seed: in
              norm: str = "batch") -> DemoResult:
     from geoseg import synth
     from geoseg.evaluate import object_scores, pixel_scores
-    from geoseg.predict import TileOptions, preview_path, run_predict
+    from geoseg.pipeline import preview_path, run_predict
+    from geoseg.predict import TileOptions
     from geoseg.preview import render_preview
     from geoseg.train import TrainConfig, fit
 

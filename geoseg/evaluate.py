@@ -85,12 +85,12 @@ def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5,
     from geoseg.data import find_pairs, read_label
     from geoseg.predict import TileOptions, predict_probability
 
-    state = checkpoint.load(model_path)
+    ckpt = checkpoint.load(model_path)
     rows, polygons = [], {}
     with warnings_said_once(), tempfile.TemporaryDirectory(prefix="geoseg-eval-") as tmp:
         for pair in data if isinstance(data, list) else find_pairs(data):
             prob_path = Path(tmp) / "prob.tif"
-            predict_probability(pair.image, state, prob_path, tiles or TileOptions())
+            predict_probability(pair.image, ckpt, prob_path, tiles or TileOptions())
             with open_raster(prob_path) as src:
                 pred = src.read(1) >= round(threshold * PROB_SCALE)
             truth = read_label(pair, polygons).astype(bool)

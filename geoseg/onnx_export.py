@@ -23,8 +23,9 @@ import torch
 
 from geoseg import checkpoint
 from geoseg.errors import InputError
-from geoseg.model import fuse_for_inference
+from geoseg.inference import fuse_for_inference
 from geoseg.outputs import atomic_output, refuse_inputs_as_outputs
+from geoseg.tiling import choose_tile
 
 OPSET = 18
 
@@ -59,13 +60,9 @@ def export_onnx(model_path: str | os.PathLike, out: str | os.PathLike, tile_size
     refuse_inputs_as_outputs([("--out", out)], [("the model", model_path)])
     if resolution_cm is not None and resolution_cm <= 0:
         raise InputError("--resolution must be a positive number of centimetres per pixel")
-    state = checkpoint.load(model_path)
-    model, mcfg = checkpoint.build_model(state, "cpu")
-    norm = checkpoint.normalisation(state)
-    tile = tile_size or (int(state["tile_size"]) if mcfg.norm == "instance" else 512)
-    if tile % mcfg.multiple or tile <= 0:
-        raise InputError(f"--tile-size {tile} must be a positive multiple of {mcfg.multiple} for this model")
-    overlap = min(32, tile // 8) if overlap is None else overlap  # as geoseg predict
+    ckpt = checkpoint.load(model_path)
+    model, mcfg, norm = ckpt.build("cpu"), ckpt.model, ckpt.norm
+    tile, overlap = choose_tile(mcfg.multiple, tile_size, overlap, ckpt.fixed_tile)  # as geoseg predict
     if not 0 <= overlap < tile // 2:
         raise InputError(f"--overlap must be between 0 and {tile // 2 - 1} pixels")
     net = _Probabilities(fuse_for_inference(model, onednn=False)).eval()

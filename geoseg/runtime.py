@@ -11,10 +11,8 @@ import contextlib
 
 import torch
 
+from geoseg.config import DEVICES, PRECISIONS
 from geoseg.errors import InputError
-
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -11,21 +11,24 @@ cleanly between steps; ``resume`` continues from ``last.pt``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
 import random
 import shutil
+import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-from geoseg import checkpoint, parallel
+from geoseg import checkpoint, ddp
 from geoseg.augment import train_transform
+from geoseg.config import TrainConfig
 from geoseg.data import (
     Pair,
     TileDataset,
@@ -43,73 +46,6 @@ from geoseg.outputs import refuse_inputs_in_folder
 from geoseg.runtime import autocast, resolve_device, resolve_precision, seed_everything, tune_allocator
 
 METRIC_FIELDS = ["epoch", "step", "lr", "train_loss", "val_loss", "val_iou", "val_f1", "seconds"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run depends on; saved as ``config.json`` in the run folder.
-
-    ``samples_per_epoch``: random augmented tiles per epoch (default: the number of
-    training images, at least 8 batches). ``time_limit``: minutes of training, after
-    which the run stops cleanly. Validation: ``val_dir`` (a separate labelled folder), or
-    fold ``fold`` of ``folds`` (k-fold cross-validation), or a ``val_fraction`` of the
-    pairs chosen by ``seed`` (0 trains on all, with no validation). ``select_best``:
-    ``model.pt`` is the epoch of best validation IoU; False keeps the last epoch (for an
-    unbiased held-out score, as ``cv`` does). ``average``: when above 0, ``model.pt`` is
-    instead the mean of the weights at the last ``average`` ends of a learning-rate cycle
-    (stochastic weight averaging, Izmailov et al. 2018), its BatchNorm statistics measured
-    again on the training tiles.
-    """
-
-    data_dir: str
-    out_dir: str
-    labels: str | None = None
-    epochs: int = 50
-    batch_size: int = 8
-    tile_size: int = 256
-    loss: str = "softmax"
-    val_fraction: float = 0.2
-    val_dir: str | None = None
-    folds: int = 0
-    fold: int = 0
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    lr_max: float = 1e-4
-    lr_min: float = 1e-5
-    depth: int = 4
-    width: int = 16
-    norm: str = "batch"
-    samples_per_epoch: int | None = None
-    time_limit: float | None = None
-    photometric: bool = True
-    nodata: float | None = None
-    select_best: bool = True
-    average: int = 0
-    resume: bool = False
-    overwrite: bool = False
-
-    def check(self) -> None:
-        get_loss(self.loss)
-        for name in ("epochs", "batch_size", "tile_size"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise InputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if not 0 < self.lr_min <= self.lr_max:
-            raise InputError(f"need 0 < --lr-min <= --lr-max, got {self.lr_min} and {self.lr_max}")
-        if self.folds == 1 or self.folds < 0 or (self.folds and not 0 <= self.fold < self.folds):
-            raise InputError(f"need --folds >= 2 and 0 <= fold < folds, got fold {self.fold} of {self.folds}")
-        if self.average < 0:
-            raise InputError(f"--average must be 0 (off) or a number of learning-rate cycles, got {self.average}")
-        if self.resume and self.overwrite:
-            raise InputError("--resume continues a run and --overwrite replaces it; pass one of them")
-        multiple = 2 ** (self.depth - 1)
-        if self.tile_size % multiple:
-            raise InputError(
-                f"--tile-size {self.tile_size} is not a multiple of {multiple} (2^(depth-1) for"
-                f" depth {self.depth}); use e.g. {max(multiple, self.tile_size // multiple * multiple)}"
-            )
 
 
 def split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -217,10 +153,10 @@ def _save_average(model, snapshots: list[dict], loader, device, precision, val_d
 def fit(config: TrainConfig, progress: bool = True) -> Path:
     """Train a U-Net on ``config.data_dir``; return the run folder holding ``model.pt``.
 
-    Under ``torchrun`` (or ``parallel.spawn``) each process trains a DistributedDataParallel
-    replica and rank 0 writes the run folder (``parallel``)."""
+    Under ``torchrun`` (or ``spawn``) each process trains a DistributedDataParallel
+    replica and rank 0 writes the run folder (``ddp``)."""
     config.check()
-    dist = parallel.from_env()
+    dist = ddp.from_env()
     device = resolve_device(config.device)
     tune_allocator()
     precision = resolve_precision(config.precision, device)
@@ -235,13 +171,13 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
     out = (prepare_run_dir(config.out_dir, config.overwrite, config.resume, run_inputs(config)) if dist.main
            else Path(config.out_dir))
     if dist.active:
-        device = parallel.init(dist, device)
-        parallel.barrier(dist)  # the run folder is ready
+        device = ddp.init(dist, device)
+        ddp.barrier(dist)  # the run folder is ready
     try:
         return _fit(config, dist, device, precision, train_pairs, val_pairs, train_samples, val_samples, scale,
                     out, progress)
     finally:
-        parallel.close(dist)
+        ddp.close(dist)
 
 
 def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, train_samples, val_samples, scale,
@@ -281,12 +217,16 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
     best, step, first_epoch, history = -math.inf, 0, 1, []
     snapshots: list[dict] = []  # weights at the last ``config.average`` cycle ends
     if config.resume:
-        state = checkpoint.load(out / "last.pt")
-        if state["model_config"] != config_to_dict(mcfg):
+        last = checkpoint.load(out / "last.pt")
+        if last.model != mcfg:
             raise CheckpointError(
-                f"{out / 'last.pt'}: a run of another architecture ({state['model_config']}); resume with its"
+                f"{out / 'last.pt'}: a run of another architecture ({config_to_dict(last.model)}); resume with its"
                 " options (--depth, --width, --norm, bands) or start a new --out")
-        model.load_state_dict(state["state_dict"])
+        state = last.extra  # the training state: optimiser, scheduler, random streams, snapshots
+        if last.epoch is None or not all(k in state for k in ("optimizer", "scheduler", "best", "step")):
+            raise CheckpointError(f"{out / 'last.pt'}: holds no training state to resume from; train without"
+                                  " --resume into a new --out")
+        model.load_state_dict(last.state_dict)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         rngs = state.get("rank_rngs") or [(state["torch_rng"], state["loader_rng"])]
@@ -294,12 +234,12 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
             torch.set_rng_state(rngs[dist.rank][0])
             gen.set_state(rngs[dist.rank][1])
         else:  # resumed with more processes than it was saved with: the new ranks start fresh
-            gen.manual_seed(config.seed + dist.rank + 1000 * state["epoch"])
-        best, step, first_epoch = state["best"], state["step"], state["epoch"] + 1
+            gen.manual_seed(config.seed + dist.rank + 1000 * last.epoch)
+        best, step, first_epoch = state["best"], state["step"], last.epoch + 1
         snapshots = state.get("snapshots", [])[-config.average:] if config.average else []
         if first_epoch > config.epochs:
-            raise InputError(f"{out / 'last.pt'}: already trained {state['epoch']} epochs; resume with"
-                             f" --epochs above {state['epoch']}")
+            raise InputError(f"{out / 'last.pt'}: already trained {last.epoch} epochs; resume with"
+                             f" --epochs above {last.epoch}")
         with open(out / "metrics.csv") as fh:
             history = [row for row in csv.DictReader(fh) if int(row["epoch"]) < first_epoch]
     if dist.main:
@@ -348,9 +288,9 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
                     seen += x.shape[0]
                     bar.set_postfix(loss=f"{running / seen:.4f}")
                     # every rank stops at the same step, or the others would wait for it for ever
-                    if parallel.any_rank(time.perf_counter() > deadline, dist, device):
+                    if ddp.any_rank(time.perf_counter() > deadline, dist, device):
                         break
-                running, seen = parallel.sums([running, seen], dist, device)
+                running, seen = ddp.sums([running, seen], dist, device)
                 row = {"epoch": epoch, "step": step, "lr": f"{sched.get_last_lr()[0]:.3g}",
                        "train_loss": round(running / max(seen, 1), 5)}
                 if val_samples and dist.main:  # rank 0 alone: its replica is everyone's
@@ -371,13 +311,13 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
                 if improved:
                     best = score
                     save("model.pt", epoch, row, full=False)
-                save("last.pt", epoch, row, full=True, rngs=parallel.gather((torch.get_rng_state(), gen.get_state()),
+                save("last.pt", epoch, row, full=True, rngs=ddp.gather((torch.get_rng_state(), gen.get_state()),
                                                                             dist))
                 saved_epoch = epoch
                 if progress:
                     shown = ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("step", "lr"))
                     tqdm.write(f"{shown}{'  *best' if improved and config.select_best else ''}")
-                if parallel.any_rank(time.perf_counter() > deadline, dist, device):
+                if ddp.any_rank(time.perf_counter() > deadline, dist, device):
                     if progress:
                         tqdm.write(f"time limit of {config.time_limit} min reached after epoch {epoch}")
                     break
@@ -393,7 +333,7 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
                 f"stopped in epoch {epoch}; {out / 'last.pt'} holds epoch {saved_epoch}; continue with --resume",
                 interrupt_exit_code(exc)) from None
     if dist.active:  # the replicas must have stayed one model: say so in the run folder
-        sums_ = parallel.gather(parallel.checksum(model), dist)
+        sums_ = ddp.gather(ddp.checksum(model), dist)
         if dist.main:
             (out / "distributed.json").write_text(json.dumps(
                 {"processes": dist.world, "backend": "nccl" if device.type == "cuda" else "gloo",
@@ -404,3 +344,57 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
         _save_average(model, snapshots, train_dl, device, precision, val_dl if val_samples else None, loss_fn,
                       lambda row: save("model.pt", epoch, row, full=False), progress)
     return out
+
+
+# --- several processes on this machine (``geoseg train --nproc N``) ---------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, config, world: int, port: int, progress: bool) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    threads = max(1, (os.cpu_count() or 1) // world)  # the cores shared out, not oversubscribed
+    torch.set_num_threads(threads)
+    fit(config, progress=progress and rank == 0)
+
+
+def spawn(config, nproc: int, progress: bool = True) -> Path:
+    """Train ``config`` in ``nproc`` processes on this machine (what ``--nproc`` does)."""
+    import torch.multiprocessing as mp
+
+    if nproc < 1:
+        raise InputError("--nproc must be at least 1")
+    config.check()  # bad options and an occupied run folder are said here, once, before any process starts
+    out = Path(config.out_dir)
+    refuse_inputs_in_folder("--out", out, run_inputs(config))
+    if not config.resume and not config.overwrite and out.exists() and any(out.iterdir()):
+        raise OutputExistsError(f"{out}: run folder exists and is not empty; pass --overwrite, --resume or"
+                                " another --out")
+    if nproc > 1 and torch.cuda.is_available() and config.device != "cpu" and nproc > torch.cuda.device_count():
+        raise InputError(f"--nproc {nproc} but only {torch.cuda.device_count()} GPU(s); one process per GPU")
+    context = mp.start_processes(_worker, args=(config, nproc, _free_port(), progress), nprocs=nproc,
+                                 start_method="spawn", join=False)
+    try:
+        try:
+            while not context.join():
+                pass
+        except KeyboardInterrupt:
+            # the processes got the same Ctrl-C: rank 0 saves last.pt; wait for them to stop
+            with contextlib.suppress(mp.ProcessRaisedException, mp.ProcessExitedException):
+                while not context.join(timeout=60):
+                    pass
+            raise Interrupted(f"stopped; the weights are in {Path(config.out_dir) / 'last.pt'} if an epoch"
+                              " had ended; continue with --resume") from None
+    except mp.ProcessRaisedException as exc:
+        text = str(exc).strip().splitlines()
+        # the child's own error: the last line of its traceback, without the exception's class
+        last = text[-1] if text else str(exc)
+        raise GeosegError(f"a training process failed: {last.split(': ', 1)[-1]}") from None
+    except mp.ProcessExitedException as exc:
+        raise GeosegError(f"a training process died ({exc}); see its messages above") from None
+    return Path(config.out_dir)

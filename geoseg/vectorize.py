@@ -36,33 +36,10 @@ from shapely.geometry import Polygon, box
 from shapely.geometry.polygon import orient
 from shapely.ops import unary_union
 
-from geoseg.errors import InputError
+from geoseg.config import VectorizeOptions
 from geoseg.io import open_raster, strip_rows
 
 PROB_SCALE = 255.0  # the probability raster stores round(p * 255) as uint8
-
-
-@dataclass(frozen=True)
-class VectorizeOptions:
-    """threshold: probability at or above which a pixel is roof.
-    min_area: drop polygons smaller than this, in m² (pixels² for an ungeoreferenced scene);
-    None: 20 pixels' area. simplify: tolerance in metres (pixels); None: one pixel side;
-    0: keep the pixel outline. strip_rows: rows per strip read at once; None: about
-    4 M pixels' worth, so memory does not grow with the scene's width either."""
-
-    threshold: float = 0.5
-    min_area: float | None = None
-    fill_holes: float = 0.0
-    simplify: float | None = None
-    opening: float = 0.0  # radius of a morphological opening, m (pixels): splits roofs joined by a bridge
-    regularize: bool = False
-    strip_rows: int | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise InputError(f"--threshold must be between 0 and 1 (exclusive), got {self.threshold}")
-        if (self.min_area or 0) < 0 or (self.simplify or 0) < 0 or self.fill_holes < 0 or self.opening < 0:
-            raise InputError("--min-area, --fill-holes, --simplify and --opening must not be negative")
 
 
 @dataclass

@@ -16,7 +16,8 @@ import pytest
 import rasterio
 from shapely.geometry import box
 
-from geoseg.predict import TileOptions, run_predict
+from geoseg.pipeline import run_predict
+from geoseg.predict import TileOptions
 from geoseg.vectorize import VectorizeOptions
 
 SYSTEM_PYTHON = "/usr/bin/python3"

@@ -12,7 +12,8 @@ from shapely.ops import unary_union
 from cli import main
 from geoseg.errors import InputError
 from geoseg.merge import Footprint, SceneMerger
-from geoseg.predict import TileOptions, run_predict
+from geoseg.pipeline import run_predict
+from geoseg.predict import TileOptions
 
 CRS = "EPSG:25832"
 
@@ -96,7 +97,7 @@ def test_the_roofs_of_two_overlapping_crops_merge_into_those_of_the_whole(tmp_pa
     """A town's true roofs as a probability raster, cut into two overlapping crops: merged,
     their polygons are the whole raster's, the roofs cut by a crop's edge included."""
     from geoseg.io import scene_info
-    from geoseg.predict import footprint
+    from geoseg.pipeline import footprint
     from geoseg.synth import make_town, write_scene
     from geoseg.vectorize import VectorizeOptions, vectorize
 

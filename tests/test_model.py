@@ -17,7 +17,7 @@ def test_output_has_the_input_size_and_one_score_per_class(depth, width, norm):
 def test_convolutions_joined_to_their_relu_give_the_plain_models_output(norm):
     import copy
 
-    from geoseg.model import ConvReLU, fuse_for_inference, onednn_pointwise
+    from geoseg.inference import ConvReLU, fuse_for_inference, onednn_pointwise
 
     if not onednn_pointwise(torch.float32):
         pytest.skip("this torch or CPU has no oneDNN convolution with a ReLU: the plain path is used")
@@ -77,7 +77,7 @@ def test_folding_batchnorm_keeps_the_output():
     x = torch.randn(2, 3, 32, 32) * 3 + 1
     with torch.no_grad():
         before = model(x)
-        from geoseg.model import fuse_for_inference
+        from geoseg.inference import fuse_for_inference
 
         after = fuse_for_inference(model)(x)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())

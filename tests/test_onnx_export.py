@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from cli import main
 from geoseg import checkpoint
 from geoseg.errors import CheckpointError, InputError, OutputExistsError
-from geoseg.model import fuse_for_inference
+from geoseg.inference import fuse_for_inference
 from geoseg.onnx_export import export_onnx
 from geoseg.predict import roof_probability
 
@@ -34,7 +34,7 @@ def test_a_deepness_style_run_of_the_onnx_model_gives_geoseg_probabilities(tiny_
     # geoseg, from its own checkpoint and normalisation
     state = checkpoint.load(tiny_model)
     model, _ = checkpoint.build_model(state)
-    norm = checkpoint.normalisation(state)
+    norm = state.norm
     t = (torch.from_numpy(pixels) / norm.scale - torch.tensor(norm.mean)[:, None, None]) / torch.tensor(
         norm.std)[:, None, None]
     with torch.no_grad():

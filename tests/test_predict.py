@@ -1,6 +1,7 @@
 """Scenes of any shape and kind: odd sizes, tiny scenes, nodata, uint16, VRT mosaics, COG outputs."""
 
 import contextlib
+import dataclasses
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ from affine import Affine
 
 from geoseg import checkpoint
 from geoseg.errors import RasterReadError
-from geoseg.predict import TileOptions, predict_probability, run_predict
+from geoseg.pipeline import run_predict
+from geoseg.predict import TileOptions, predict_probability
 from geoseg.vectorize import VectorizeOptions
 from tests.conftest import write_tif
 
@@ -67,7 +69,7 @@ def test_uint16_imagery_is_scaled_as_the_model_was_trained(tiny_model, synth_tas
     opts = TileOptions(tile_size=64, precision="fp32")
     predict_probability(synth_task["scene"], state, tmp_path / "p8.tif", opts)
     wide = write_tif(tmp_path / "u16.tif", pixels.astype(np.uint16) * 257, transform=T)
-    state16 = {**state, "norm": {**state["norm"], "scale": 65535.0}}  # a model trained on uint16 tiles
+    state16 = dataclasses.replace(state, norm=dataclasses.replace(state.norm, scale=65535.0))  # trained on uint16
     predict_probability(wide, state16, tmp_path / "p16.tif", opts)
     diff = np.abs(prob_of(tmp_path / "p8.tif").astype(int) - prob_of(tmp_path / "p16.tif").astype(int))
     assert diff.max() <= 1
@@ -174,7 +176,7 @@ def test_a_nodata_value_given_in_training_is_remembered_by_predict(synth_task, t
     run = fit(TrainConfig(str(synth_task["train"]), str(tmp_path / "run"), epochs=1, tile_size=64, depth=3, width=4,
                           samples_per_epoch=4, nodata=0), progress=False)
     state = checkpoint.load(run / "model.pt")
-    assert state["nodata"] == 0
+    assert state.nodata == 0
     pixels = scene_pixels(synth_task).copy()
     pixels[:, 50:150, 60:260] = 0  # blanked out, with no nodata declared in the file
     scene = write_tif(tmp_path / "blank.tif", pixels, transform=T)

@@ -101,7 +101,7 @@ def test_a_run_folder_that_holds_the_training_data_is_never_emptied(labelled, wh
 
 def test_a_file_that_appears_during_the_run_is_not_replaced_and_nothing_is_left(tiny_model, synth_task, tmp_path,
                                                                                  monkeypatch):
-    import geoseg.predict as predict
+    import geoseg.pipeline as predict
 
     out = tmp_path / "roofs.geojson"
     real = predict.write_qml
@@ -188,7 +188,7 @@ def test_sigterm_is_handled_as_ctrl_c_and_leaves_nothing(tiny_model, tmp_path):
 
 @pytest.mark.parametrize("fill", [np.nan, np.inf, -np.inf])
 def test_nan_and_inf_pixels_are_nodata_in_predict(tiny_model, tmp_path, fill):
-    from geoseg.predict import run_predict
+    from geoseg.pipeline import run_predict
 
     data = np.full((3, 200, 200), fill, np.float32)
     scene = write_tif(tmp_path / "s.tif", data)  # no nodata declared
@@ -393,3 +393,51 @@ def test_an_unexpected_error_is_one_line_with_a_log_of_its_traceback(tiny_model,
     log = re.search(r"the log (\S+)", r.output)[1]
     assert "Traceback" in open(log).read() and "ZeroDivisionError" in open(log).read()
     os.unlink(log)
+
+
+# --- crafted or damaged checkpoints ---------------------------------------------------------
+
+
+def _crafted(raw, change):
+    state = {**raw, "norm": dict(raw["norm"])}
+    change(state)
+    return state
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda s: s.pop("model_config"), "'model_config' is not a model configuration"),
+    (lambda s: s.update(model_config={**s["model_config"], "depth": "four"}), "model config does not fit"),
+    (lambda s: s.update(model_config={**s["model_config"], "colour": 1}), "model config does not fit"),
+    (lambda s: s.pop("norm"), "'norm' is not a normalisation"),
+    (lambda s: s["norm"].update(scale=0), "'norm' is not a normalisation with a positive scale"),
+    (lambda s: s["norm"].update(std=[1.0, 0.0, 1.0]), "'norm.std' is not positive"),
+    (lambda s: s["norm"].update(mean=[0.5, 0.5]), "'norm.mean' is not 3 finite numbers"),
+    (lambda s: s["norm"].update(mean=["a", "b", "c"]), "'norm.mean' is not 3 finite numbers"),
+    (lambda s: s.update(tile_size="64"), "'tile_size' is not a positive multiple"),
+    (lambda s: s.update(tile_size=33), "'tile_size' is not a positive multiple"),
+    (lambda s: s.update(nodata="zero"), "'nodata' is not a number"),
+    (lambda s: s.update(state_dict={}), "'state_dict' is not a set of weight tensors"),
+    (lambda s: s.update(state_dict={"a": 1}), "'state_dict' is not a set of weight tensors"),
+    (lambda s: s.update(epoch="1"), "'epoch' is not a whole number"),
+    (lambda s: s.update(version="1"), "'version' is not a whole number"),
+    (lambda s: s.update(version=99), "written by a newer geoseg"),
+    (lambda s: s.update(format="other"), "not a geoseg checkpoint"),
+])
+def test_a_crafted_or_damaged_checkpoint_is_one_line(tiny_model, synth_task, tmp_path, change, fragment):
+    import torch
+
+    raw = torch.load(tiny_model, weights_only=True)
+    torch.save(_crafted(raw, change), tmp_path / "bad.pt")
+    r = run("predict", synth_task["scene"], "--model", tmp_path / "bad.pt", "--out", tmp_path / "r.gpkg", "--quiet")
+    one_line_error(r, fragment)
+    assert not (tmp_path / "r.gpkg").exists()
+
+
+def test_weights_that_do_not_fit_their_config_are_one_line(tiny_model, synth_task, tmp_path):
+    import torch
+
+    raw = torch.load(tiny_model, weights_only=True)
+    raw["model_config"] = {**raw["model_config"], "width": 8}
+    torch.save(raw, tmp_path / "bad.pt")
+    one_line_error(run("predict", synth_task["scene"], "--model", tmp_path / "bad.pt", "--out", tmp_path / "r.gpkg",
+                       "--quiet"), "weights do not fit its model config")

@@ -61,7 +61,7 @@ def test_average_is_the_mean_of_the_cycle_ends_with_its_batchnorm_measured_again
 
     from geoseg import checkpoint
 
-    norm = checkpoint.normalisation(state)
+    norm = checkpoint.load(run / "model.pt").norm
     images = []
     for p in sorted((labelled / "images").iterdir()):
         with rasterio.open(p) as src:

@@ -14,9 +14,10 @@ from rasterio.windows import Window
 
 from cli import main
 from geoseg import checkpoint
-from geoseg.distributed import ClusterOptions, ScenesFailedError, connect, scene_polygons
+from geoseg.dask_predict import ClusterOptions, ScenesFailedError, connect, scene_polygons
 from geoseg.errors import InputError
-from geoseg.predict import TileOptions, run_predict
+from geoseg.pipeline import run_predict
+from geoseg.predict import TileOptions
 from geoseg.vectorize import VectorizeOptions
 
 pytestmark = pytest.mark.slow

@@ -6,9 +6,9 @@ from dataclasses import replace
 import pytest
 
 from geoseg import checkpoint
-from geoseg.parallel import spawn
-from geoseg.predict import TileOptions, run_predict
-from geoseg.train import TrainConfig, fit
+from geoseg.pipeline import run_predict
+from geoseg.predict import TileOptions
+from geoseg.train import TrainConfig, fit, spawn
 
 pytestmark = pytest.mark.slow
 
@@ -25,15 +25,15 @@ def test_two_processes_keep_identical_weights_and_their_model_predicts(synth_tas
     assert len(record["weight_checksums"]) == 2 and record["identical"]
     assert json.loads((run / "config.json").read_text())["processes"] == 2
     assert (run / "metrics.csv").read_text().count("\n") == 3  # header and two epochs, written once
-    state = checkpoint.load(run / "last.pt")
+    state = checkpoint.load(run / "last.pt").extra
     assert len(state["rank_rngs"]) == 2 and state["step"] == 2 * 2  # 8 tiles an epoch: 4 per rank, 2 steps
     res = run_predict(synth_task["scene"], run / "model.pt", tmp_path / "roofs.gpkg",
                       TileOptions(tile_size=64), preview=False)
     assert res.out.exists()
     # resume continues the same run with both processes; rank 0 alone then makes the averaged model
     spawn(replace(config(synth_task, tmp_path / "run"), epochs=4, average=1, resume=True), nproc=2, progress=False)
-    assert checkpoint.load(run / "last.pt")["epoch"] == 4
-    assert checkpoint.load(run / "model.pt")["metrics"]["averaged_cycles"] == 1  # epoch 4 ends a cycle
+    assert checkpoint.load(run / "last.pt").epoch == 4
+    assert checkpoint.load(run / "model.pt").metrics["averaged_cycles"] == 1  # epoch 4 ends a cycle
     assert json.loads((run / "distributed.json").read_text())["identical"]
 
 

@@ -1,7 +1,7 @@
 """Data-parallel training with torch.distributed: gloo on CPUs, NCCL on GPUs.
 
-``fit`` runs unchanged in one process; started under ``torchrun`` (which sets ``RANK``,
-``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``) or by ``spawn``
+``train.fit`` runs unchanged in one process; started under ``torchrun`` (which sets ``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``) or by ``train.spawn``
 (``geoseg train --nproc N``), every process trains a replica wrapped in
 DistributedDataParallel on its own random tiles: gradients are averaged, so the
 replicas' weights stay identical, and only rank 0 writes checkpoints, metrics, curves
@@ -10,17 +10,14 @@ and previews. These helpers are the few collective steps ``fit`` needs.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import socket
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.distributed as tdist
 
-from geoseg.errors import GeosegError, InputError
+from geoseg.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -106,63 +103,3 @@ def checksum(model: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, config, world: int, port: int, progress: bool) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    threads = max(1, (os.cpu_count() or 1) // world)  # the cores shared out, not oversubscribed
-    torch.set_num_threads(threads)
-    from geoseg.train import fit
-
-    fit(config, progress=progress and rank == 0)
-
-
-def spawn(config, nproc: int, progress: bool = True) -> Path:
-    """Train ``config`` in ``nproc`` processes on this machine (what ``--nproc`` does)."""
-    import torch.multiprocessing as mp
-
-    if nproc < 1:
-        raise InputError("--nproc must be at least 1")
-    config.check()  # bad options and an occupied run folder are said here, once, before any process starts
-    out = Path(config.out_dir)
-    from geoseg.outputs import refuse_inputs_in_folder
-    from geoseg.train import run_inputs
-
-    refuse_inputs_in_folder("--out", out, run_inputs(config))
-    if not config.resume and not config.overwrite and out.exists() and any(out.iterdir()):
-        from geoseg.errors import OutputExistsError
-
-        raise OutputExistsError(f"{out}: run folder exists and is not empty; pass --overwrite, --resume or"
-                                " another --out")
-    if nproc > 1 and torch.cuda.is_available() and config.device != "cpu" and nproc > torch.cuda.device_count():
-        raise InputError(f"--nproc {nproc} but only {torch.cuda.device_count()} GPU(s); one process per GPU")
-    context = mp.start_processes(_worker, args=(config, nproc, _free_port(), progress), nprocs=nproc,
-                                 start_method="spawn", join=False)
-    try:
-        try:
-            while not context.join():
-                pass
-        except KeyboardInterrupt:
-            # the processes got the same Ctrl-C: rank 0 saves last.pt; wait for them to stop
-            with contextlib.suppress(mp.ProcessRaisedException, mp.ProcessExitedException):
-                while not context.join(timeout=60):
-                    pass
-            from geoseg.errors import Interrupted
-
-            raise Interrupted(f"stopped; the weights are in {Path(config.out_dir) / 'last.pt'} if an epoch"
-                              " had ended; continue with --resume") from None
-    except mp.ProcessRaisedException as exc:
-        text = str(exc).strip().splitlines()
-        # the child's own error: the last line of its traceback, without the exception's class
-        last = text[-1] if text else str(exc)
-        raise GeosegError(f"a training process failed: {last.split(': ', 1)[-1]}") from None
-    except mp.ProcessExitedException as exc:
-        raise GeosegError(f"a training process died ({exc}); see its messages above") from None
-    return Path(config.out_dir)

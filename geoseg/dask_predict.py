@@ -55,7 +55,7 @@ class ClusterOptions:
             raise InputError("--block must be at least 1 row")
 
 
-def predict_scene_polygons(scene: str, state: dict, tiles, vector, threads: int | None) -> gpd.GeoDataFrame:
+def predict_scene_polygons(scene: str, ckpt, tiles, vector, threads: int | None) -> gpd.GeoDataFrame:
     """A task: the roof polygons of one scene, in the scene's CRS, numbered from 1."""
     import rasterio
     import torch
@@ -67,12 +67,12 @@ def predict_scene_polygons(scene: str, state: dict, tiles, vector, threads: int 
         torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="geoseg-task-") as tmp, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         prob = Path(tmp) / "prob.tif"
-        predict_probability(scene, state, prob, tiles, compress="zstd")
+        predict_probability(scene, ckpt, prob, tiles, compress="zstd")
         chunks = list(iter_polygons(prob, vector, scene_name=Path(scene).name))
     return gpd.GeoDataFrame(pd.concat(chunks, ignore_index=True), crs=chunks[0].crs)
 
 
-def predict_block(scene: str, state: dict, tiles, vector, block: tuple[int, int, int, bool], threads: int | None,
+def predict_block(scene: str, ckpt, tiles, vector, block: tuple[int, int, int, bool], threads: int | None,
                   with_prob: bool) -> dict:
     """A task: one block of a scene → its finished polygons, the raw parts on its inner
     edges, and (``with_prob``) its probability rows (uint8). ``block``: grid rows
@@ -88,7 +88,7 @@ def predict_block(scene: str, state: dict, tiles, vector, block: tuple[int, int,
         torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="geoseg-task-") as tmp, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         prob = Path(tmp) / "prob.tif"
-        predict_probability(scene, state, prob, tiles, compress="zstd", tile_rows=(i0, i1))
+        predict_probability(scene, ckpt, prob, tiles, compress="zstd", tile_rows=(i0, i1))
         rows = None
         if with_prob:
             with rasterio.open(prob) as src:
@@ -97,26 +97,22 @@ def predict_block(scene: str, state: dict, tiles, vector, block: tuple[int, int,
     return {"row0": row0, "done": done, "edge": edge, "prob": rows}
 
 
-def scene_blocks(scene, state: dict, tiles, vector, block: int) -> list[tuple[int, int, int, bool]]:
+def scene_blocks(scene, ckpt, tiles, vector, block: int) -> list[tuple[int, int, int, bool]]:
     """The blocks of about ``block`` scene rows (whole rows of tiles) a scene is cut into;
     one block when an opening is asked (it would need its neighbours' rows)."""
-    from geoseg import checkpoint
     from geoseg.io import open_raster
-    from geoseg.predict import band_rows, default_tile_size
-    from geoseg.tiling import TileGrid
+    from geoseg.predict import band_rows
+    from geoseg.tiling import choose_grid
 
-    _, mcfg = checkpoint.build_model(state, "cpu")
     with open_raster(scene) as src:
         h, w = src.height, src.width
-    size = tiles.tile_size or default_tile_size(state, mcfg, h, w, tiles.overlap)
-    overlap = min(32, size // 8) if tiles.overlap is None else tiles.overlap
-    grid = TileGrid(h, w, size, overlap)
+    grid = choose_grid(h, w, ckpt.model.multiple, tiles.tile_size, tiles.overlap, ckpt.fixed_tile)
     step = grid.rows if vector.opening > 0 else max(1, block // grid.stride)
     return [(i0, min(i0 + step, grid.rows), band_rows(grid, i0, min(i0 + step, grid.rows))[0],
              i0 + step >= grid.rows) for i0 in range(0, grid.rows, step)]
 
 
-def block_polygons(client, scene, state: dict, tiles, vector, options: ClusterOptions, prob_sink=None,
+def block_polygons(client, scene, ckpt, tiles, vector, options: ClusterOptions, prob_sink=None,
                    report=None) -> Iterator[tuple[int, gpd.GeoDataFrame]]:
     """``(0, polygons)`` chunks of one scene predicted block by block on ``client``'s workers;
     ``prob_sink(row0, rows)`` receives the probability rows, block by block, in order."""
@@ -125,9 +121,9 @@ def block_polygons(client, scene, state: dict, tiles, vector, options: ClusterOp
     from geoseg.vectorize import join_band_edges
 
     threads = max(1, (os.cpu_count() or 1) // options.workers) if options.workers else None
-    blocks = scene_blocks(scene, state, tiles, vector, options.block)
+    blocks = scene_blocks(scene, ckpt, tiles, vector, options.block)
     run = uuid.uuid4().hex[:8]
-    [model] = client.scatter([state], broadcast=True, hash=False)
+    [model] = client.scatter([ckpt], broadcast=True, hash=False)
     futures = [client.submit(predict_block, str(scene), model, tiles, vector, b, threads, prob_sink is not None,
                              retries=options.retries, pure=False, key=f"geoseg-{run}-block-{k}-{Path(scene).name}")
                for k, b in enumerate(blocks)]
@@ -185,7 +181,7 @@ def connect(options: ClusterOptions):
         yield client
 
 
-def scene_polygons(client, scenes: list, state: dict, tiles, vector, options: ClusterOptions,
+def scene_polygons(client, scenes: list, ckpt, tiles, vector, options: ClusterOptions,
                    report=None) -> Iterator[tuple[int, gpd.GeoDataFrame]]:
     """``(scene index, polygons)`` for every scene, in scene order, computed on ``client``'s
     workers. Raises ``ScenesFailedError`` naming the scenes that failed for good, after
@@ -195,7 +191,7 @@ def scene_polygons(client, scenes: list, state: dict, tiles, vector, options: Cl
 
     run = uuid.uuid4().hex[:8]  # keys of their own: a second run on the same client shares nothing
     # in a list: scattering a dict would scatter each of its values as a future of its own
-    [model] = client.scatter([state], broadcast=True, hash=False)
+    [model] = client.scatter([ckpt], broadcast=True, hash=False)
     futures = [client.submit(predict_scene_polygons, str(s), model, tiles, vector, threads,
                              retries=options.retries, pure=False, key=f"geoseg-{run}-scene-{k}-{Path(s).name}")
                for k, s in enumerate(scenes)]

@@ -1,0 +1,107 @@
+"""Options shared by the commands, built once from the typed configs (``geoseg.config``).
+
+Each option's default is read from its dataclass field, so it is written in one place;
+only the help text lives here. Torch is not imported (``geoseg --help`` stays instant).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import click
+
+from geoseg.config import DEVICES, PRECISIONS, TileOptions, TrainConfig, VectorizeOptions
+
+
+def default(cls, name: str):
+    """The default of field ``name`` of the dataclass ``cls``."""
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
+def field_option(cls, name: str, help: str, *flags: str, **kw) -> Callable:
+    """A click option for ``cls.name``, its default taken from the field (None: no default shown)."""
+    value = default(cls, name)
+    flags = flags or (f"--{name.replace('_', '-')}",)
+    if isinstance(value, bool) and "is_flag" not in kw:
+        kw["is_flag"] = True
+    if value is not None:
+        kw.setdefault("default", value)
+        kw.setdefault("show_default", True)
+    elif "type" not in kw and "is_flag" not in kw and not any("/" in f for f in flags):
+        kw["type"] = {"tile_size": int, "overlap": int, "batch_size": int}.get(name, float)
+    return click.option(*flags, name, help=help, **kw)
+
+
+def options(*decorators: Callable) -> Callable:
+    """Apply several option decorators in the order written."""
+    def apply(f):
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+    return apply
+
+
+device = click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES),
+                      help="Where torch runs: auto picks CUDA when there is one.")
+precision = click.option("--precision", default="auto", show_default=True, type=click.Choice(PRECISIONS),
+                         help="auto: bf16 on a CPU that has it, AMP on CUDA, else fp32.")
+overwrite = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+quiet = click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
+
+T = TrainConfig
+# what ``geoseg train`` and ``geoseg cv`` share
+training = options(
+    field_option(T, "epochs", "Epochs of --samples-per-epoch tiles."),
+    field_option(T, "batch_size", "Tiles per step."),
+    field_option(T, "tile_size", "Training crop side, pixels."),
+    field_option(T, "lr_max", "Top of the cyclic learning rate."),
+    field_option(T, "lr_min", "Bottom of the cyclic learning rate."),
+    field_option(T, "depth", "U-Net levels (the paper: 5)."),
+    field_option(T, "width", "Filters in the first level (the paper: 64)."),
+    field_option(T, "norm", "Normalisation layers.", type=click.Choice(["instance", "batch", "none"])),
+    field_option(T, "samples_per_epoch", "Augmented tiles per epoch [default: images, at least 8 batches].",
+                 type=int),
+    field_option(T, "time_limit", "Stop cleanly after this many minutes (per fold with cv)."),
+    field_option(T, "average", "model.pt = the mean of the weights at the last N ends of a learning-rate cycle"
+                 " (every 4 epochs; stochastic weight averaging) instead of the best epoch; 0: off."),
+    field_option(T, "nodata", "A value marking missing imagery in every band (e.g. 0 for blanked-out black):"
+                 " left out of the loss, and remembered by the model for predict."),
+    field_option(T, "seed", "Seed of the split, the initial weights and the tiles."),
+    device,
+    precision,
+)
+
+tiling = options(
+    field_option(TileOptions, "tile_size", "Tile side, pixels [default: 512, or the training tile size]."),
+    field_option(TileOptions, "overlap", "Margin each tile shares with its neighbours, pixels [default: 32]."),
+    field_option(TileOptions, "batch_size", "Tiles per forward pass [default: 1 on CPU, 8 on CUDA]."),
+    field_option(TileOptions, "blend", "Blending window: hann, linear or mean."),
+    field_option(TileOptions, "tta", "Test-time augmentation: average the 8 flips and quarter turns of each tile"
+                 " (8x slower)."),
+    field_option(TileOptions, "compile", "torch.compile the model: its forward pass about 1.2x faster after 3 s"
+                 " (13 s the first time on a machine) of compiling; pays from about 230 MP of scene.", "--compile"),
+    field_option(TileOptions, "prefetch", "Read tiles in a thread ahead of the model [default: on CUDA and on"
+                 " CPUs of 8+ cores].", "--prefetch/--no-prefetch", default=None),
+    field_option(TileOptions, "nodata", "A value marking missing imagery in every band: no roofs there [default:"
+                 " the value the model was trained with]."),
+    device,
+    precision,
+)
+
+V = VectorizeOptions
+vectorizing = options(
+    field_option(V, "threshold", "Roof probability cut."),
+    field_option(V, "min_area", "Drop polygons under this area, m² [default: 20 pixels]."),
+    field_option(V, "fill_holes", "Fill holes under this area, m²."),
+    field_option(V, "simplify", "Simplification tolerance, metres [default: one pixel; 0: none]."),
+    field_option(V, "opening", "Radius of a morphological opening of the mask, metres: splits roofs joined by a"
+                 " thin bridge."),
+    field_option(V, "regularize", "Snap outlines to right angles along each roof's dominant direction."),
+)
+
+
+def pick(cls, values: dict) -> dict:
+    """The entries of ``values`` that are fields of ``cls`` (removed from ``values``)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: values.pop(k) for k in list(values) if k in names}

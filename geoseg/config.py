@@ -1,0 +1,144 @@
+"""The typed configurations of geoseg's jobs: frozen dataclasses, each default written once.
+
+``TrainConfig`` (``geoseg train``/``cv``), ``TileOptions`` (how a scene is cut and run)
+and ``VectorizeOptions`` (probability → polygons), with the allowed devices and
+precisions. The command line builds its options from these (``cli/options.py``), so a
+default changes here and only here. No torch here: ``geoseg --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from geoseg.errors import InputError
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; saved as ``config.json`` in the run folder.
+
+    ``samples_per_epoch``: random augmented tiles per epoch (default: the number of
+    training images, at least 8 batches). ``time_limit``: minutes of training, after
+    which the run stops cleanly. Validation: ``val_dir`` (a separate labelled folder), or
+    fold ``fold`` of ``folds`` (k-fold cross-validation), or a ``val_fraction`` of the
+    pairs chosen by ``seed`` (0 trains on all, with no validation). ``select_best``:
+    ``model.pt`` is the epoch of best validation IoU; False keeps the last epoch (for an
+    unbiased held-out score, as ``cv`` does). ``average``: when above 0, ``model.pt`` is
+    instead the mean of the weights at the last ``average`` ends of a learning-rate cycle
+    (stochastic weight averaging, Izmailov et al. 2018), its BatchNorm statistics measured
+    again on the training tiles.
+    """
+
+    data_dir: str
+    out_dir: str
+    labels: str | None = None
+    epochs: int = 50
+    batch_size: int = 8
+    tile_size: int = 256
+    loss: str = "softmax"
+    val_fraction: float = 0.2
+    val_dir: str | None = None
+    folds: int = 0
+    fold: int = 0
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    lr_max: float = 1e-4
+    lr_min: float = 1e-5
+    depth: int = 4
+    width: int = 16
+    norm: str = "batch"
+    samples_per_epoch: int | None = None
+    time_limit: float | None = None
+    photometric: bool = True
+    nodata: float | None = None
+    select_best: bool = True
+    average: int = 0
+    resume: bool = False
+    overwrite: bool = False
+
+    def check(self) -> None:
+        from geoseg.losses import get_loss
+
+        get_loss(self.loss)
+        for name in ("epochs", "batch_size", "tile_size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise InputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0 < self.lr_min <= self.lr_max:
+            raise InputError(f"need 0 < --lr-min <= --lr-max, got {self.lr_min} and {self.lr_max}")
+        if self.folds == 1 or self.folds < 0 or (self.folds and not 0 <= self.fold < self.folds):
+            raise InputError(f"need --folds >= 2 and 0 <= fold < folds, got fold {self.fold} of {self.folds}")
+        if self.average < 0:
+            raise InputError(f"--average must be 0 (off) or a number of learning-rate cycles, got {self.average}")
+        if self.resume and self.overwrite:
+            raise InputError("--resume continues a run and --overwrite replaces it; pass one of them")
+        multiple = 2 ** (self.depth - 1)
+        if self.tile_size % multiple:
+            raise InputError(
+                f"--tile-size {self.tile_size} is not a multiple of {multiple} (2^(depth-1) for"
+                f" depth {self.depth}); use e.g. {max(multiple, self.tile_size // multiple * multiple)}"
+            )
+
+
+MAX_TILE = 4096  # px: a 4096² tile's first activations take 0.5–1 GiB each; larger ones may not fit
+
+
+@dataclass(frozen=True)
+class TileOptions:
+    """How a scene is cut and run. None picks, by measurement (``bench/``): tiles of 512 px
+    (the training tile size for instance-normalised models, whose output depends on the
+    tile), a 32 px margin (computing 1.31× the scene at 512 px; seams stay invisible:
+    99.99 % agreement with one whole-scene pass), batch 1 on a CPU (fastest on 2 cores)
+    and 8 on CUDA."""
+
+    tile_size: int | None = None
+    overlap: int | None = None
+    batch_size: int | None = None
+    blend: str = "hann"
+    device: str = "auto"
+    precision: str = "auto"
+    bands: tuple[int, ...] | None = None
+    nodata: float | None = None  # None: the value the model was trained with, if any
+    tta: bool = False  # average the 8 flips and quarter turns of each tile (8× the compute)
+    compile: bool = False  # torch.compile the model: pays from about 230 MP of scene (``CompiledModel``)
+    prefetch: bool | None = None  # read tiles in a thread ahead of the model; None: by device and cores
+
+    def __post_init__(self) -> None:
+        for name in ("tile_size", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}; leave it out for the"
+                                 " default")
+        if self.tile_size is not None and self.tile_size > MAX_TILE:
+            raise InputError(f"--tile-size {self.tile_size} is over the largest tile geoseg runs ({MAX_TILE} px: a"
+                             " tile's activations must fit in memory); leave it out for 512 px")
+        if self.overlap is not None and self.overlap < 0:
+            raise InputError(f"--overlap must be 0 or more pixels, got {self.overlap}")
+
+
+@dataclass(frozen=True)
+class VectorizeOptions:
+    """threshold: probability at or above which a pixel is roof.
+    min_area: drop polygons smaller than this, in m² (pixels² for an ungeoreferenced scene);
+    None: 20 pixels' area. simplify: tolerance in metres (pixels); None: one pixel side;
+    0: keep the pixel outline. strip_rows: rows per strip read at once; None: about
+    4 M pixels' worth, so memory does not grow with the scene's width either."""
+
+    threshold: float = 0.5
+    min_area: float | None = None
+    fill_holes: float = 0.0
+    simplify: float | None = None
+    opening: float = 0.0  # radius of a morphological opening, m (pixels): splits roofs joined by a bridge
+    regularize: bool = False
+    strip_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise InputError(f"--threshold must be between 0 and 1 (exclusive), got {self.threshold}")
+        if (self.min_area or 0) < 0 or (self.simplify or 0) < 0 or self.fill_holes < 0 or self.opening < 0:
+            raise InputError("--min-area, --fill-holes, --simplify and --opening must not be negative")

@@ -1,0 +1,290 @@
+"""The ``geoseg predict`` job: scenes → roof polygons on disk, with the outputs around them.
+
+``run_predict`` checks every output before any work (never an input, never an existing
+file unless asked), predicts each scene with the engine (``predict.predict_rows``) in
+this process or on a Dask cluster (``dask_predict``), traces the probability rows into
+polygons as they come (``vectorize``), merges scenes that overlap (``merge``), writes the
+layer (``export``) with its style and a preview PNG, and publishes every output together
+(``outputs.OutputSet``), so a failure or Ctrl-C leaves nothing partial and nothing of the
+user's replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.windows import Window
+
+from geoseg import checkpoint
+from geoseg.checkpoint import Checkpoint
+from geoseg.errors import InputError
+from geoseg.export import VectorWriter, vector_format
+from geoseg.io import SceneInfo, copy_as_cog, open_raster, scene_info, strip_rows
+from geoseg.merge import Footprint, SceneMerger
+from geoseg.outputs import OutputSet, check_output, refuse_inputs_as_outputs, scratch_dir
+from geoseg.predict import GDAL_CACHE_MB, TileOptions, predict_rows
+from geoseg.style import qml_path, write_qml
+from geoseg.vectorize import PROB_SCALE, PolygonStream, VectorizeOptions
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    out: Path
+    count: int
+    prob: Path | None
+    preview: Path | None
+    scene: SceneInfo  # the first scene
+    scenes: int = 1
+
+
+def preview_path(out: str | os.PathLike) -> Path:
+    p = Path(out)
+    return p.with_name(p.stem + ".preview.png")
+
+
+def write_mask(prob_path: str | os.PathLike, mask_path: str | os.PathLike, threshold: float) -> None:
+    """The roof mask (uint8 0/1, tiled GeoTIFF like ``prob_path``) at ``threshold``, by strips."""
+    cut = round(threshold * PROB_SCALE)
+    with open_raster(prob_path) as src:
+        profile = {**src.profile, "nbits": 1, "compress": "deflate"}
+        profile.pop("zstd_level", None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            dst = rasterio.open(mask_path, "w", **profile)
+        with dst:
+            step = strip_rows(src.width)
+            for r0 in range(0, src.height, step):
+                win = Window(0, r0, src.width, min(step, src.height - r0))
+                dst.write((src.read(1, window=win) >= cut).astype(np.uint8)[None], window=win)
+
+
+def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, out: str | os.PathLike,
+                tiles: TileOptions = TileOptions(), vector: VectorizeOptions = VectorizeOptions(),
+                prob_out: str | os.PathLike | None = None, mask_out: str | os.PathLike | None = None,
+                cog: bool = False, preview: bool = True, overwrite: bool = False,
+                progress: bool = False, cluster=None) -> PredictResult:
+    """``geoseg predict``: scene → probability raster → roof polygons in ``out``, with a QGIS
+    style beside it (``roofs.qml``, also embedded in a GeoPackage) and a preview PNG.
+
+    ``scene`` may be a list of scenes: their polygons go into one layer (in the first
+    scene's CRS for a GeoPackage), merged where the scenes overlap (``merge``).
+    ``cluster`` (``dask_predict.ClusterOptions``) predicts the scenes, or blocks of a single
+    scene, as tasks on a Dask cluster; the output is the same. ``prob_out`` keeps the
+    stitched probability (uint8, p × 255) and ``mask_out`` the thresholded mask, as tiled
+    GeoTIFFs (Cloud-Optimised with ``cog``); both, and the preview, are for a single
+    scene. Every output is checked before any work starts and written under a
+    temporary name; all are renamed into place together at the end, so a failure or
+    Ctrl-C leaves nothing partial and nothing of the user's replaced.
+    """
+    scenes = [scene] if isinstance(scene, (str, os.PathLike)) else list(scene)
+    if not scenes:
+        raise InputError("no scene given; pass one or more rasters")
+    if len(scenes) > 1 and (prob_out or mask_out):
+        raise InputError("--prob-out and --mask-out take a single scene; run them one scene at a time")
+    if len(set(map(os.path.abspath, scenes))) != len(scenes):
+        raise InputError("a scene is given twice; pass each scene once")
+    vector_format(out)
+    png = preview_path(out) if preview and len(scenes) == 1 else None
+    qml = qml_path(out) if vector_format(out) == "GeoJSON" else None  # a GeoPackage embeds its style
+    refuse_inputs_as_outputs(
+        [("--out", out), ("--prob-out", prob_out), ("--mask-out", mask_out), ("the preview", png), ("the style", qml)],
+        [("the model", model_path), *(("a scene", s) for s in scenes)])
+    finals = [Path(p) for p in (out, prob_out, mask_out, png, qml) if p]
+    for p in finals:
+        check_output(p, overwrite)
+    ckpt = checkpoint.load(model_path)
+    infos = [_scene_info(s, out, several=len(scenes) > 1) for s in scenes]
+    crs = rasterio.crs.CRS.from_wkt(infos[0].crs_wkt) if infos[0].crs_wkt else None
+    merger = SceneMerger([footprint(i, crs) for i in infos], crs) if len(scenes) > 1 else None
+    with OutputSet(overwrite) as outs:
+        with contextlib.ExitStack() as stack:
+            # a bounded GDAL block cache: by default it takes 5 % of RAM and grows with the scene
+            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
+            tmpdir = Path(stack.enter_context(scratch_dir(Path(out).parent)))
+            writer = stack.enter_context(VectorWriter(out, crs, overwrite, outputs=outs))
+            tmp = {p: outs.add(p) for p in finals[1:]}
+            _write_outputs(stack, writer, tmp, tmpdir, scenes, ckpt, tiles, vector, infos[0], merger, png, qml,
+                           prob_out, mask_out, cog, progress, cluster)
+        outs.publish()  # all outputs appear together, or none
+    return PredictResult(Path(out), writer.count, Path(prob_out) if prob_out else None, png, infos[0],
+                         len(scenes))
+
+
+def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict, tmpdir: Path, scenes: list,
+                   ckpt: Checkpoint, tiles: TileOptions, vector: VectorizeOptions, info: SceneInfo, merger, png, qml,
+                   prob_out, mask_out, cog: bool, progress: bool, cluster) -> None:
+    """Predict ``scenes`` and write every output under its temporary name (``tmp``)."""
+    report = _reporter(progress and len(scenes) > 1)
+    prob_dst = None
+    if cluster is None:
+        source = _local_polygons(scenes, ckpt, tiles, vector, tmpdir, progress, report,
+                                 prob=bool(prob_out), portable=bool(prob_out) and not cog, mask=bool(mask_out))
+        stack.callback(source.close)  # on an error, before the GDAL environment above is left
+    else:
+        if prob_out or mask_out:  # the blocks' probability rows are gathered here
+            prob_dst = _prob_raster(tmpdir / "prob.tif", info)
+            stack.callback(prob_dst.close)
+        source = _cluster_polygons(stack, cluster, scenes, ckpt, tiles, vector, prob_dst, progress, report)
+    from geoseg.preview import Preview
+
+    picture = None  # made once the scene has been read without error
+    next_id = 1
+    for k, chunk in source:
+        if png and picture is None:
+            picture = Preview(scenes[0])
+        if merger is not None:
+            chunk = merger.add(chunk.to_crs(merger.crs) if chunk.crs != merger.crs else chunk, k)
+        else:  # ids run on over the chunks (blocks of a scene each count from 1)
+            chunk["id"] = range(next_id, next_id + len(chunk))
+            next_id += len(chunk)
+        writer.write(chunk)
+        if picture is not None:
+            picture.draw(chunk)
+    if merger is not None:
+        writer.write(merger.finish())
+    if prob_dst is not None:  # the blocks' probability rows, gathered: close, then derive the mask
+        prob_dst.close()
+        if mask_out:
+            write_mask(tmpdir / "prob.tif", tmpdir / "mask.tif", vector.threshold)
+    if png:
+        (picture or Preview(scenes[0])).save(tmp[png])
+    if qml:
+        write_qml(tmp[qml])
+    for name, final in (("prob.tif", prob_out), ("mask.tif", mask_out)):
+        if final:
+            if cog:
+                copy_as_cog(tmpdir / name, tmp[Path(final)])
+            else:
+                shutil.move(tmpdir / name, tmp[Path(final)])
+
+
+def _cluster_polygons(stack: contextlib.ExitStack, cluster, scenes: list, ckpt: Checkpoint, tiles: TileOptions,
+                      vector: VectorizeOptions, prob_dst, progress: bool, report):
+    """``(scene index, polygon chunk)`` computed on a Dask cluster (connected for the
+    stack's life): a task per scene, or per block of a single scene, whose probability
+    rows then go to ``prob_dst`` when it is given."""
+    from geoseg.dask_predict import block_polygons, connect, scene_polygons
+
+    client = stack.enter_context(connect(cluster))
+    if len(scenes) > 1:
+        return scene_polygons(client, scenes, ckpt, tiles, vector, cluster, report)
+    sink = None
+    if prob_dst is not None:
+        def sink(row0: int, rows: np.ndarray) -> None:
+            prob_dst.write(rows[None], window=Window(0, row0, rows.shape[1], rows.shape[0]))
+
+    return block_polygons(client, scenes[0], ckpt, tiles, vector, cluster, sink, _reporter(progress))
+
+
+def _prob_raster(path: Path, info: SceneInfo):
+    """An empty probability raster on ``info``'s grid (uint8, tiled, deflate), open for writing."""
+    from affine import Affine
+
+    crs = rasterio.crs.CRS.from_wkt(info.crs_wkt) if info.crs_wkt else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return rasterio.open(path, "w", driver="GTiff", width=info.width, height=info.height, count=1,
+                             dtype="uint8", crs=crs, transform=Affine(*info.transform), tiled=True,
+                             blockxsize=256, blockysize=256, compress="deflate", BIGTIFF="IF_SAFER")
+
+
+def _reporter(on: bool):
+    if not on:
+        return None
+    from tqdm import tqdm
+
+    return tqdm.write
+
+
+def _local_polygons(scenes: list, ckpt: Checkpoint, tiles: TileOptions, vector: VectorizeOptions, tmpdir: Path,
+                    progress: bool, report, prob: bool, portable: bool, mask: bool):
+    """``(scene index, polygon chunk)``, scene after scene, predicted in this process: the
+    rows the model finishes are traced as they come (``PolygonStream``), so no probability
+    raster is written unless it is kept; the last scene's probability (and mask) then stay
+    in ``tmpdir`` as prob.tif (mask.tif)."""
+    for k, path in enumerate(scenes):
+        if report:
+            report(f"scene {k + 1}/{len(scenes)}: {path}")
+        stream = PolygonStream(path, vector, Path(path).name)
+        chunks: list = []
+        prob_path = tmpdir / "prob.tif" if prob or mask else None
+        # a probability raster that is only read back (for the mask or a COG) is written fast; a kept one portably
+        rows = predict_rows(path, ckpt, prob_path, tiles, progress, compress="deflate" if portable else "zstd",
+                            rows_out=lambda row0, block, s=stream, c=chunks: c.append(s.feed(row0, block)))
+        with contextlib.closing(rows):  # closed here, should the consumer stop, not by the collector
+            for _ in rows:  # a grid row of tiles done: hand its polygons on
+                yield from ((k, chunk) for chunk in chunks)
+                chunks.clear()
+        yield k, stream.close()
+        if mask:
+            write_mask(prob_path, tmpdir / "mask.tif", vector.threshold)
+
+
+def _scene_info(path: str | os.PathLike, out: str | os.PathLike, several: bool) -> SceneInfo:
+    with open_raster(path) as src:
+        info = scene_info(src)
+    if vector_format(out) == "GeoJSON" and not info.georeferenced:
+        raise InputError(
+            f"{path}: has no georeference (CRS), so polygons would be in pixel coordinates;"
+            " write a .gpkg instead of RFC 7946 GeoJSON"
+        )
+    if several and not info.georeferenced:
+        raise InputError(f"{path}: has no georeference (CRS); several scenes can only be merged when"
+                         " each has one, so predict it on its own")
+    return info
+
+
+def footprint(info: SceneInfo, crs) -> Footprint:
+    """A scene's extent and pixel side in ``crs`` (edges densified, so reprojection bends them)."""
+    import shapely
+    from affine import Affine
+    from shapely import affinity
+    from shapely.geometry import box
+
+    a, b, c, d, e, f = info.transform
+    t = Affine(a, b, c, d, e, f)
+    poly = affinity.affine_transform(box(0, 0, info.width, info.height), (t.a, t.b, t.d, t.e, t.c, t.f))
+    pixel = float(np.hypot(t.a, t.d))
+    own = rasterio.crs.CRS.from_wkt(info.crs_wkt)
+    if own != crs:
+        import geopandas as gpd
+
+        dense = shapely.segmentize(poly, max(info.width, info.height) * pixel / 64)
+        moved = gpd.GeoSeries([dense, box(c, f, c + pixel, f - pixel)], crs=own).to_crs(crs)
+        poly, pixel = moved.iloc[0], float(np.sqrt(moved.iloc[1].area))
+    return Footprint(poly, pixel)
+
+
+def expand_scenes(args) -> list[Path]:
+    """Scene arguments → paths: a pattern with ``*``, ``?`` or ``[`` that names no file is
+    expanded (sorted), for a glob quoted from the shell."""
+    import glob
+
+    paths: list[Path] = []
+    for arg in args:
+        if not os.path.exists(arg) and glob.has_magic(arg):
+            found = sorted(glob.glob(arg))
+            if not found:
+                raise InputError(f"{arg}: no file matches this pattern; check the path")
+            paths += [Path(p) for p in found]
+        else:
+            paths.append(Path(arg))
+    return paths
+
+
+def parse_bands(text: str | None) -> tuple[int, ...] | None:
+    """``"1,2,3"`` → ``(1, 2, 3)``."""
+    if not text:
+        return None
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise InputError(f"--bands {text!r}: give band numbers separated by commas, e.g. 1,2,3") from None
