@@ -20,12 +20,12 @@ from _common import PEAK_RSS, WORK, ensure_model, run_child
 CHILD = f"""
 import json, sys, time
 from geoseg.predict import TileOptions
-from geoseg.pipeline import run_predict
+from geoseg.pipeline import Outputs, run_predict
 from geoseg.vectorize import VectorizeOptions
 scene, model, out, tile, overlap = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 t = time.perf_counter()
-r = run_predict(scene, model, out, TileOptions(tile_size=tile, overlap=overlap),
-                VectorizeOptions(threshold=float(sys.argv[6])), preview=False, overwrite=True)
+r = run_predict(scene, model, Outputs(out, preview=False, overwrite=True), TileOptions(tile_size=tile, overlap=overlap),
+                VectorizeOptions(threshold=float(sys.argv[6])))
 seconds = time.perf_counter() - t
 {PEAK_RSS}
 print(json.dumps(dict(seconds=seconds, polygons=r.count, peak_rss_mib=peak_rss_mib)))

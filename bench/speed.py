@@ -39,7 +39,7 @@ from rasterio.windows import Window
 from geoseg import checkpoint
 from geoseg.inference import fuse_for_inference
 from geoseg.io import read_window
-from geoseg.pipeline import run_predict
+from geoseg.pipeline import Outputs, run_predict
 from geoseg.predict import TileOptions
 from geoseg.runtime import autocast, resolve_device, resolve_precision, tune_allocator
 from geoseg.tiling import TileGrid
@@ -166,9 +166,9 @@ def main() -> None:
                 continue
             with tempfile.TemporaryDirectory() as tmp:
                 t = time.perf_counter()
-                r = run_predict(scene, model, Path(tmp) / "roofs.geojson",
+                r = run_predict(scene, model, Outputs(Path(tmp) / "roofs.geojson", preview=False),
                                 TileOptions(tile_size=args.tile, overlap=args.overlap, batch_size=args.batch,
-                                            precision=args.precision, prefetch=prefetch), preview=False)
+                                            precision=args.precision, prefetch=prefetch))
                 times.append(time.perf_counter() - t)
     del batches
     print("runs, s: bare " + " ".join(f"{t:.1f}" for t in bare) + ", geoseg " + " ".join(f"{t:.1f}" for t in ours)

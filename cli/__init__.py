@@ -14,7 +14,7 @@ import sys
 import click
 
 from geoseg import __version__
-from geoseg.errors import GeosegError, Interrupted, Terminated, interrupt_exit_code
+from geoseg.errors import GeosegError, Interrupted, Terminated, first_line, interrupt_exit_code
 
 
 def _warning_printer():
@@ -53,8 +53,7 @@ def _unexpected(exc: BaseException) -> str:
     fd, log = tempfile.mkstemp(prefix="geoseg-error-", suffix=".log")
     with os.fdopen(fd, "w") as fh:
         traceback.print_exception(exc, file=fh)
-    first = (str(exc).strip().splitlines() or [""])[0][:200]
-    return f"internal error ({type(exc).__name__}: {first}); please report it with the log {log}"
+    return f"internal error ({type(exc).__name__}: {first_line(exc)}); please report it with the log {log}"
 
 
 def _raise_terminated(signum, frame):

@@ -36,7 +36,7 @@ def predict(scenes: tuple[str, ...], model_path: Path, out: Path, prob_out: Path
     """Predict roofs on SCENES (GeoTIFF, COG, VRT, PNG, JPEG; several files or a quoted glob
     go into one layer, merged where they overlap) and write polygons to --out."""
     from geoseg.config import TileOptions, VectorizeOptions
-    from geoseg.pipeline import expand_scenes, parse_bands, run_predict
+    from geoseg.pipeline import Outputs, expand_scenes, parse_bands, run_predict
 
     vector = VectorizeOptions(**o.pick(VectorizeOptions, settings))
     tiles = TileOptions(bands=parse_bands(bands), **o.pick(TileOptions, settings))
@@ -45,8 +45,8 @@ def predict(scenes: tuple[str, ...], model_path: Path, out: Path, prob_out: Path
         from geoseg.dask_predict import ClusterOptions
 
         cluster = ClusterOptions(scheduler=scheduler, workers=workers, block=block)
-    result = run_predict(expand_scenes(scenes), model_path, out, tiles, vector, prob_out=prob_out, mask_out=mask_out,
-                         cog=cog, preview=not no_preview, overwrite=overwrite, progress=not quiet, cluster=cluster)
+    outputs = Outputs(out, prob=prob_out, mask=mask_out, cog=cog, preview=not no_preview, overwrite=overwrite)
+    result = run_predict(expand_scenes(scenes), model_path, outputs, tiles, vector, progress=not quiet, cluster=cluster)
     where = "EPSG:4326" if out.suffix.lower() != ".gpkg" else "the scene's CRS"
     if not result.scene.georeferenced:
         where = "pixel coordinates (the scene has no georeference)"

@@ -18,17 +18,13 @@ import click
 def synth(out_dir: Path, seed: int, tile_size: int, train_size: int, scene_size: int,
           pixel_size: float, overwrite: bool) -> None:
     """Write a synthetic town: OUT_DIR/train/{images,masks}, scene.tif (EPSG:25832), truth.gpkg."""
-    import shutil
-
-    from geoseg.errors import InputError, OutputExistsError
+    from geoseg.errors import InputError
+    from geoseg.outputs import fresh_folder
     from geoseg.synth import write_dataset
 
     if min(tile_size, train_size, scene_size) < 16 or train_size < tile_size or pixel_size <= 0:
         raise InputError("need --tile-size >= 16, --train-size >= --tile-size, --scene-size >= 16, --pixel-size > 0")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(f"{out_dir}: exists and is not empty; pass --overwrite or choose another folder")
-        shutil.rmtree(out_dir)
+    fresh_folder(out_dir, overwrite)
     paths = write_dataset(out_dir, seed=seed, tile_size=tile_size, train_size=train_size,
                           scene_size=scene_size, pixel_size=pixel_size)
     for name, path in paths.items():

@@ -11,7 +11,7 @@ from pathlib import Path
 import geopandas as gpd
 
 from geoseg.evaluate import object_scores, pixel_scores
-from geoseg.pipeline import run_predict
+from geoseg.pipeline import Outputs, run_predict
 from geoseg.predict import TileOptions
 from geoseg.synth import write_dataset
 from geoseg.train import TrainConfig, fit
@@ -22,9 +22,9 @@ def main(out: Path) -> None:
     paths = write_dataset(out / "data", seed=1)
     run = fit(TrainConfig(data_dir=str(paths["train"]), out_dir=str(out / "run"), time_limit=2.0,
                           epochs=1000, lr_max=1e-3, lr_min=1e-4, samples_per_epoch=64, overwrite=True))
-    result = run_predict(paths["scene"], run / "model.pt", out / "roofs.gpkg",
-                         TileOptions(overlap=32), VectorizeOptions(threshold=0.5),
-                         prob_out=out / "prob.tif", overwrite=True)
+    result = run_predict(paths["scene"], run / "model.pt",
+                         Outputs(out / "roofs.gpkg", prob=out / "prob.tif", overwrite=True),
+                         TileOptions(overlap=32), VectorizeOptions(threshold=0.5))
     truth = gpd.read_file(paths["truth"])
     print(f"{result.count} roofs; pixel IoU {pixel_scores(out / 'prob.tif', truth).iou:.3f};"
           f" object F1 {object_scores(gpd.read_file(result.out), truth).counts.f1:.3f}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from geoseg.errors import CheckpointError, GeosegError
+from geoseg.errors import CheckpointError, GeosegError, first_line
 from geoseg.model import UNet, UNetConfig, config_from_dict, config_to_dict
 
 FORMAT = "geoseg-checkpoint"
@@ -96,9 +96,8 @@ def load(path: str | os.PathLike) -> Checkpoint:
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{p}: not a geoseg checkpoint ({first[:120]}); give the model.pt written by 'geoseg train'"
+            f"{p}: not a geoseg checkpoint ({first_line(exc, 120)}); give the model.pt written by 'geoseg train'"
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{p}: not a geoseg checkpoint; give the model.pt written by 'geoseg train'")

@@ -18,7 +18,6 @@ is reported by name, and the run then writes nothing.
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from geoseg.errors import GeosegError, InputError
+from geoseg.errors import GeosegError, InputError, first_line
 
 
 class ScenesFailedError(GeosegError):
@@ -120,7 +119,7 @@ def block_polygons(client, scene, ckpt, tiles, vector, options: ClusterOptions, 
 
     from geoseg.vectorize import join_band_edges
 
-    threads = max(1, (os.cpu_count() or 1) // options.workers) if options.workers else None
+    threads = _threads(options)
     blocks = scene_blocks(scene, ckpt, tiles, vector, options.block)
     run = uuid.uuid4().hex[:8]
     [model] = client.scatter([ckpt], broadcast=True, hash=False)
@@ -134,7 +133,7 @@ def block_polygons(client, scene, ckpt, tiles, vector, options: ClusterOptions, 
                 result = future.result()
             except Exception as exc:
                 raise ScenesFailedError(f"{scene}: block {k + 1} of {len(blocks)} failed, nothing was written:"
-                                        f" {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                                        f" {first_line(exc)}") from None
             if report:
                 report(f"block {k + 1}/{len(blocks)} done")
             if prob_sink is not None:
@@ -146,6 +145,15 @@ def block_polygons(client, scene, ckpt, tiles, vector, options: ClusterOptions, 
         if pending:
             client.cancel(pending)
     yield 0, join_band_edges(edges, scene, vector, Path(scene).name)
+
+
+def _threads(options: ClusterOptions) -> int | None:
+    """Torch threads per task on a local cluster (its workers share this machine's cores)."""
+    if not options.workers:
+        return None
+    from geoseg.runtime import threads_per_process
+
+    return threads_per_process(options.workers)
 
 
 @contextlib.contextmanager
@@ -186,7 +194,7 @@ def scene_polygons(client, scenes: list, ckpt, tiles, vector, options: ClusterOp
     """``(scene index, polygons)`` for every scene, in scene order, computed on ``client``'s
     workers. Raises ``ScenesFailedError`` naming the scenes that failed for good, after
     every other scene is done."""
-    threads = max(1, (os.cpu_count() or 1) // options.workers) if options.workers else None
+    threads = _threads(options)
     import uuid
 
     run = uuid.uuid4().hex[:8]  # keys of their own: a second run on the same client shares nothing
@@ -204,7 +212,7 @@ def scene_polygons(client, scenes: list, ckpt, tiles, vector, options: ClusterOp
                 failed.append(f"{scenes[k]} ({exc})")
                 continue
             except Exception as exc:  # a worker's crash, a killed worker past its retries
-                failed.append(f"{scenes[k]} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+                failed.append(f"{scenes[k]} ({type(exc).__name__}: {first_line(exc)})")
                 continue
             if report:
                 report(f"scene {k + 1}/{len(scenes)} done: {scenes[k]}")

@@ -7,14 +7,13 @@ tiles within a time budget, predicts a scene it never saw (16 tiles' area), writ
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
 
-from geoseg.errors import OutputExistsError
+from geoseg.outputs import fresh_folder
 
 
 @dataclass(frozen=True)
@@ -38,16 +37,12 @@ def run_demo(out_dir: str | Path = "geoseg-demo", minutes: float = 4.0, seed: in
              norm: str = "batch") -> DemoResult:
     from geoseg import synth
     from geoseg.evaluate import object_scores, pixel_scores
-    from geoseg.pipeline import preview_path, run_predict
+    from geoseg.pipeline import Outputs, preview_path, run_predict
     from geoseg.predict import TileOptions
     from geoseg.preview import render_preview
     from geoseg.train import TrainConfig, fit
 
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(f"{out}: exists and is not empty; pass --overwrite or choose another --out")
-        shutil.rmtree(out)
+    out = fresh_folder(out_dir, overwrite)
     paths = synth.write_dataset(out / "data", seed=seed)
     t0 = time.perf_counter()
     run = fit(TrainConfig(
@@ -56,8 +51,8 @@ def run_demo(out_dir: str | Path = "geoseg-demo", minutes: float = 4.0, seed: in
     ), progress=progress)
     t1 = time.perf_counter()
     geojson = out / "roofs.geojson"
-    run_predict(paths["scene"], run / "model.pt", geojson, TileOptions(device=device),
-                prob_out=out / "prob.tif", preview=False, progress=progress)
+    run_predict(paths["scene"], run / "model.pt", Outputs(geojson, prob=out / "prob.tif", preview=False),
+                TileOptions(device=device), progress=progress)
     t2 = time.perf_counter()
     truth = gpd.read_file(paths["truth"])
     pred = gpd.read_file(geojson)

@@ -49,6 +49,13 @@ class GeosegWarning(UserWarning):
     """Something the user should know that does not stop the run; the CLI prints it once."""
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its class name when it has none), at most
+    ``limit`` characters: what goes into a one-line error."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:limit]
+
+
 @contextlib.contextmanager
 def warnings_said_once():
     """Within the block, a warning raised many times over (one per file, say) is held back

@@ -12,13 +12,11 @@ import os
 import geopandas as gpd
 import numpy as np
 from rasterio import features
-from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from geoseg.errors import InputError, warnings_said_once
-from geoseg.io import open_raster, strip_rows
-from geoseg.metrics import Counts, Match, match_objects, pixel_counts
-from geoseg.vectorize import PROB_SCALE
+from geoseg.io import open_raster, probability_cut, raster_strips
+from geoseg.metrics import Counts, Match, match_objects, pixel_counts, polygon_iou
 
 
 def pixel_scores(prob_path: str | os.PathLike, truth: gpd.GeoDataFrame, threshold: float = 0.5,
@@ -29,11 +27,9 @@ def pixel_scores(prob_path: str | os.PathLike, truth: gpd.GeoDataFrame, threshol
         if (truth.crs is None) != (src.crs is None):
             raise InputError(f"{prob_path}: truth and prediction must both be georeferenced, or neither")
         geoms = list(truth.to_crs(src.crs).geometry) if src.crs is not None else list(truth.geometry)
-        cut = round(threshold * PROB_SCALE)
-        step = strip_rows(src.width, rows)
-        for r0 in range(0, src.height, step):
-            win = Window(0, r0, src.width, min(step, src.height - r0))
-            pred = src.read(1, window=win) >= cut
+        cut = probability_cut(threshold)
+        for win, strip in raster_strips(src, rows):
+            pred = strip >= cut
             t = features.rasterize(
                 ((g, 1) for g in geoms), out_shape=pred.shape, fill=0, dtype="uint8",
                 transform=window_transform(win, src.transform),
@@ -61,13 +57,11 @@ def area_iou(pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> float:
 
     Computed from the geometries in the truth's CRS, so no raster grid has to be chosen.
     """
-    from shapely.ops import unary_union
+    import shapely
 
     if pred.crs is not None and truth.crs is not None:
         pred = pred.to_crs(truth.crs)
-    a, b = unary_union(list(pred.geometry)), unary_union(list(truth.geometry))
-    union = a.union(b).area
-    return a.intersection(b).area / union if union > 0 else 0.0
+    return polygon_iou(shapely.union_all(pred.geometry.values), shapely.union_all(truth.geometry.values))
 
 
 def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5,
@@ -92,7 +86,7 @@ def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5,
             prob_path = Path(tmp) / "prob.tif"
             predict_probability(pair.image, ckpt, prob_path, tiles or TileOptions())
             with open_raster(prob_path) as src:
-                pred = src.read(1) >= round(threshold * PROB_SCALE)
+                pred = src.read(1) >= probability_cut(threshold)
             truth = read_label(pair, polygons).astype(bool)
             if truth.shape != pred.shape:
                 raise InputError(f"{pair.mask}: mask size differs from its image; masks must match their images")

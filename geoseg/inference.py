@@ -103,10 +103,9 @@ class CompiledModel:
         except Exception as exc:  # a compiler missing or failing: the plain model gives the same output
             import warnings
 
-            from geoseg.errors import GeosegWarning
+            from geoseg.errors import GeosegWarning, first_line
 
-            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            warnings.warn(f"torch.compile failed ({reason}); running the model uncompiled", GeosegWarning,
+            warnings.warn(f"torch.compile failed ({first_line(exc)}); running the model uncompiled", GeosegWarning,
                           stacklevel=2)
             self.failed = True
             return self.fallback(x)

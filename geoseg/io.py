@@ -18,7 +18,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from geoseg.errors import GeosegWarning, InputError, RasterReadError
+from geoseg.errors import GeosegWarning, InputError, RasterReadError, first_line
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".vrt")
 
@@ -52,6 +52,37 @@ def strip_rows(width: int, rows: int | None = None) -> int:
     return rows or max(16, STRIP_PIXELS // max(width, 1))
 
 
+PROB_SCALE = 255.0  # a probability raster stores round(p * 255) as uint8
+
+
+def probability_cut(threshold: float) -> int:
+    """The uint8 value of a probability raster at and above which a pixel is roof."""
+    return round(threshold * PROB_SCALE)
+
+
+def raster_strips(src: rasterio.io.DatasetReader, rows: int | None = None) -> Iterator[tuple[Window, np.ndarray]]:
+    """An open raster's first band as ``(window, rows)`` strips of about ``STRIP_PIXELS``
+    (``rows`` rows when given), top to bottom: one band of any size in flat memory."""
+    step = strip_rows(src.width, rows)
+    for r0 in range(0, src.height, step):
+        win = Window(0, r0, src.width, min(step, src.height - r0))
+        yield win, src.read(1, window=win)
+
+
+def local_utm(geometry, crs):
+    """The UTM zone (WGS 84) at the centre of ``geometry`` (in ``crs``): where areas are in
+    square metres and right angles are right angles, for a geographic scene."""
+    import geopandas as gpd
+
+    return gpd.GeoSeries([geometry], crs=crs).estimate_utm_crs()
+
+
+def shapely_affine(transform) -> list[float]:
+    """A rasterio/affine transform as shapely's ``affine_transform`` wants it: [a, b, d, e, c, f]."""
+    t = transform
+    return [t.a, t.b, t.d, t.e, t.c, t.f]
+
+
 def value_scale(dtype: str) -> float:
     """The divisor that maps raw values of ``dtype`` to about [0, 1] (1.0 for floats)."""
     return DTYPE_SCALE.get(str(dtype), 1.0)
@@ -71,7 +102,7 @@ def open_raster(path: str | os.PathLike) -> Iterator[rasterio.io.DatasetReader]:
             src = rasterio.open(p)
     except RasterioIOError as exc:
         raise RasterReadError(
-            f"{p}: not a readable raster ({_first_line(exc)}); give a GeoTIFF, VRT, PNG or JPEG"
+            f"{p}: not a readable raster ({first_line(exc)}); give a GeoTIFF, VRT, PNG or JPEG"
         ) from None
     try:
         yield src
@@ -144,7 +175,7 @@ def read_window(
                     valid &= finite.all(axis=0)
     except RasterioIOError as exc:
         raise RasterReadError(
-            f"{src.name}: read failed at rows {r0}-{r1}, cols {c0}-{c1} ({_first_line(exc)});"
+            f"{src.name}: read failed at rows {r0}-{r1}, cols {c0}-{c1} ({first_line(exc)});"
             " the file may be truncated or a VRT source missing"
         ) from None
     pad = ((r0 - row_off, row_off + height - r1), (c0 - col_off, col_off + width - c1))
@@ -161,7 +192,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str]:
         try:
             return src.read(out_dtype="float32"), str(src.dtypes[0])
         except RasterioIOError as exc:
-            raise RasterReadError(f"{path}: read failed ({_first_line(exc)})") from None
+            raise RasterReadError(f"{path}: read failed ({first_line(exc)})") from None
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
@@ -175,7 +206,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
         try:
             m = src.read(1)
         except RasterioIOError as exc:
-            raise RasterReadError(f"{path}: read failed ({_first_line(exc)})") from None
+            raise RasterReadError(f"{path}: read failed ({first_line(exc)})") from None
     if m.max(initial=0) <= 1:
         return (m > 0).astype(np.uint8)
     if np.any((m != 0) & (m != 255)):
@@ -200,7 +231,7 @@ def read_polygons(path: str | os.PathLike, repair: bool = True):
             warnings.filterwarnings("ignore", message="More than one layer found")
             gdf = gpd.read_file(p)
     except Exception as exc:  # pyogrio raises several types for unreadable files
-        raise InputError(f"{p}: not a readable vector file ({_first_line(exc)[:100]})") from None
+        raise InputError(f"{p}: not a readable vector file ({first_line(exc, 100)})") from None
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].reset_index(drop=True)
     if repair and len(gdf):
         bad = ~shapely.is_valid(gdf.geometry.values)
@@ -227,8 +258,3 @@ def copy_as_cog(src_path: str | os.PathLike, dst_path: str | os.PathLike) -> Non
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         copy(src_path, dst_path, driver="COG", compress="DEFLATE", blocksize=512, BIGTIFF="IF_SAFER")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -21,9 +21,11 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from shapely import STRtree
-from shapely.geometry import Polygon
+from shapely.geometry import Polygon, box
 from shapely.geometry.polygon import orient
 from shapely.ops import unary_union
+
+from geoseg.io import local_utm
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,6 @@ class SceneMerger:
 
 def _measure(gdf: gpd.GeoDataFrame) -> None:
     """Recompute ``area_m2`` and ``perimeter_m`` in place (in a local UTM zone when geographic)."""
-    metric = gdf if gdf.crs.is_projected else gdf.to_crs(gdf.estimate_utm_crs())
+    metric = gdf if gdf.crs.is_projected else gdf.to_crs(local_utm(box(*gdf.total_bounds), gdf.crs))
     gdf["area_m2"] = metric.area.round(2).to_numpy()
     gdf["perimeter_m"] = metric.length.round(2).to_numpy()

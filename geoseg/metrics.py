@@ -68,6 +68,13 @@ class Match:
     pairs: tuple[tuple[int, int, float], ...]
 
 
+def polygon_iou(a: BaseGeometry, b: BaseGeometry) -> float:
+    """Intersection over union of two (multi)polygons' areas; 0 when both are empty."""
+    inter = a.intersection(b).area
+    union = a.area + b.area - inter
+    return inter / union if union > 0 else 0.0
+
+
 def match_objects(
     pred: Sequence[BaseGeometry],
     truth: Sequence[BaseGeometry],
@@ -102,9 +109,7 @@ def match_objects(
             if j in taken:
                 continue
             t = truth[j]
-            inter = p.intersection(t).area
-            union = p.area + t.area - inter
-            iou = inter / union if union > 0 else 0.0
+            iou = polygon_iou(p, t)
             if iou > best_iou:
                 best, best_iou = j, iou
         if best >= 0 and best_iou >= threshold:

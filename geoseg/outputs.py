@@ -128,6 +128,26 @@ def refuse_inputs_in_folder(what: str, folder: str | os.PathLike,
                              " to another folder")
 
 
+def fresh_folder(folder: str | os.PathLike, overwrite: bool, kind: str = "output folder", also: str = "",
+                 empty_it: bool = True) -> Path:
+    """A folder for a run's outputs: refused when it holds files, unless ``overwrite`` (then
+    emptied, when ``empty_it``); made if missing. ``also``: another way out, named in the
+    message (", --resume"). Callers refuse folders holding their inputs first
+    (``refuse_inputs_in_folder``)."""
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file; give a folder for the {kind}")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(f"{out}: {kind} exists and is not empty; pass --overwrite{also} or choose"
+                                    " another folder")
+        if empty_it:
+            shutil.rmtree(out)
+    if empty_it:
+        out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
     """Refuse an existing output unless ``overwrite``; refuse a missing or unwritable parent
     folder, or one that is a file. Clears dead runs' leftovers in the parent folder."""

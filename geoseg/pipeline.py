@@ -27,12 +27,12 @@ from geoseg import checkpoint
 from geoseg.checkpoint import Checkpoint
 from geoseg.errors import InputError
 from geoseg.export import VectorWriter, vector_format
-from geoseg.io import SceneInfo, copy_as_cog, open_raster, scene_info, strip_rows
+from geoseg.io import SceneInfo, copy_as_cog, open_raster, probability_cut, raster_strips, scene_info, shapely_affine
 from geoseg.merge import Footprint, SceneMerger
 from geoseg.outputs import OutputSet, check_output, refuse_inputs_as_outputs, scratch_dir
 from geoseg.predict import GDAL_CACHE_MB, TileOptions, predict_rows
 from geoseg.style import qml_path, write_qml
-from geoseg.vectorize import PROB_SCALE, PolygonStream, VectorizeOptions
+from geoseg.vectorize import PolygonStream, VectorizeOptions
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def preview_path(out: str | os.PathLike) -> Path:
 
 def write_mask(prob_path: str | os.PathLike, mask_path: str | os.PathLike, threshold: float) -> None:
     """The roof mask (uint8 0/1, tiled GeoTIFF like ``prob_path``) at ``threshold``, by strips."""
-    cut = round(threshold * PROB_SCALE)
+    cut = probability_cut(threshold)
     with open_raster(prob_path) as src:
         profile = {**src.profile, "nbits": 1, "compress": "deflate"}
         profile.pop("zstd_level", None)
@@ -60,68 +60,89 @@ def write_mask(prob_path: str | os.PathLike, mask_path: str | os.PathLike, thres
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             dst = rasterio.open(mask_path, "w", **profile)
         with dst:
-            step = strip_rows(src.width)
-            for r0 in range(0, src.height, step):
-                win = Window(0, r0, src.width, min(step, src.height - r0))
-                dst.write((src.read(1, window=win) >= cut).astype(np.uint8)[None], window=win)
+            for win, strip in raster_strips(src):
+                dst.write((strip >= cut).astype(np.uint8)[None], window=win)
 
 
-def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, out: str | os.PathLike,
+@dataclass(frozen=True)
+class Outputs:
+    """What ``geoseg predict`` writes: the polygons ``out`` (``.geojson``: RFC 7946; ``.gpkg``:
+    the scene's CRS, its style embedded), and beside them a QGIS style ``NAME.qml`` (GeoJSON),
+    a ``NAME.preview.png`` (``preview``, one scene), the stitched probability ``prob`` (uint8,
+    p × 255) and the thresholded ``mask`` (uint8 0/1) as tiled GeoTIFFs (Cloud-Optimised with
+    ``cog``). ``overwrite``: replace existing files of these names."""
+
+    out: Path
+    prob: Path | None = None
+    mask: Path | None = None
+    cog: bool = False
+    preview: bool = True
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("out", "prob", "mask"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        vector_format(self.out)
+
+    def files(self, scenes: int) -> dict[str, Path]:
+        """Every file written for ``scenes`` scenes, by the option that names it."""
+        named = {"--out": self.out, "--prob-out": self.prob, "--mask-out": self.mask,
+                 "the preview": preview_path(self.out) if self.preview and scenes == 1 else None,
+                 "the style": qml_path(self.out) if vector_format(self.out) == "GeoJSON" else None}
+        return {k: v for k, v in named.items() if v is not None}
+
+
+def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, out: str | os.PathLike | Outputs,
                 tiles: TileOptions = TileOptions(), vector: VectorizeOptions = VectorizeOptions(),
-                prob_out: str | os.PathLike | None = None, mask_out: str | os.PathLike | None = None,
-                cog: bool = False, preview: bool = True, overwrite: bool = False,
                 progress: bool = False, cluster=None) -> PredictResult:
-    """``geoseg predict``: scene → probability raster → roof polygons in ``out``, with a QGIS
-    style beside it (``roofs.qml``, also embedded in a GeoPackage) and a preview PNG.
+    """``geoseg predict``: scenes → roof polygons in ``out`` (a path, or ``Outputs`` for the
+    files beside it), predicted with ``tiles`` and traced with ``vector``.
 
     ``scene`` may be a list of scenes: their polygons go into one layer (in the first
     scene's CRS for a GeoPackage), merged where the scenes overlap (``merge``).
     ``cluster`` (``dask_predict.ClusterOptions``) predicts the scenes, or blocks of a single
-    scene, as tasks on a Dask cluster; the output is the same. ``prob_out`` keeps the
-    stitched probability (uint8, p × 255) and ``mask_out`` the thresholded mask, as tiled
-    GeoTIFFs (Cloud-Optimised with ``cog``); both, and the preview, are for a single
-    scene. Every output is checked before any work starts and written under a
-    temporary name; all are renamed into place together at the end, so a failure or
+    scene, as tasks on a Dask cluster; the output is the same. The probability, the mask and
+    the preview are for a single scene. Every output is checked before any work starts and
+    written under a temporary name; all are published together at the end, so a failure or
     Ctrl-C leaves nothing partial and nothing of the user's replaced.
     """
+    outputs = out if isinstance(out, Outputs) else Outputs(Path(out))
     scenes = [scene] if isinstance(scene, (str, os.PathLike)) else list(scene)
     if not scenes:
         raise InputError("no scene given; pass one or more rasters")
-    if len(scenes) > 1 and (prob_out or mask_out):
+    if len(scenes) > 1 and (outputs.prob or outputs.mask):
         raise InputError("--prob-out and --mask-out take a single scene; run them one scene at a time")
     if len(set(map(os.path.abspath, scenes))) != len(scenes):
         raise InputError("a scene is given twice; pass each scene once")
-    vector_format(out)
-    png = preview_path(out) if preview and len(scenes) == 1 else None
-    qml = qml_path(out) if vector_format(out) == "GeoJSON" else None  # a GeoPackage embeds its style
-    refuse_inputs_as_outputs(
-        [("--out", out), ("--prob-out", prob_out), ("--mask-out", mask_out), ("the preview", png), ("the style", qml)],
-        [("the model", model_path), *(("a scene", s) for s in scenes)])
-    finals = [Path(p) for p in (out, prob_out, mask_out, png, qml) if p]
-    for p in finals:
-        check_output(p, overwrite)
+    files = outputs.files(len(scenes))
+    refuse_inputs_as_outputs(files.items(), [("the model", model_path), *(("a scene", s) for s in scenes)])
+    for p in files.values():
+        check_output(p, outputs.overwrite)
     ckpt = checkpoint.load(model_path)
-    infos = [_scene_info(s, out, several=len(scenes) > 1) for s in scenes]
+    infos = [_scene_info(s, outputs.out, several=len(scenes) > 1) for s in scenes]
     crs = rasterio.crs.CRS.from_wkt(infos[0].crs_wkt) if infos[0].crs_wkt else None
     merger = SceneMerger([footprint(i, crs) for i in infos], crs) if len(scenes) > 1 else None
-    with OutputSet(overwrite) as outs:
+    with OutputSet(outputs.overwrite) as publisher:
         with contextlib.ExitStack() as stack:
             # a bounded GDAL block cache: by default it takes 5 % of RAM and grows with the scene
             stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
-            tmpdir = Path(stack.enter_context(scratch_dir(Path(out).parent)))
-            writer = stack.enter_context(VectorWriter(out, crs, overwrite, outputs=outs))
-            tmp = {p: outs.add(p) for p in finals[1:]}
-            _write_outputs(stack, writer, tmp, tmpdir, scenes, ckpt, tiles, vector, infos[0], merger, png, qml,
-                           prob_out, mask_out, cog, progress, cluster)
-        outs.publish()  # all outputs appear together, or none
-    return PredictResult(Path(out), writer.count, Path(prob_out) if prob_out else None, png, infos[0],
-                         len(scenes))
+            tmpdir = Path(stack.enter_context(scratch_dir(outputs.out.parent)))
+            writer = stack.enter_context(VectorWriter(outputs.out, crs, outputs.overwrite, outputs=publisher))
+            tmp = {what: publisher.add(p) for what, p in files.items() if what != "--out"}
+            _write_outputs(stack, writer, tmp, tmpdir, scenes, ckpt, tiles, vector, infos[0], merger, outputs,
+                           progress, cluster)
+        publisher.publish()  # all outputs appear together, or none
+    return PredictResult(outputs.out, writer.count, outputs.prob, files.get("the preview"), infos[0], len(scenes))
 
 
-def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict, tmpdir: Path, scenes: list,
-                   ckpt: Checkpoint, tiles: TileOptions, vector: VectorizeOptions, info: SceneInfo, merger, png, qml,
-                   prob_out, mask_out, cog: bool, progress: bool, cluster) -> None:
-    """Predict ``scenes`` and write every output under its temporary name (``tmp``)."""
+def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict[str, Path], tmpdir: Path,
+                   scenes: list, ckpt: Checkpoint, tiles: TileOptions, vector: VectorizeOptions, info: SceneInfo,
+                   merger, outputs: Outputs, progress: bool, cluster) -> None:
+    """Predict ``scenes`` and write every output under its temporary name (``tmp``, by option)."""
+    prob_out, mask_out, cog = outputs.prob, outputs.mask, outputs.cog
+    png, qml = tmp.get("the preview"), tmp.get("the style")
     report = _reporter(progress and len(scenes) > 1)
     prob_dst = None
     if cluster is None:
@@ -155,15 +176,15 @@ def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict,
         if mask_out:
             write_mask(tmpdir / "prob.tif", tmpdir / "mask.tif", vector.threshold)
     if png:
-        (picture or Preview(scenes[0])).save(tmp[png])
+        (picture or Preview(scenes[0])).save(png)
     if qml:
-        write_qml(tmp[qml])
-    for name, final in (("prob.tif", prob_out), ("mask.tif", mask_out)):
-        if final:
+        write_qml(qml)
+    for name, option in (("prob.tif", "--prob-out"), ("mask.tif", "--mask-out")):
+        if option in tmp:
             if cog:
-                copy_as_cog(tmpdir / name, tmp[Path(final)])
+                copy_as_cog(tmpdir / name, tmp[option])
             else:
-                shutil.move(tmpdir / name, tmp[Path(final)])
+                shutil.move(tmpdir / name, tmp[option])
 
 
 def _cluster_polygons(stack: contextlib.ExitStack, cluster, scenes: list, ckpt: Checkpoint, tiles: TileOptions,
@@ -251,7 +272,7 @@ def footprint(info: SceneInfo, crs) -> Footprint:
 
     a, b, c, d, e, f = info.transform
     t = Affine(a, b, c, d, e, f)
-    poly = affinity.affine_transform(box(0, 0, info.width, info.height), (t.a, t.b, t.d, t.e, t.c, t.f))
+    poly = affinity.affine_transform(box(0, 0, info.width, info.height), shapely_affine(t))
     pixel = float(np.hypot(t.a, t.d))
     own = rasterio.crs.CRS.from_wkt(info.crs_wkt)
     if own != crs:

@@ -28,11 +28,10 @@ from geoseg.checkpoint import Checkpoint
 from geoseg.config import TileOptions
 from geoseg.errors import GeosegWarning, InputError
 from geoseg.inference import compile_for_inference, fuse_for_inference
-from geoseg.io import SceneInfo, check_bands, open_raster, read_window, scene_info, value_scale
+from geoseg.io import PROB_SCALE, SceneInfo, check_bands, open_raster, read_window, scene_info, value_scale
 from geoseg.runtime import autocast, resolve_device, resolve_precision, tune_allocator
 from geoseg.stitch import Sink, Stitcher
 from geoseg.tiling import TileGrid, choose_grid
-from geoseg.vectorize import PROB_SCALE
 
 GDAL_CACHE_MB = 128
 

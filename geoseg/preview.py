@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 
-from geoseg.errors import RasterReadError
+from geoseg.errors import RasterReadError, first_line
 from geoseg.io import open_raster
 
 
@@ -47,7 +47,7 @@ class Preview:
             try:
                 data = src.read(out_shape=(src.count, h, w), resampling=Resampling.average)
             except RasterioIOError as exc:
-                raise RasterReadError(f"{scene_path}: read failed ({str(exc).strip().splitlines()[0]});"
+                raise RasterReadError(f"{scene_path}: read failed ({first_line(exc)});"
                                       " the file may be truncated or a VRT source missing") from None
             self.crs = src.crs
             self.to_px = ~src.transform if src.crs is not None else None

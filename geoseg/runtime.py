@@ -8,6 +8,7 @@ autocast with channels-last memory where the processor has bfloat16 instructions
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -51,6 +52,11 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def threads_per_process(processes: int) -> int:
+    """Torch threads for each of ``processes`` processes sharing this machine's cores (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // max(processes, 1))
 
 
 def seed_everything(seed: int) -> None:

@@ -24,6 +24,8 @@ from shapely import affinity
 from shapely.geometry import LineString, Polygon, box
 from shapely.ops import unary_union
 
+from geoseg.io import shapely_affine
+
 DEFAULT_CRS = "EPSG:25832"
 DEFAULT_ORIGIN = (356_000.0, 5_646_000.0)  # upper-left corner, metres in EPSG:25832
 
@@ -91,10 +93,9 @@ def make_town(
     mask = _rasterize(houses, shape).astype(np.uint8) if houses else np.zeros(shape, np.uint8)
 
     transform = Affine(pixel_size, 0, origin[0], 0, -pixel_size, origin[1])
-    a, b, d, e, xoff, yoff = transform.a, transform.b, transform.d, transform.e, transform.c, transform.f
     frame = box(0, 0, width, height)  # the truth is what the scene shows: roofs clipped to its edge
     visible = [part for h in houses for part in getattr(h.intersection(frame), "geoms", [h.intersection(frame)])]
-    roofs = [affinity.affine_transform(h, [a, b, d, e, xoff, yoff]) for h in visible if h.area >= 1.0]
+    roofs = [affinity.affine_transform(h, shapely_affine(transform)) for h in visible if h.area >= 1.0]
     return Town(image=np.ascontiguousarray(image), mask=mask, roofs=roofs, transform=transform, crs=crs)
 
 

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import random
-import shutil
 import socket
 import time
 from dataclasses import asdict
@@ -38,12 +37,19 @@ from geoseg.data import (
     load_samples,
     refuse_unlearnable,
 )
-from geoseg.errors import CheckpointError, GeosegError, InputError, Interrupted, OutputExistsError, interrupt_exit_code
+from geoseg.errors import CheckpointError, GeosegError, InputError, Interrupted, interrupt_exit_code
 from geoseg.losses import NEEDS_WEIGHT_MAP, get_loss
 from geoseg.metrics import Counts
 from geoseg.model import UNet, UNetConfig, config_to_dict
-from geoseg.outputs import refuse_inputs_in_folder
-from geoseg.runtime import autocast, resolve_device, resolve_precision, seed_everything, tune_allocator
+from geoseg.outputs import fresh_folder, refuse_inputs_in_folder
+from geoseg.runtime import (
+    autocast,
+    resolve_device,
+    resolve_precision,
+    seed_everything,
+    threads_per_process,
+    tune_allocator,
+)
 
 METRIC_FIELDS = ["epoch", "step", "lr", "train_loss", "val_loss", "val_iou", "val_f1", "seconds"]
 
@@ -94,13 +100,7 @@ def prepare_run_dir(out_dir: str, overwrite: bool, resume: bool, inputs=()) -> P
         if not (out / "last.pt").is_file():
             raise CheckpointError(f"{out / 'last.pt'}: nothing to resume; train without --resume first")
         return out
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(
-                f"{out}: run folder exists and is not empty; pass --overwrite, --resume or another --out")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return fresh_folder(out, overwrite, "run folder", ", --resume")
 
 
 def evaluate_batches(model, loader, loss_fn, device, precision, keep: bool = False):
@@ -358,8 +358,7 @@ def _free_port() -> int:
 def _worker(rank: int, config, world: int, port: int, progress: bool) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    threads = max(1, (os.cpu_count() or 1) // world)  # the cores shared out, not oversubscribed
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads_per_process(world))  # the cores shared out, not oversubscribed
     fit(config, progress=progress and rank == 0)
 
 
@@ -372,9 +371,8 @@ def spawn(config, nproc: int, progress: bool = True) -> Path:
     config.check()  # bad options and an occupied run folder are said here, once, before any process starts
     out = Path(config.out_dir)
     refuse_inputs_in_folder("--out", out, run_inputs(config))
-    if not config.resume and not config.overwrite and out.exists() and any(out.iterdir()):
-        raise OutputExistsError(f"{out}: run folder exists and is not empty; pass --overwrite, --resume or"
-                                " another --out")
+    if not config.resume:
+        fresh_folder(out, config.overwrite, "run folder", ", --resume", empty_it=False)
     if nproc > 1 and torch.cuda.is_available() and config.device != "cpu" and nproc > torch.cuda.device_count():
         raise InputError(f"--nproc {nproc} but only {torch.cuda.device_count()} GPU(s); one process per GPU")
     context = mp.start_processes(_worker, args=(config, nproc, _free_port(), progress), nprocs=nproc,
@@ -392,7 +390,7 @@ def spawn(config, nproc: int, progress: bool = True) -> Path:
                               " had ended; continue with --resume") from None
     except mp.ProcessRaisedException as exc:
         text = str(exc).strip().splitlines()
-        # the child's own error: the last line of its traceback, without the exception's class
+        # the child's own error: the last line of its traceback (not its first), without the exception's class
         last = text[-1] if text else str(exc)
         raise GeosegError(f"a training process failed: {last.split(': ', 1)[-1]}") from None
     except mp.ProcessExitedException as exc:

@@ -29,7 +29,6 @@ import pandas as pd
 import shapely
 from affine import Affine
 from rasterio import features
-from rasterio.windows import Window
 from scipy import ndimage
 from shapely import STRtree, affinity
 from shapely.geometry import Polygon, box
@@ -37,9 +36,8 @@ from shapely.geometry.polygon import orient
 from shapely.ops import unary_union
 
 from geoseg.config import VectorizeOptions
-from geoseg.io import open_raster, strip_rows
-
-PROB_SCALE = 255.0  # the probability raster stores round(p * 255) as uint8
+from geoseg.io import PROB_SCALE, local_utm, open_raster, probability_cut, raster_strips, shapely_affine, strip_rows
+from geoseg.metrics import polygon_iou
 
 
 @dataclass
@@ -123,7 +121,7 @@ class StripTracer:
     def __init__(self, height: int, width: int, threshold: float = 0.5, rows: int | None = None,
                  opening_px: int = 0) -> None:
         self.height, self.step, self.radius = height, strip_rows(width, rows), opening_px
-        self.cut = round(threshold * PROB_SCALE)
+        self.cut = probability_cut(threshold)
         self.held: np.ndarray | None = None  # raster rows top… in hand
         self.top = 0
         self.r0 = 0  # the next strip's first row
@@ -168,8 +166,8 @@ class StripTracer:
 def _raster_rows(prob_path: str | os.PathLike, step: int):
     """A raster's first band as ``(first row, rows)`` blocks of ``step`` rows, top to bottom."""
     with open_raster(prob_path) as src:
-        for r0 in range(0, src.height, step):
-            yield r0, src.read(1, window=Window(0, r0, src.width, min(step, src.height - r0)))
+        for win, rows in raster_strips(src, step):
+            yield win.row_off, rows
 
 
 def iter_pixel_parts(prob_path: str | os.PathLike, threshold: float = 0.5, rows: int | None = None,
@@ -206,16 +204,11 @@ def _frame(prob_path) -> _Frame:
         return _Frame(None, (), 1.0, None, size=size)
     area_crs = None
     if not (crs.is_projected and crs.linear_units in ("metre", "meter")):
-        from pyproj.aoi import AreaOfInterest
-        from pyproj.database import query_utm_crs_info
-
-        lon_lat = gpd.GeoSeries([box(*bounds)], crs=crs).to_crs(4326).total_bounds
-        info = query_utm_crs_info(datum_name="WGS 84", area_of_interest=AreaOfInterest(*lon_lat))
-        area_crs = f"EPSG:{info[0].code}"
+        area_crs = local_utm(box(*bounds), crs)
         cx, cy = (bounds.left + bounds.right) / 2, (bounds.bottom + bounds.top) / 2
         px = gpd.GeoSeries([box(cx, cy, cx + abs(t.a), cy + abs(t.e))], crs=crs).to_crs(area_crs).area.iloc[0]
-        return _Frame(crs, (t.a, t.b, t.d, t.e, t.c, t.f), abs(t.a), area_crs, float(px), size)
-    return _Frame(crs, (t.a, t.b, t.d, t.e, t.c, t.f), abs(t.a), area_crs, size=size)
+        return _Frame(crs, tuple(shapely_affine(t)), abs(t.a), area_crs, float(px), size)
+    return _Frame(crs, tuple(shapely_affine(t)), abs(t.a), area_crs, size=size)
 
 
 def _to_frame(parts: list[_Part], frame: _Frame, options: VectorizeOptions, first_id: int,
@@ -297,14 +290,14 @@ def regularize(geom: Polygon, pixel: float, tolerance: float | None = None) -> P
         return simple
     rect = geom.minimum_rotated_rectangle
     angles = {round(_dominant_angle(np.asarray(c.exterior.coords)), 3) for c in (simple, rect)}
-    fits = [(f, _iou(f, geom)) for f in (_right_angled(geom, simple, a, k * pixel)
+    fits = [(f, polygon_iou(f, geom)) for f in (_right_angled(geom, simple, a, k * pixel)
                                          for a in angles for k in (2, 4, 8)) if f is not None]
     if fits:
         top = max(iou for _, iou in fits)
         if top >= RECT_IOU:
             return min(((f, iou) for f, iou in fits if iou >= top - FIT_SLACK),
                        key=lambda fi: (len(fi[0].exterior.coords), -fi[1]))[0]
-    return rect if _iou(rect, geom) >= RECT_IOU else _keep_area(simple, geom, pixel)
+    return rect if polygon_iou(rect, geom) >= RECT_IOU else _keep_area(simple, geom, pixel)
 
 
 def _right_angled(geom: Polygon, simple: Polygon, theta: float, min_edge: float) -> Polygon | None:
@@ -331,11 +324,6 @@ def _keep_area(fit: Polygon, geom: Polygon, pixel: float) -> Polygon:
         return fit
     grown = fit.buffer(grow, join_style="mitre")
     return grown if isinstance(grown, Polygon) and grown.is_valid and not grown.is_empty else fit
-
-
-def _iou(a: Polygon, b: Polygon) -> float:
-    union = a.union(b).area
-    return a.intersection(b).area / union if union > 0 else 0.0
 
 
 def _dominant_angle(coords: np.ndarray) -> float:

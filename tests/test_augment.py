@@ -36,5 +36,26 @@ def test_photometric_jitter_touches_the_image_only():
                             tv_tensors.Mask(torch.full((32, 32), 2.0))))
     assert set(torch.unique(w).tolist()) <= {0.0, 2.0}
     assert int(m.sum()) > 0
-    # a 4-band image gets brightness only (contrast/hue are 1- or 3-band operations)
-    train_transform(4)((tv_tensors.Image(torch.rand(4, 32, 32)), tv_tensors.Mask(mask)))
+
+
+
+def test_a_four_band_image_gets_a_gain_and_offset_per_band_and_its_mask_is_untouched():
+    # contrast and hue are 1- or 3-band operations in torchvision: a 4-band image gets BandJitter
+    from geoseg.augment import BandJitter
+
+    torch.manual_seed(2)
+    image = torch.full((4, 16, 16), 0.5)
+    mask = torch.zeros(16, 16, dtype=torch.long)
+    mask[2:9, 3:12] = 1
+    jitter = BandJitter(gain=0.2, offset=0.05)
+    out, m = jitter(tv_tensors.Image(image), tv_tensors.Mask(mask))
+    assert torch.equal(m, mask)
+    per_band = out.reshape(4, -1)
+    assert torch.allclose(per_band, per_band[:, :1].expand_as(per_band))  # one gain and offset a band
+    assert len(set(per_band[:, 0].tolist())) == 4  # drawn per band
+    assert ((per_band[:, 0] - 0.5).abs() <= 0.5 * 0.2 + 0.05 + 1e-6).all()  # within the gain and offset asked
+    steps = [type(t).__name__ for t in train_transform(4).transforms]
+    assert "BandJitter" in steps and "ColorJitter" not in steps
+    img, m4 = train_transform(4, photometric=True)((tv_tensors.Image(torch.rand(4, 32, 32)),
+                                                    tv_tensors.Mask(torch.ones(32, 32, dtype=torch.long))))
+    assert img.shape == (4, 32, 32) and set(torch.unique(m4).tolist()) <= {0, 1}

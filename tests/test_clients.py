@@ -16,7 +16,7 @@ import pytest
 import rasterio
 from shapely.geometry import box
 
-from geoseg.pipeline import run_predict
+from geoseg.pipeline import Outputs, run_predict
 from geoseg.predict import TileOptions
 from geoseg.vectorize import VectorizeOptions
 
@@ -28,8 +28,8 @@ def outputs(tiny_model, synth_task, tmp_path_factory):
     out = tmp_path_factory.mktemp("clients")
     for name in ("roofs.geojson", "roofs.gpkg"):
         (out / name.split(".")[1]).mkdir()
-        run_predict(synth_task["scene"], tiny_model, out / name.split(".")[1] / name, TileOptions(tile_size=64),
-                    VectorizeOptions(threshold=0.3), preview=False)
+        run_predict(synth_task["scene"], tiny_model, Outputs(out / name.split(".")[1] / name, preview=False),
+                    TileOptions(tile_size=64), VectorizeOptions(threshold=0.3))
     assert not (out / "gpkg" / "roofs.qml").exists()  # the GeoPackage carries its own style
     with rasterio.open(synth_task["scene"]) as src:
         footprint = gpd.GeoSeries([box(*src.bounds)], crs=src.crs).to_crs(4326).total_bounds

@@ -16,7 +16,7 @@ from cli import main
 from geoseg import checkpoint
 from geoseg.dask_predict import ClusterOptions, ScenesFailedError, connect, scene_polygons
 from geoseg.errors import InputError
-from geoseg.pipeline import run_predict
+from geoseg.pipeline import Outputs, run_predict
 from geoseg.predict import TileOptions
 from geoseg.vectorize import VectorizeOptions
 
@@ -79,7 +79,8 @@ def test_a_killed_worker_is_retried_and_the_output_is_still_whole(tiny_model, sc
     assert killed, "no worker was busy to kill"
     assert [k for k, _ in results] == [0, 1, 2, 3]
     # the same polygons, scene by scene, as the single-process run before its merge
-    single = [run_predict(s, tiny_model, tmp_path / f"s{k}.gpkg", OPTS, preview=False) for k, s in enumerate(scenes)]
+    single = [run_predict(s, tiny_model, Outputs(tmp_path / f"s{k}.gpkg", preview=False), OPTS) for k,
+              s in enumerate(scenes)]
     for (_, got), ref in zip(results, single):
         want = layer(ref.out)
         assert len(got) == len(want)
@@ -114,11 +115,14 @@ def test_cluster_options_on_the_command_line(tiny_model, scenes, tmp_path):
 
 def test_one_scene_in_blocks_gives_the_single_process_probability_and_polygons(tiny_model, synth_task, tmp_path):
     vec = VectorizeOptions(simplify=0, threshold=0.3)
-    one = run_predict(synth_task["scene"], tiny_model, tmp_path / "one.gpkg", OPTS, vec,
-                      prob_out=tmp_path / "one-prob.tif", mask_out=tmp_path / "one-mask.tif", preview=False)
-    blocks = run_predict(synth_task["scene"], tiny_model, tmp_path / "blocks.gpkg", OPTS, vec,
-                         prob_out=tmp_path / "blocks-prob.tif", mask_out=tmp_path / "blocks-mask.tif",
-                         cluster=ClusterOptions(workers=2, block=96))  # 4 blocks of 2 tile rows
+
+    def outputs(name, **kw):
+        d = tmp_path
+        return Outputs(d / f"{name}.gpkg", prob=d / f"{name}-prob.tif", mask=d / f"{name}-mask.tif", **kw)
+
+    one = run_predict(synth_task["scene"], tiny_model, outputs("one", preview=False), OPTS, vec)
+    blocks = run_predict(synth_task["scene"], tiny_model, outputs("blocks"),
+                         OPTS, vec, cluster=ClusterOptions(workers=2, block=96))  # 4 blocks of 2 tile rows
     for name in ("prob", "mask"):
         with rasterio.open(tmp_path / f"one-{name}.tif") as a, rasterio.open(tmp_path / f"blocks-{name}.tif") as b:
             assert a.transform == b.transform and a.crs == b.crs

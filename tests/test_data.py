@@ -53,7 +53,9 @@ def test_training_items_are_tiles_and_validation_items_whole_images(labelled):
     samples, scale = load_samples(find_pairs(labelled), weight_maps=True)
     assert scale == 255.0 and samples[0].mask.max() == 1 and samples[0].weight is not None
     norm = band_statistics(samples, scale)
-    assert len(norm.mean) == 3 and all(s > 0 for s in norm.std)
+    pixels = np.concatenate([s.image.reshape(3, -1) for s in samples], axis=1)  # the statistics, measured
+    assert np.allclose(norm.mean, pixels.mean(axis=1), atol=1e-6) and np.allclose(norm.std, pixels.std(axis=1),
+                                                                                  atol=1e-6)
     train = TileDataset(samples, norm, tile_size=32, multiple=4, transform=lambda x: x, length=10)
     item = train[7]
     assert len(train) == 10 and item["image"].shape == (3, 32, 32) and item["target"].shape == (32, 32)
@@ -62,3 +64,26 @@ def test_training_items_are_tiles_and_validation_items_whole_images(labelled):
     assert item["image"].shape == (3, 72, 72)  # 64 padded up to a multiple of 24
     assert item["valid"][:64, :64].all() and not item["valid"][64:].any()
     assert abs(float(item["image"][:, :64, :64].mean())) < 1.0  # normalised
+
+
+def test_a_band_of_one_value_gets_a_std_of_one_not_a_division_by_zero(labelled):
+    samples, scale = load_samples(find_pairs(labelled))
+    for s in samples:
+        s.image[1] = 0.25
+    norm = band_statistics(samples, scale)
+    assert norm.std[1] == 1.0 and norm.mean[1] == pytest.approx(0.25) and norm.std[0] != 1.0
+
+
+def test_nodata_pixels_are_invalid_in_load_samples(labelled):
+    import rasterio
+
+    for p in sorted((labelled / "images").iterdir()):
+        with rasterio.open(p) as src:
+            data = src.read()
+        data[:, :10, :] = 7  # a fill value in every band
+        data[0, 10, :] = 7  # in one band only: still imagery
+        write_tif(p, data)
+    samples, _ = load_samples(find_pairs(labelled), nodata=7)
+    for s in samples:
+        assert not s.valid[:10].any() and s.valid[10:].all()
+    assert all(s.valid is None for s in load_samples(find_pairs(labelled))[0])  # none asked, none found

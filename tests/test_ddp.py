@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from geoseg import checkpoint
-from geoseg.pipeline import run_predict
+from geoseg.pipeline import Outputs, run_predict
 from geoseg.predict import TileOptions
 from geoseg.train import TrainConfig, fit, spawn
 
@@ -27,8 +27,8 @@ def test_two_processes_keep_identical_weights_and_their_model_predicts(synth_tas
     assert (run / "metrics.csv").read_text().count("\n") == 3  # header and two epochs, written once
     state = checkpoint.load(run / "last.pt").extra
     assert len(state["rank_rngs"]) == 2 and state["step"] == 2 * 2  # 8 tiles an epoch: 4 per rank, 2 steps
-    res = run_predict(synth_task["scene"], run / "model.pt", tmp_path / "roofs.gpkg",
-                      TileOptions(tile_size=64), preview=False)
+    res = run_predict(synth_task["scene"], run / "model.pt", Outputs(tmp_path / "roofs.gpkg", preview=False),
+                      TileOptions(tile_size=64))
     assert res.out.exists()
     # resume continues the same run with both processes; rank 0 alone then makes the averaged model
     spawn(replace(config(synth_task, tmp_path / "run"), epochs=4, average=1, resume=True), nproc=2, progress=False)

@@ -12,7 +12,7 @@ from shapely.ops import unary_union
 from cli import main
 from geoseg.errors import InputError
 from geoseg.merge import Footprint, SceneMerger
-from geoseg.pipeline import run_predict
+from geoseg.pipeline import Outputs, run_predict
 from geoseg.predict import TileOptions
 
 CRS = "EPSG:25832"
@@ -79,7 +79,7 @@ def split_scene(scene, tmp_path):
 def test_two_overlapping_scenes_give_the_roofs_of_the_whole_scene_once(tiny_model, synth_task, tmp_path):
     west, east = split_scene(synth_task["scene"], tmp_path)
     opts = TileOptions(tile_size=64, precision="fp32")
-    whole = run_predict(synth_task["scene"], tiny_model, tmp_path / "whole.gpkg", opts, preview=False)
+    whole = run_predict(synth_task["scene"], tiny_model, Outputs(tmp_path / "whole.gpkg", preview=False), opts)
     merged = run_predict([west, east], tiny_model, tmp_path / "merged.gpkg", opts)
     assert merged.scenes == 2 and merged.preview is None
     a, b = gpd.read_file(whole.out, layer="roofs"), gpd.read_file(merged.out, layer="roofs")
@@ -143,7 +143,7 @@ def test_scenes_from_a_quoted_glob_on_the_command_line(tiny_model, synth_task, t
 def test_several_scenes_refuse_a_single_scene_output(tiny_model, synth_task, tmp_path):
     west, east = split_scene(synth_task["scene"], tmp_path)
     with pytest.raises(InputError, match="single scene"):
-        run_predict([west, east], tiny_model, tmp_path / "r.gpkg", prob_out=tmp_path / "p.tif")
+        run_predict([west, east], tiny_model, Outputs(tmp_path / "r.gpkg", prob=tmp_path / "p.tif"))
     with pytest.raises(InputError, match="twice"):
         run_predict([west, west], tiny_model, tmp_path / "r.gpkg")
     assert not list(tmp_path.glob("r.*")) and not (tmp_path / "p.tif").exists()

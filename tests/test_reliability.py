@@ -112,7 +112,7 @@ def test_a_file_that_appears_during_the_run_is_not_replaced_and_nothing_is_left(
 
     monkeypatch.setattr(predict, "write_qml", another_run_publishes_first)
     with pytest.raises(OutputExistsError, match="appeared while this run was writing it"):
-        predict.run_predict(synth_task["scene"], tiny_model, out, prob_out=tmp_path / "prob.tif")
+        predict.run_predict(synth_task["scene"], tiny_model, predict.Outputs(out, prob=tmp_path / "prob.tif"))
     assert out.read_text() == "the other run's roofs"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["roofs.geojson"]  # no preview, prob, style or temp
 
@@ -188,12 +188,12 @@ def test_sigterm_is_handled_as_ctrl_c_and_leaves_nothing(tiny_model, tmp_path):
 
 @pytest.mark.parametrize("fill", [np.nan, np.inf, -np.inf])
 def test_nan_and_inf_pixels_are_nodata_in_predict(tiny_model, tmp_path, fill):
-    from geoseg.pipeline import run_predict
+    from geoseg.pipeline import Outputs, run_predict
 
     data = np.full((3, 200, 200), fill, np.float32)
     scene = write_tif(tmp_path / "s.tif", data)  # no nodata declared
     with pytest.warns(UserWarning, match="float32 imagery"):
-        result = run_predict(scene, tiny_model, tmp_path / "r.gpkg", prob_out=tmp_path / "p.tif", preview=False)
+        result = run_predict(scene, tiny_model, Outputs(tmp_path / "r.gpkg", prob=tmp_path / "p.tif", preview=False))
     assert result.count == 0
     import rasterio
 
