@@ -25,6 +25,8 @@ from . import options as o
 @click.option("--nproc", default=1, show_default=True,
               help="Train data-parallel in N processes (gloo on CPU, one per GPU with NCCL); or run under torchrun.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option("--accept-changes", is_flag=True, help="With --resume: go on although the data, split, sampling or"
+              " schedule differ from the run's (they are listed, and recorded in config.json).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty run folder.")
 @o.quiet
 def train(data_dir: Path | None, images: Path | None, labels: Path | None, out_dir: Path, val_dir: Path | None,

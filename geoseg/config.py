@@ -58,6 +58,7 @@ class TrainConfig:
     select_best: bool = True
     average: int = 0
     resume: bool = False
+    accept_changes: bool = False  # with resume: go on although the data or sampling differ from the run's
     overwrite: bool = False
 
     def check(self) -> None:

@@ -19,7 +19,7 @@ import os
 import random
 import socket
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -103,6 +103,21 @@ def prepare_run_dir(out_dir: str, overwrite: bool, resume: bool, inputs=()) -> P
     return fresh_folder(out, overwrite, "run folder", ", --resume")
 
 
+def _write_config(out: Path, config: TrainConfig, facts: dict, first_epoch: int) -> None:
+    """``config.json``: the run's settings and what they resolved to. A resumed run keeps the
+    settings it started with and adds what this resumption changed (epochs, device, or data
+    with ``--accept-changes``) to its ``resumes`` list: the file is never silently rewritten."""
+    path = out / "config.json"
+    entry = json.loads(json.dumps({**asdict(config), **facts}))  # as the file holds it: lists, not tuples
+    if config.resume and path.exists():
+        before = json.loads(path.read_text())
+        changed = {k: v for k, v in entry.items() if before.get(k) != v and k not in ("resume", "overwrite")}
+        entry = {**before, "resumes": [*before.get("resumes", []), {"from_epoch": first_epoch, **changed}]}
+    tmp = path.with_name(".config.json.part")
+    tmp.write_text(json.dumps(entry, indent=2))
+    os.replace(tmp, path)
+
+
 def evaluate_batches(model, loader, loss_fn, device, precision, keep: bool = False):
     """Mean loss and pixel confusion counts (valid pixels only) of ``model`` over ``loader``;
     with ``keep``, also the roof probability of each item (float32 ``(H, W)`` numpy)."""
@@ -170,22 +185,76 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
 
     out = (prepare_run_dir(config.out_dir, config.overwrite, config.resume, run_inputs(config)) if dist.main
            else Path(config.out_dir))
+    if config.resume and dist.main:
+        refuse_changed_resume(out, config, train_pairs, val_pairs)
     if dist.active:
         device = ddp.init(dist, device)
         ddp.barrier(dist)  # the run folder is ready
     try:
-        return _fit(config, dist, device, precision, train_pairs, val_pairs, train_samples, val_samples, scale,
-                    out, progress)
+        return _fit(config, _Place(dist, device, precision),
+                    _Data(train_pairs, val_pairs, train_samples, val_samples, scale), out, progress)
     finally:
         ddp.close(dist)
 
 
-def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, train_samples, val_samples, scale,
-         out: Path, progress: bool) -> Path:
+@dataclass(frozen=True)
+class _Place:
+    """Where this process trains: its place among the processes, its device and precision."""
+
+    dist: ddp.Dist
+    device: torch.device
+    precision: str
+
+
+@dataclass(frozen=True)
+class _Data:
+    """The labelled data of a run, loaded: pairs and samples for training and validation."""
+
+    train_pairs: list[Pair]
+    val_pairs: list[Pair]
+    train_samples: list
+    val_samples: list
+    scale: float
+
+
+# settings that must stay the same for --resume to continue the run it resumes
+RESUME_FIXED = ("data_dir", "labels", "val_dir", "val_fraction", "folds", "fold", "seed", "samples_per_epoch",
+                "batch_size", "tile_size", "loss", "photometric", "nodata", "lr_max", "lr_min")
+
+
+def refuse_changed_resume(out: Path, config: TrainConfig, train_pairs: list[Pair], val_pairs: list[Pair]) -> None:
+    """Raise ``InputError`` listing what differs from the run being resumed (``config.json``):
+    its data, its split, its sampling and schedule; ``config.accept_changes`` lets it go on,
+    and ``config.json`` then records the changes."""
+    try:
+        before = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        raise CheckpointError(f"{out / 'config.json'}: missing or unreadable, so the run cannot be checked before"
+                              " it is resumed; train into a new --out") from None
+    now = {**asdict(config), "train_images": [p.image.name for p in train_pairs],
+           "val_images": [p.image.name for p in val_pairs]}
+    changed = {k: (before.get(k), now[k]) for k in (*RESUME_FIXED, "train_images", "val_images")
+               if before.get(k) != now[k]}
+    if changed and not config.accept_changes:
+        said = "; ".join(f"{k} {_short(a)} → {_short(b)}" for k, (a, b) in changed.items())
+        raise InputError(f"{out}: --resume with settings that differ from the run's ({said}); resume with the"
+                         " run's settings, or pass --accept-changes to continue with these knowingly")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _fit(config: TrainConfig, place: _Place, data: _Data, out: Path, progress: bool) -> Path:
     from tqdm import tqdm
 
     from geoseg.preview import render_curves, render_validation
 
+    dist, device, precision = place.dist, place.device, place.precision
+    train_pairs, val_pairs, train_samples, val_samples = (data.train_pairs, data.val_pairs, data.train_samples,
+                                                          data.val_samples)
+    scale = data.scale
     progress = progress and dist.main
     seed_everything(config.seed + dist.rank)  # rank 0 as one process; the others their own tiles
     norm = band_statistics(train_samples, scale)
@@ -243,11 +312,11 @@ def _fit(config: TrainConfig, dist, device, precision, train_pairs, val_pairs, t
         with open(out / "metrics.csv") as fh:
             history = [row for row in csv.DictReader(fh) if int(row["epoch"]) < first_epoch]
     if dist.main:
-        (out / "config.json").write_text(json.dumps(
-            {**asdict(config), "model": asdict(mcfg), "resolved_device": str(device),
-             "resolved_precision": precision, "train_images": [p.image.name for p in train_pairs],
-             "val_images": [p.image.name for p in val_pairs], "band_stats": asdict(norm), "processes": dist.world},
-            indent=2))
+        _write_config(out, config, {"model": asdict(mcfg), "resolved_device": str(device),
+                                    "resolved_precision": precision,
+                                    "train_images": [p.image.name for p in train_pairs],
+                                    "val_images": [p.image.name for p in val_pairs], "band_stats": asdict(norm),
+                                    "processes": dist.world}, first_epoch)
     meta = {"train_config": asdict(config), "nodata": config.nodata}
 
     def save(name: str, epoch: int, row: dict, full: bool, rngs: list | None = None) -> None:

@@ -17,6 +17,7 @@ from geoseg.onnx_export import export_onnx
 from geoseg.predict import roof_probability
 
 
+@pytest.mark.slow
 def test_a_deepness_style_run_of_the_onnx_model_gives_geoseg_probabilities(tiny_model, synth_task, tmp_path):
     res = export_onnx(tiny_model, tmp_path / "roofs.onnx", tile_size=64, resolution_cm=30)
     assert res.max_abs_diff < 1e-4
@@ -44,6 +45,7 @@ def test_a_deepness_style_run_of_the_onnx_model_gives_geoseg_probabilities(tiny_
     assert session.run(None, {"image": np.repeat(x[None], 3, 0).astype(np.float32)})[0].shape == (3, 2, 64, 64)
 
 
+@pytest.mark.slow
 def test_export_onnx_on_the_command_line_and_its_bad_inputs(tiny_model, tmp_path):
     out = tmp_path / "roofs.onnx"
     res = CliRunner().invoke(main, ["export-onnx", str(tiny_model), "--out", str(out), "--tile-size", "64"])

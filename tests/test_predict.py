@@ -247,6 +247,7 @@ def test_every_pixel_type_is_read_in_its_own_type_and_predicted(tiny_model, tmp_
     assert np.abs(prob_of(tmp_path / "p.tif").astype(int) - prob_of(tmp_path / "q.tif")).max() <= 1
 
 
+@pytest.mark.slow
 def test_a_compiled_model_predicts_what_the_plain_one_does(tiny_model, synth_task, tmp_path):
     import warnings
 
@@ -262,6 +263,7 @@ def test_a_compiled_model_predicts_what_the_plain_one_does(tiny_model, synth_tas
     assert np.abs(plain - compiled).max() <= 1
 
 
+@pytest.mark.slow
 def test_without_a_compiler_compile_says_so_once_and_predicts_uncompiled(tiny_model, synth_task, tmp_path):
     # a real failure: inductor finds no C++ compiler (and has no cached kernels to fall back on)
     import os

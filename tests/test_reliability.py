@@ -163,6 +163,7 @@ def test_leftovers_of_dead_runs_are_removed_by_the_next_run_and_only_those(tiny_
     assert remove_leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_sigterm_is_handled_as_ctrl_c_and_leaves_nothing(tiny_model, tmp_path):
     scene = write_tif(tmp_path / "big.tif", np.random.default_rng(0).integers(0, 255, (3, 4096, 4096), np.uint8))
     out_dir = tmp_path / "out"
@@ -279,6 +280,7 @@ def test_invalid_label_polygons_are_repaired_and_counted_once(tmp_path):
 # --- interrupted training resumes exactly -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_interrupted_mid_epoch_then_resumed_gives_the_uninterrupted_weights(labelled, tmp_path, monkeypatch):
     import torch
 
@@ -441,3 +443,38 @@ def test_weights_that_do_not_fit_their_config_are_one_line(tiny_model, synth_tas
     torch.save(raw, tmp_path / "bad.pt")
     one_line_error(run("predict", synth_task["scene"], "--model", tmp_path / "bad.pt", "--out", tmp_path / "r.gpkg",
                        "--quiet"), "weights do not fit its model config")
+
+
+# --- resuming another run's settings ------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_resume_with_other_data_or_sampling_is_refused_with_the_differences_listed(labelled, tmp_path):
+    import json
+    import shutil
+
+    from tests.test_train import TINY
+
+    run_dir = tmp_path / "run"
+    base = ["train", labelled, "--out", run_dir, "--quiet", "--tile-size", "32", "--depth", "3", "--width", "4",
+            "--batch-size", "2", "--samples-per-epoch", "4", "--lr-max", "1e-3", "--seed", "3"]
+    assert run(*base, "--epochs", "1").exit_code == 0
+    before = (run_dir / "config.json").read_text()
+    other = tmp_path / "other"
+    shutil.copytree(labelled, other)
+    (other / "images" / "t3.tif").rename(other / "images" / "t9.tif")
+    (other / "masks" / "t3.tif").rename(other / "masks" / "t9.tif")
+    resumed = [a if a != labelled else other for a in base]
+    r = run(*resumed, "--epochs", "2", "--resume", "--seed", "4")
+    one_line_error(r, "--resume with settings that differ from the run's", "data_dir", "seed 3 → 4",
+                   "train_images", "--accept-changes")
+    assert (run_dir / "config.json").read_text() == before  # not rewritten
+    r = run(*base, "--epochs", "2", "--resume")  # the same settings, more epochs: goes on
+    assert r.exit_code == 0, r.output
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["epochs"] == 1 and config["resumes"] == [{"from_epoch": 2, "epochs": 2}]
+    r = run(*resumed, "--epochs", "3", "--resume", "--accept-changes")
+    assert r.exit_code == 0, r.output
+    last = json.loads((run_dir / "config.json").read_text())["resumes"][-1]
+    assert last["from_epoch"] == 3 and last["data_dir"] == str(other) and last["accept_changes"] is True
+    assert TINY["seed"] == 3

@@ -16,6 +16,9 @@ from geoseg.errors import CheckpointError, InputError
 from geoseg.train import TrainConfig, fit, kfold
 from tests.conftest import write_tif
 
+# every test here trains models (seconds each): the slow tier
+pytestmark = pytest.mark.slow
+
 TINY = dict(tile_size=32, depth=3, width=4, batch_size=2, samples_per_epoch=4, lr_max=1e-3, seed=3)
 
 
