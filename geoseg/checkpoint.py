@@ -25,7 +25,7 @@ from geoseg.model import UNet, UNetConfig, config_from_dict, config_to_dict
 FORMAT = "geoseg-checkpoint"
 VERSION = 1
 _KNOWN = {"format", "version", "model_config", "state_dict", "norm", "tile_size", "nodata", "epoch", "metrics",
-          "train_config"}
+          "train_config", "gsd"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Checkpoint:
     tile_size: int  # the training tile side, pixels
     state_dict: dict
     nodata: float | None = None  # the value marking missing imagery the model was trained with
+    gsd: float | None = None  # the training pixel size, metres (None: unknown, e.g. tiles without georeference)
     epoch: int | None = None
     metrics: dict = field(default_factory=dict)
     train_config: dict | None = None
@@ -146,6 +147,9 @@ def _checked(p: Path, state: dict) -> Checkpoint:
     weights = state.get("state_dict")
     if not isinstance(weights, dict) or not weights or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         raise _damaged(p, "state_dict", "a set of weight tensors")
+    gsd = state.get("gsd")
+    if gsd is not None and (not _number(gsd) or gsd <= 0):
+        raise _damaged(p, "gsd", "a positive pixel size in metres, or empty")
     epoch = state.get("epoch")
     if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool)):
         raise _damaged(p, "epoch", "a whole number")
@@ -156,7 +160,8 @@ def _checked(p: Path, state: dict) -> Checkpoint:
         model=config,
         norm=Normalisation(scale=float(norm["scale"]), mean=tuple(float(v) for v in norm["mean"]),
                            std=tuple(float(v) for v in norm["std"])),
-        tile_size=tile, state_dict=weights, nodata=None if nodata is None else float(nodata), epoch=epoch,
+        tile_size=tile, state_dict=weights, nodata=None if nodata is None else float(nodata),
+        gsd=None if gsd is None else float(gsd), epoch=epoch,
         metrics=metrics, train_config=train_config, extra={k: v for k, v in state.items() if k not in _KNOWN})
 
 

@@ -32,9 +32,16 @@ class TrainConfig:
     again on the training tiles.
     """
 
-    data_dir: str
+    data_dir: str  # labelled tiles (images + masks); with ``labels``: scenes (a file, a folder or a glob)
     out_dir: str
-    labels: str | None = None
+    labels: str | None = None  # building footprints (any vector format) labelling the scenes of ``data_dir``
+    labels_layer: str | None = None  # the layer of a multi-layer label file
+    labels_where: str | None = None  # an OGR SQL filter of the footprints, e.g. "building IS NOT NULL"
+    label_extent: str | None = None  # polygons where the footprints are complete; None: footprints + extent_buffer
+    extent_buffer: float = 30.0  # m around each footprint taken as labelled when no label_extent is given
+    positive_fraction: float = 0.5  # share of training windows centred on a footprint (the rest uniform)
+    gsd: float | None = None  # training pixel size, m; None: the finest scene's (tiles: unknown)
+    val_labels: str | None = None  # footprints of the ``val_dir`` scenes (default: ``labels``)
     epochs: int = 50
     batch_size: int = 8
     tile_size: int = 256
@@ -74,6 +81,12 @@ class TrainConfig:
             raise InputError(f"need 0 < --lr-min <= --lr-max, got {self.lr_min} and {self.lr_max}")
         if self.folds == 1 or self.folds < 0 or (self.folds and not 0 <= self.fold < self.folds):
             raise InputError(f"need --folds >= 2 and 0 <= fold < folds, got fold {self.fold} of {self.folds}")
+        if not 0.0 <= self.positive_fraction <= 1.0:
+            raise InputError(f"--positive-fraction must be in [0, 1], got {self.positive_fraction}")
+        if self.gsd is not None and self.gsd <= 0:
+            raise InputError(f"--gsd must be a positive number of metres per pixel, got {self.gsd}")
+        if self.extent_buffer < 0:
+            raise InputError(f"--extent-buffer must not be negative, got {self.extent_buffer}")
         if self.average < 0:
             raise InputError(f"--average must be 0 (off) or a number of learning-rate cycles, got {self.average}")
         if self.resume and self.overwrite:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from geoseg.losses import get_loss
 from geoseg.metrics import Counts
-from geoseg.train import TrainConfig, fit, split_pairs
+from geoseg.sources import split_pairs
+from geoseg.train import TrainConfig, fit
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,29 @@ def band_statistics(samples: list[Sample], scale: float) -> Normalisation:
     return Normalisation(scale=float(scale), mean=tuple(mean.tolist()), std=tuple(std.tolist()))
 
 
+def make_item(image: np.ndarray, mask: np.ndarray, valid: np.ndarray, weight: np.ndarray, transform,
+              mean: torch.Tensor, std: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A training or validation item from arrays: ``image`` float ``(C, H, W)`` scaled to about
+    [0, 1], ``mask`` 0/1, ``valid`` and ``weight`` float ``(H, W)``; augmented by ``transform``
+    (image and masks together), then normalised. Dicts of ``image`` float32 ``(C, H, W)``,
+    ``target`` int64, ``valid`` and ``weight`` float32 ``(H, W)``."""
+    out = (
+        tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))),
+        tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64))),
+        tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(valid, dtype=np.float32))),
+        tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32))),
+    )
+    if transform is not None:
+        out = transform(out)
+    img, tgt, val, wgt = out
+    return {
+        "image": ((img.as_subclass(torch.Tensor) - mean) / std).float(),
+        "target": tgt.as_subclass(torch.Tensor).long(),
+        "valid": val.as_subclass(torch.Tensor).float(),
+        "weight": wgt.as_subclass(torch.Tensor).float(),
+    }
+
+
 def _pad_to(a: np.ndarray, h: int, w: int, mode: str) -> np.ndarray:
     ph, pw = h - a.shape[-2], w - a.shape[-1]
     if ph <= 0 and pw <= 0:
@@ -255,21 +278,7 @@ class TileDataset(Dataset):
             image, mask, valid, weight = self._crop(image, mask, valid, weight)
         image = _pad_to(image, h, w, "reflect")
         mask, valid, weight = (_pad_to(a, h, w, "constant") for a in (mask, valid, weight))
-        out = (
-            tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image))),
-            tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64))),
-            tv_tensors.Mask(torch.from_numpy(valid)),
-            tv_tensors.Mask(torch.from_numpy(weight)),
-        )
-        if self.transform is not None:
-            out = self.transform(out)
-        img, tgt, val, wgt = out
-        return {
-            "image": ((img.as_subclass(torch.Tensor) - self.mean) / self.std).float(),
-            "target": tgt.as_subclass(torch.Tensor).long(),
-            "valid": val.as_subclass(torch.Tensor).float(),
-            "weight": wgt.as_subclass(torch.Tensor).float(),
-        }
+        return make_item(image, mask, valid, weight, self.transform, self.mean, self.std)
 
     def _crop(self, *arrays):
         h, w = arrays[1].shape

@@ -215,11 +215,13 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     return (m >= 128).astype(np.uint8)
 
 
-def read_polygons(path: str | os.PathLike, repair: bool = True):
-    """Read a vector file of polygons (GeoJSON, GeoPackage, anything OGR reads) as a
-    GeoDataFrame, empty and missing geometries dropped. ``repair``: invalid polygons
-    (self-intersecting rings, bow-ties) are made valid (``shapely.make_valid``, keeping
-    their polygonal parts), and how many were is said once in a ``GeosegWarning``."""
+def read_polygons(path: str | os.PathLike, repair: bool = True, layer: str | None = None, where: str | None = None):
+    """Read a vector file of polygons (GeoJSON, GeoPackage, Shapefile, FlatGeobuf, anything
+    OGR reads) as a GeoDataFrame, empty and missing geometries dropped. ``layer``: the layer
+    of a multi-layer file; ``where``: an OGR SQL filter (``"building IS NOT NULL"``).
+    ``repair``: invalid polygons (self-intersecting rings, bow-ties) are made valid
+    (``shapely.make_valid``, keeping their polygonal parts), and how many were is said once
+    in a ``GeosegWarning``."""
     import geopandas as gpd
     import shapely
 
@@ -229,9 +231,10 @@ def read_polygons(path: str | os.PathLike, repair: bool = True):
     try:
         with warnings.catch_warnings():  # a GeoPackage with QGIS styles holds a `layer_styles` table too
             warnings.filterwarnings("ignore", message="More than one layer found")
-            gdf = gpd.read_file(p)
+            gdf = gpd.read_file(p, layer=layer, where=where) if (layer or where) else gpd.read_file(p)
     except Exception as exc:  # pyogrio raises several types for unreadable files
-        raise InputError(f"{p}: not a readable vector file ({first_line(exc, 100)})") from None
+        what = "with --labels-layer/--labels-where " if (layer or where) else ""
+        raise InputError(f"{p}: not a readable vector file {what}({first_line(exc, 100)})") from None
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].reset_index(drop=True)
     if repair and len(gdf):
         bad = ~shapely.is_valid(gdf.geometry.values)

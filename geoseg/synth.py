@@ -343,3 +343,34 @@ def write_mosaic(path: str | Path, size: int, seed: int = 0, block: int = 2048, 
         gpd.GeoDataFrame({"id": np.arange(1, len(roofs) + 1)}, geometry=roofs, crs=DEFAULT_CRS).to_file(
             truth_path, driver="GPKG")
     return len(roofs)
+
+
+def write_scene_dataset(out_dir: str | Path, size: int = 2048, seed: int = 0, label_share: float = 0.5,
+                        pixel_size: float = 0.3, block: int = 2048) -> dict[str, Path]:
+    """Write an orthophoto with building footprints as a user has them: ``ortho.tif`` (a
+    ``size``² scene in EPSG:25832; a mosaic of towns, written block by block, above
+    ``block`` pixels), ``buildings.gpkg`` (the footprints of its left ``label_share`` only,
+    in lon/lat, as an OpenStreetMap extract that covers part of the imagery, with a
+    ``building`` attribute), ``label_extent.gpkg`` (that labelled part, in lon/lat) and
+    ``truth.gpkg`` (every roof, in the scene's CRS, to score against). Returns the paths."""
+    import geopandas as gpd
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"ortho": out / "ortho.tif", "labels": out / "buildings.gpkg", "extent": out / "label_extent.gpkg",
+             "truth": out / "truth.gpkg"}
+    if size <= block:
+        town = make_town(size, size, seed=seed, pixel_size=pixel_size)
+        write_scene(town, paths["ortho"])
+        write_truth(town, paths["truth"])
+    else:
+        write_mosaic(paths["ortho"], size, seed=seed, block=block, pixel_size=pixel_size, truth_path=paths["truth"])
+    truth = gpd.read_file(paths["truth"])
+    x0, y1 = DEFAULT_ORIGIN
+    labelled = box(x0, y1 - size * pixel_size, x0 + label_share * size * pixel_size, y1)
+    known = truth[truth.geometry.centroid.within(labelled)]
+    gpd.GeoDataFrame({"building": ["yes"] * len(known)}, geometry=known.geometry.values, crs=truth.crs).to_crs(
+        4326).to_file(paths["labels"], driver="GPKG")
+    gpd.GeoDataFrame({"name": ["labelled"]}, geometry=[labelled], crs=truth.crs).to_crs(4326).to_file(
+        paths["extent"], driver="GPKG")
+    return paths

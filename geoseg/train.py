@@ -16,7 +16,6 @@ import csv
 import json
 import math
 import os
-import random
 import socket
 import time
 from dataclasses import asdict, dataclass
@@ -28,20 +27,12 @@ from torch.utils.data import DataLoader
 from geoseg import checkpoint, ddp
 from geoseg.augment import train_transform
 from geoseg.config import TrainConfig
-from geoseg.data import (
-    Pair,
-    TileDataset,
-    band_statistics,
-    find_pairs,
-    find_vector_pairs,
-    load_samples,
-    refuse_unlearnable,
-)
 from geoseg.errors import CheckpointError, GeosegError, InputError, Interrupted, interrupt_exit_code
 from geoseg.losses import NEEDS_WEIGHT_MAP, get_loss
 from geoseg.metrics import Counts
 from geoseg.model import UNet, UNetConfig, config_to_dict
 from geoseg.outputs import fresh_folder, refuse_inputs_in_folder
+from geoseg.predict import GDAL_CACHE_MB
 from geoseg.runtime import (
     autocast,
     resolve_device,
@@ -50,40 +41,9 @@ from geoseg.runtime import (
     threads_per_process,
     tune_allocator,
 )
+from geoseg.sources import TrainingData, load_training_data
 
 METRIC_FIELDS = ["epoch", "step", "lr", "train_loss", "val_loss", "val_iou", "val_f1", "seconds"]
-
-
-def split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Shuffle ``range(n)`` with ``seed``; hold out ``round(n * fraction)`` (at least 1 if asked)."""
-    idx = list(range(n))
-    random.Random(seed).shuffle(idx)
-    k = 0 if fraction <= 0 else min(max(1, round(n * fraction)), n - 1)
-    return sorted(idx[k:]), sorted(idx[:k])
-
-
-def kfold(n: int, folds: int, fold: int, seed: int) -> tuple[list[int], list[int]]:
-    """Training and held-out indexes of fold ``fold`` of ``folds`` (sizes differ by at most one)."""
-    if n < folds:
-        raise InputError(f"{n} labelled pairs cannot make {folds} folds; use --folds {max(2, n)} or add pairs")
-    idx = list(range(n))
-    random.Random(seed).shuffle(idx)
-    held = sorted(idx[fold::folds])
-    return sorted(set(idx) - set(held)), held
-
-
-def split_pairs(config: TrainConfig) -> tuple[list[Pair], list[Pair]]:
-    pairs = find_vector_pairs(config.data_dir, config.labels) if config.labels else find_pairs(config.data_dir)
-    if config.val_dir:
-        return pairs, find_pairs(config.val_dir)
-    if config.folds:
-        tr, va = kfold(len(pairs), config.folds, config.fold, config.seed)
-    else:
-        if config.val_fraction > 0 and len(pairs) < 2:
-            raise InputError(
-                f"{config.data_dir}: one labelled pair cannot be split; add pairs or pass --val-fraction 0")
-        tr, va = split(len(pairs), config.val_fraction, config.seed)
-    return [pairs[i] for i in tr], [pairs[i] for i in va]
 
 
 def run_inputs(config: TrainConfig) -> list[tuple[str, str | None]]:
@@ -175,26 +135,22 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
     device = resolve_device(config.device)
     tune_allocator()
     precision = resolve_precision(config.precision, device)
-    train_pairs, val_pairs = split_pairs(config)
-    weight_maps = config.loss in NEEDS_WEIGHT_MAP
-    train_samples, scale = load_samples(train_pairs, weight_maps, config.nodata)
-    refuse_unlearnable(train_samples, config.labels or config.data_dir, vector=bool(config.labels))
-    val_samples, _ = load_samples(val_pairs, weight_maps, config.nodata) if val_pairs else ([], scale)
-    if val_samples and val_samples[0].image.shape[0] != train_samples[0].image.shape[0]:
-        raise InputError(f"{config.val_dir}: band count differs from {config.data_dir}; give matching images")
+    import rasterio
 
-    out = (prepare_run_dir(config.out_dir, config.overwrite, config.resume, run_inputs(config)) if dist.main
-           else Path(config.out_dir))
-    if config.resume and dist.main:
-        refuse_changed_resume(out, config, train_pairs, val_pairs)
-    if dist.active:
-        device = ddp.init(dist, device)
-        ddp.barrier(dist)  # the run folder is ready
-    try:
-        return _fit(config, _Place(dist, device, precision),
-                    _Data(train_pairs, val_pairs, train_samples, val_samples, scale), out, progress)
-    finally:
-        ddp.close(dist)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):  # a bounded block cache: scenes are read in windows
+        data = load_training_data(config, config.loss in NEEDS_WEIGHT_MAP)
+        out = (prepare_run_dir(config.out_dir, config.overwrite, config.resume, run_inputs(config)) if dist.main
+               else Path(config.out_dir))
+        if config.resume and dist.main:
+            refuse_changed_resume(out, config, data)
+        if dist.active:
+            device = ddp.init(dist, device)
+            ddp.barrier(dist)  # the run folder is ready
+        try:
+            return _fit(config, _Place(dist, device, precision), data, out, progress)
+        finally:
+            data.close()
+            ddp.close(dist)
 
 
 @dataclass(frozen=True)
@@ -206,23 +162,12 @@ class _Place:
     precision: str
 
 
-@dataclass(frozen=True)
-class _Data:
-    """The labelled data of a run, loaded: pairs and samples for training and validation."""
-
-    train_pairs: list[Pair]
-    val_pairs: list[Pair]
-    train_samples: list
-    val_samples: list
-    scale: float
-
-
 # settings that must stay the same for --resume to continue the run it resumes
 RESUME_FIXED = ("data_dir", "labels", "val_dir", "val_fraction", "folds", "fold", "seed", "samples_per_epoch",
                 "batch_size", "tile_size", "loss", "photometric", "nodata", "lr_max", "lr_min")
 
 
-def refuse_changed_resume(out: Path, config: TrainConfig, train_pairs: list[Pair], val_pairs: list[Pair]) -> None:
+def refuse_changed_resume(out: Path, config: TrainConfig, data: TrainingData) -> None:
     """Raise ``InputError`` listing what differs from the run being resumed (``config.json``):
     its data, its split, its sampling and schedule; ``config.accept_changes`` lets it go on,
     and ``config.json`` then records the changes."""
@@ -231,8 +176,7 @@ def refuse_changed_resume(out: Path, config: TrainConfig, train_pairs: list[Pair
     except (OSError, ValueError):
         raise CheckpointError(f"{out / 'config.json'}: missing or unreadable, so the run cannot be checked before"
                               " it is resumed; train into a new --out") from None
-    now = {**asdict(config), "train_images": [p.image.name for p in train_pairs],
-           "val_images": [p.image.name for p in val_pairs]}
+    now = {**asdict(config), "train_images": data.train_names, "val_images": data.val_names}
     changed = {k: (before.get(k), now[k]) for k in (*RESUME_FIXED, "train_images", "val_images")
                if before.get(k) != now[k]}
     if changed and not config.accept_changes:
@@ -246,20 +190,18 @@ def _short(value) -> str:
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
-def _fit(config: TrainConfig, place: _Place, data: _Data, out: Path, progress: bool) -> Path:
+def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, progress: bool) -> Path:
     from tqdm import tqdm
 
     from geoseg.preview import render_curves, render_validation
 
     dist, device, precision = place.dist, place.device, place.precision
-    train_pairs, val_pairs, train_samples, val_samples = (data.train_pairs, data.val_pairs, data.train_samples,
-                                                          data.val_samples)
-    scale = data.scale
     progress = progress and dist.main
+    if progress and data.about:
+        tqdm.write(f"training on {data.about}")
     seed_everything(config.seed + dist.rank)  # rank 0 as one process; the others their own tiles
-    norm = band_statistics(train_samples, scale)
-    mcfg = UNetConfig(in_channels=train_samples[0].image.shape[0], depth=config.depth,
-                      width=config.width, norm=config.norm)
+    norm = data.norm
+    mcfg = UNetConfig(in_channels=data.bands, depth=config.depth, width=config.width, norm=config.norm)
     model = UNet(mcfg).to(device).to(memory_format=torch.channels_last)
     net = model
     if dist.active:  # rank 0's initial weights go to every replica; gradients are averaged
@@ -269,12 +211,11 @@ def _fit(config: TrainConfig, place: _Place, data: _Data, out: Path, progress: b
     loss_fn = get_loss(config.loss)
 
     # an epoch is the same number of tiles whatever the number of processes
-    per_epoch = math.ceil((config.samples_per_epoch or max(len(train_samples), 8 * config.batch_size)) / dist.world)
-    train_ds = TileDataset(train_samples, norm, config.tile_size, mcfg.multiple,
-                           transform=train_transform(mcfg.in_channels, config.photometric), length=per_epoch)
+    per_epoch = math.ceil((config.samples_per_epoch or max(data.per_epoch, 8 * config.batch_size)) / dist.world)
+    train_ds = data.train(norm, mcfg.multiple, train_transform(mcfg.in_channels, config.photometric), per_epoch)
     gen = torch.Generator().manual_seed(config.seed + dist.rank)
     train_dl = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, generator=gen)
-    val_dl = DataLoader(TileDataset(val_samples, norm, config.tile_size, mcfg.multiple), batch_size=1)
+    val_dl = DataLoader(data.val(norm, mcfg.multiple), batch_size=1) if data.val is not None else None
 
     steps_per_epoch = math.ceil(per_epoch / config.batch_size)
     cycle_epochs = 4  # the learning rate climbs for half of them and falls for the other half
@@ -314,10 +255,10 @@ def _fit(config: TrainConfig, place: _Place, data: _Data, out: Path, progress: b
     if dist.main:
         _write_config(out, config, {"model": asdict(mcfg), "resolved_device": str(device),
                                     "resolved_precision": precision,
-                                    "train_images": [p.image.name for p in train_pairs],
-                                    "val_images": [p.image.name for p in val_pairs], "band_stats": asdict(norm),
+                                    "train_images": data.train_names, "val_images": data.val_names,
+                                    "gsd": data.gsd, "band_stats": asdict(norm),
                                     "processes": dist.world}, first_epoch)
-    meta = {"train_config": asdict(config), "nodata": config.nodata}
+    meta = {"train_config": asdict(config), "nodata": config.nodata, "gsd": data.gsd}
 
     def save(name: str, epoch: int, row: dict, full: bool, rngs: list | None = None) -> None:
         """Rank 0 writes; ``rngs``: every rank's random state (gathered), for an exact resume."""
@@ -362,10 +303,10 @@ def _fit(config: TrainConfig, place: _Place, data: _Data, out: Path, progress: b
                 running, seen = ddp.sums([running, seen], dist, device)
                 row = {"epoch": epoch, "step": step, "lr": f"{sched.get_last_lr()[0]:.3g}",
                        "train_loss": round(running / max(seen, 1), 5)}
-                if val_samples and dist.main:  # rank 0 alone: its replica is everyone's
+                if val_dl is not None and dist.main:  # rank 0 alone: its replica is everyone's
                     vloss, counts, probs = evaluate_batches(model, val_dl, loss_fn, device, precision, keep=True)
                     row.update(val_loss=round(vloss, 5), val_iou=round(counts.iou, 5), val_f1=round(counts.f1, 5))
-                    render_validation(val_samples, probs, out / "preview.png")
+                    render_validation(data.preview, probs, out / "preview.png")
                 row["seconds"] = round(time.perf_counter() - start, 1)
                 writer.writerow(row)
                 fh.flush()
@@ -410,7 +351,7 @@ def _fit(config: TrainConfig, place: _Place, data: _Data, out: Path, progress: b
         if len(set(sums_)) != 1:
             raise GeosegError("the training processes' weights differ at the end; do not trust this run")
     if config.average and dist.main:  # after the replicas' check: rank 0 alone
-        _save_average(model, snapshots, train_dl, device, precision, val_dl if val_samples else None, loss_fn,
+        _save_average(model, snapshots, train_dl, device, precision, val_dl, loss_fn,
                       lambda row: save("model.pt", epoch, row, full=False), progress)
     return out
 

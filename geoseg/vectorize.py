@@ -21,7 +21,7 @@ outline is kept.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -45,6 +45,24 @@ class _Part:
     geom: Polygon
     prob_sum: float
     pixels: int
+    holes: list = field(default_factory=list)  # interior rings set aside while the part is open (``_set_aside``)
+
+    def whole(self) -> _Part:
+        """The part with its set-aside holes back in its polygon."""
+        if not self.holes:
+            return self
+        geom = Polygon(self.geom.exterior, [*self.geom.interiors, *self.holes])
+        return _Part(geom, self.prob_sum, self.pixels)
+
+
+def _set_aside(part: _Part) -> _Part:
+    """An open part's holes lie above the strip it is being joined with, which only adds area
+    below them: they cannot change. Joining the outline alone costs what the strip adds, not
+    what the polygon has gathered (a roof-wide polygon over the whole scene has holes in
+    every strip)."""
+    if not part.geom.interiors:
+        return part
+    return _Part(Polygon(part.geom.exterior), part.prob_sum, part.pixels, [*part.holes, *part.geom.interiors])
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -83,6 +101,7 @@ def _join(parts: list[_Part]) -> list[_Part]:
         for j in tree.query(pt, predicate="intersects"):
             out[int(j)].prob_sum += p.prob_sum
             out[int(j)].pixels += p.pixels
+            out[int(j)].holes += p.holes
             break
     return out
 
@@ -148,18 +167,21 @@ class StripTracer:
         if self.r0 < self.height:
             raise ValueError(f"rows {self.r0}…{self.height} of the raster were never handed over")
         rest, self.open_parts = self.open_parts, []
-        return rest
+        return [p.whole() for p in rest]
 
     def _strip(self, r0: int, r1: int, a0: int, held: np.ndarray) -> list[_Part]:
         prob, mask = _strip_mask(held, r0, r1, a0, self.height, self.cut, self.radius)
         fresh, touching = [], []
         for part in _strip_parts(prob, mask, r0):
             (touching if part.geom.bounds[1] <= r0 else fresh).append(part)
-        open_parts = self.open_parts
+        open_parts = [_set_aside(p) for p in self.open_parts] if touching else self.open_parts
         candidates = _join(open_parts + touching) if open_parts and touching else open_parts + touching
         done, self.open_parts = [], []
         for part in candidates + fresh:
-            (self.open_parts if r1 < self.height and part.geom.bounds[3] >= r1 else done).append(part)
+            if r1 < self.height and part.geom.bounds[3] >= r1:
+                self.open_parts.append(part)
+            else:
+                done.append(part.whole())
         return done
 
 

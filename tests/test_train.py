@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from geoseg.cli import main
 from geoseg.errors import CheckpointError, InputError
-from geoseg.train import TrainConfig, fit, kfold
+from geoseg.sources import kfold
+from geoseg.train import TrainConfig, fit
 from tests.conftest import write_tif
 
 # every test here trains models (seconds each): the slow tier
@@ -128,7 +129,8 @@ def test_cross_validation_with_tta_scores_the_held_out_images_with_it(labelled, 
     from geoseg.evaluate import evaluate_model
     from geoseg.metrics import Counts
     from geoseg.predict import TileOptions
-    from geoseg.train import TrainConfig, split_pairs
+    from geoseg.sources import split_pairs
+    from geoseg.train import TrainConfig
 
     r = CliRunner().invoke(main, [
         "cv", str(labelled), "--out", str(tmp_path / "cv"), "--folds", "2", "--epochs", "8", "--tile-size", "32",

@@ -168,3 +168,24 @@ def test_regularize_in_a_geographic_scene_keeps_right_angles_in_metres(tmp_path)
     utm = g.to_crs(32632).geometry.iloc[0]
     assert len(utm.exterior.coords) == 5
     np.testing.assert_allclose(_interior_angles(utm.exterior), 90.0, atol=0.05)
+
+
+def test_a_polygon_over_every_strip_keeps_its_holes_when_joined_strip_by_strip():
+    # roof everywhere but for holes: one polygon crosses every strip; its holes are set aside
+    # while it is open and must come back, each in its place
+    from geoseg.vectorize import StripTracer
+
+    rng = np.random.default_rng(3)
+    prob = np.full((240, 160), 255, np.uint8)
+    for y, x in zip(rng.integers(0, 237, 60), rng.integers(0, 157, 60)):
+        prob[y:y + 3, x:x + 3] = 0
+    prob[100:140, 40:44] = 0  # a hole that crosses a strip edge
+    prob[50:52, :] = 0  # a cut: two polygons above and below, each with its own holes
+    whole = StripTracer(240, 160, rows=240)
+    thin = StripTracer(240, 160, rows=8)
+    one = whole.feed(0, prob) + whole.close()
+    many = [p for r0 in range(0, 240, 24) for p in thin.feed(r0, prob[r0:r0 + 24])] + thin.close()
+    assert len(one) == len(many) == 2
+    for a, b in zip(sorted(one, key=lambda p: p.geom.bounds), sorted(many, key=lambda p: p.geom.bounds)):
+        assert a.geom.equals(b.geom) and len(a.geom.interiors) == len(b.geom.interiors) > 5
+        assert a.pixels == b.pixels and a.prob_sum == pytest.approx(b.prob_sum)

@@ -1,0 +1,399 @@
+"""Training from whole scenes and building footprints, read in windows.
+
+A user's data is an orthophoto or a few scenes (GeoTIFF, COG, VRT; any size, each in its
+own CRS) and footprints from a cadastre or OpenStreetMap (any vector format, often in
+lon/lat, covering part of the imagery). Nothing here holds a whole scene:
+
+- ``LabelledScene`` opens a scene's header, brings the footprints into its pixel grid once
+  (reprojected, clipped, in a spatial index) and works out where labels are known: the
+  label extent (``--label-extent``, or the footprints buffered by ``extent_buffer``
+  metres), where absence of a footprint means "no building". Pixels outside it are left
+  out of the loss, never taught as background.
+- ``spatial_split`` cuts each scene's labelled area into square blocks (four training
+  tiles a side, down to one tile for a small labelled area) and holds out whole blocks
+  for validation (``val_fraction`` of the labelled area, or fold ``k`` of ``folds``), with
+  a gap one tile wide around them where no training window may be centred: no validation
+  pixel is ever seen in training.
+- ``WindowDataset`` draws training windows: a share (``positive_fraction``) centred on a
+  random footprint, the rest uniform over the training area; each is read with a windowed
+  read, resampled to the training pixel size (``gsd``) when the scene's differs, its
+  footprints rasterised from the index, and augmented as tiles are. Validation windows tile
+  the held-out blocks, fixed.
+
+Coordinates: "scene pixels" are ``(x = column, y = row)`` of a scene at its own resolution;
+a window of ``tile`` training pixels covers ``tile × factor`` scene pixels, where
+``factor = gsd / the scene's pixel size``.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import shapely
+import torch
+from affine import Affine
+from rasterio import features
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+from shapely import STRtree
+from shapely.geometry import box
+from torch.utils.data import Dataset
+
+from geoseg.checkpoint import Normalisation
+from geoseg.errors import InputError
+from geoseg.io import IMAGE_SUFFIXES, local_utm, open_raster, read_polygons, read_window, value_scale
+from geoseg.losses import unet_weight_map
+
+BLOCK_TILES = 4  # a validation block is this many training tiles a side, at most
+MIN_BLOCKS = 16  # ... and at least one tile, so that a scene's labelled area makes about this many blocks
+
+
+def find_scenes(spec: str | os.PathLike) -> list[str]:
+    """Scenes named by ``spec``: a raster file (GeoTIFF, COG, VRT, PNG, JPEG), a folder of
+    them, or a quoted glob pattern, sorted."""
+    text = os.fspath(spec)
+    p = Path(text)
+    if p.is_dir():
+        found = sorted(str(q) for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise InputError(f"{p}: no images (.tif, .vrt, .png, .jpg); give the scenes the footprints label")
+        return found
+    if p.is_file():
+        return [text]
+    if glob.has_magic(text):
+        found = sorted(q for q in glob.glob(text) if Path(q).suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise InputError(f"{text}: no raster matches this pattern; check the path")
+        return found
+    raise InputError(f"{text}: no such file or folder; give a scene, a folder of scenes or a quoted glob")
+
+
+def pixel_size_m(src) -> float | None:
+    """A scene's pixel side in metres on the ground: the CRS's unit for a projected CRS, measured
+    locally (in the UTM zone there) for a lon/lat or Web Mercator scene; None without a CRS."""
+    t = src.transform
+    side = math.sqrt(abs(t.a * t.e - t.b * t.d))
+    if src.crs is None:
+        return None
+    mercator = "merc" in (src.crs.to_proj4() or "")  # its metres shrink by cos(latitude) on the ground
+    if src.crs.is_projected and not mercator:
+        return side * (src.crs.linear_units_factor[1] if src.crs.linear_units_factor else 1.0)
+    import geopandas as gpd
+
+    cx, cy = t * (src.width / 2, src.height / 2)
+    px = box(cx, cy, cx + abs(t.a), cy + abs(t.e))
+    return float(math.sqrt(gpd.GeoSeries([px], crs=src.crs).to_crs(local_utm(px, src.crs)).area.iloc[0]))
+
+
+class LabelledScene:
+    """A scene's header and its labels in its own pixel grid (see the module's notes).
+
+    ``footprints``: the footprints as a GeoDataFrame in any CRS; ``extent``: polygons where
+    the labels are complete (any CRS), or None for the footprints buffered by
+    ``extent_buffer`` metres; ``gsd``: the training pixel size in metres (None: the scene's
+    own, for scenes without georeference)."""
+
+    def __init__(self, path: str, footprints, extent, gsd: float | None, extent_buffer: float) -> None:
+        self.path = path
+        with open_raster(path) as src:
+            self.height, self.width, self.count = src.height, src.width, src.count
+            self.dtype, self.crs, self.transform, self.nodata = src.dtypes[0], src.crs, src.transform, src.nodata
+            self.pixel = pixel_size_m(src)
+        if (self.crs is None) != (footprints.crs is None):
+            raise InputError(f"{path}: the scene and the footprints must both have a CRS, or neither; give"
+                             " footprints with a CRS (a .prj, a GeoPackage's srs) for a georeferenced scene")
+        if gsd is not None and self.pixel is None:
+            self.factor = 1.0  # a scene without georeference is taken at the training pixel size
+        else:
+            self.factor = 1.0 if gsd is None or self.pixel is None else gsd / self.pixel
+        frame = box(0, 0, self.width, self.height)
+        geoms = footprints.to_crs(self.crs).geometry.values if self.crs is not None else footprints.geometry.values
+        geoms = shapely.intersection(self.to_pixels(geoms), frame)
+        self.footprints = geoms[~shapely.is_empty(geoms) & (shapely.area(geoms) > 0)]
+        self.index = STRtree(self.footprints)
+        if extent is not None:
+            area = extent.to_crs(self.crs).geometry.values if self.crs is not None else extent.geometry.values
+            area = shapely.union_all(self.to_pixels(area))
+        elif len(self.footprints):
+            metres = extent_buffer / (self.pixel or 1.0)
+            area = shapely.union_all(shapely.buffer(self.footprints, metres, quad_segs=2))
+        else:
+            area = shapely.Polygon()
+        self.extent = shapely.intersection(area, frame)
+
+    def to_pixels(self, geoms: np.ndarray) -> np.ndarray:
+        """Geometries in the scene's CRS → its pixel coordinates (x = column, y = row), in arrays."""
+        a, b, c, d, e, f = (~self.transform)[:6]
+        return shapely.transform(geoms, lambda xy: np.column_stack([a * xy[:, 0] + b * xy[:, 1] + c,
+                                                                   d * xy[:, 0] + e * xy[:, 1] + f]))
+
+
+@dataclass
+class Zones:
+    """Where a scene trains and validates, in its pixels: ``train`` (window centres and loss
+    pixels of training windows) and ``val`` (held-out pixels), disjoint with a gap."""
+
+    train: shapely.Geometry
+    val: shapely.Geometry
+    val_blocks: list
+
+
+def spatial_split(scenes: list[LabelledScene], tile: int, val_fraction: float, seed: int, folds: int = 0,
+                  fold: int = 0) -> list[Zones]:
+    """Hold out whole blocks of the labelled area for validation (see the module's notes)."""
+    blocks = []  # (scene, block box, labelled area in training pixels²)
+    for k, s in enumerate(scenes):
+        # blocks of four tiles a side, smaller (down to one tile) where the labelled area would make few
+        labelled = s.extent.area / s.factor ** 2
+        side = max(tile, min(BLOCK_TILES * tile, int(math.sqrt(labelled / MIN_BLOCKS)))) * s.factor
+        for r in np.arange(0, s.height, side):
+            for c in np.arange(0, s.width, side):
+                b = box(c, r, min(c + side, s.width), min(r + side, s.height))
+                a = s.extent.intersection(b).area / s.factor ** 2
+                if a > 0:
+                    blocks.append((k, b, a))
+    if not blocks:
+        return [Zones(shapely.Polygon(), shapely.Polygon(), []) for _ in scenes]
+    order = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(seed)).tolist()
+    if folds:
+        if len(blocks) < folds:
+            raise InputError(f"the labelled area makes {len(blocks)} block(s), too few for {folds} folds; use"
+                             " fewer folds or label a larger area")
+        held = set(order[fold::folds])
+    elif val_fraction > 0:
+        if len(blocks) < 2:
+            raise InputError("the labelled area is one block, too small to hold part of it out; label a larger"
+                             " area, give --val-dir with other scenes, or pass --val-fraction 0")
+        total, held, got = sum(a for *_, a in blocks), set(), 0.0
+        for i in order:
+            if got >= val_fraction * total or len(held) == len(blocks) - 1:
+                break
+            held.add(i)
+            got += blocks[i][2]
+    else:
+        held = set()
+    zones = []
+    for k, s in enumerate(scenes):
+        mine = [blocks[i][1] for i in sorted(held) if blocks[i][0] == k]
+        val = shapely.union_all(mine) if mine else shapely.Polygon()
+        gap = shapely.buffer(val, tile * s.factor, cap_style="square", join_style="mitre") if mine else val
+        zones.append(Zones(train=s.extent.difference(gap), val=s.extent.intersection(val), val_blocks=mine))
+    return zones
+
+
+def read_resampled(src, row_off: float, col_off: float, side: float, out: int, bands: list[int],
+                   nodata: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """``out`` × ``out`` pixels of the scene window of ``side`` scene pixels at (row_off,
+    col_off): float32 ``(bands, out, out)`` and valid bool ``(out, out)`` (False off the
+    scene, on nodata and on NaN). At the scene's own resolution the window is read as
+    prediction reads it (reflection padding); resampled (bilinear) otherwise."""
+    if abs(side - out) < 1e-6:
+        return read_window(src, int(round(row_off)), int(round(col_off)), out, out, bands, True, nodata)
+    win = Window(col_off, row_off, side, side)
+    data = src.read(bands, window=win, out_shape=(len(bands), out, out), boundless=True, fill_value=0,
+                    resampling=Resampling.bilinear, out_dtype="float32")
+    valid = src.dataset_mask(window=win, out_shape=(out, out), boundless=True) > 0
+    if nodata is not None:
+        valid &= ~np.all(data == nodata, axis=0)
+    finite = np.isfinite(data)
+    if not finite.all():
+        data[~finite] = 0
+        valid &= finite.all(axis=0)
+    return data, valid
+
+
+def _burn(geoms, transform: Affine, out: int) -> np.ndarray:
+    geoms = [g for g in geoms if not g.is_empty]
+    if not geoms:
+        return np.zeros((out, out), np.uint8)
+    return features.rasterize(((g, 1) for g in geoms), out_shape=(out, out), transform=transform, dtype="uint8")
+
+
+class WindowDataset(Dataset):
+    """Training windows drawn at random (``windows`` None), or fixed validation windows
+    (``windows``: ``(scene, row, col)`` in scene pixels). Items as ``data.TileDataset``'s."""
+
+    def __init__(self, scenes: list[LabelledScene], zones: list[Zones], norm: Normalisation, tile: int,
+                 transform=None, length: int = 0, positive_fraction: float = 0.5, weight_maps: bool = False,
+                 nodata: float | None = None, windows: list[tuple[int, float, float]] | None = None) -> None:
+        self.scenes, self.zones, self.tile = scenes, zones, tile
+        self.mean = torch.tensor(norm.mean, dtype=torch.float32)[:, None, None]
+        self.std = torch.tensor(norm.std, dtype=torch.float32)[:, None, None]
+        self.scale = norm.scale
+        self.transform, self.positive_fraction = transform, positive_fraction
+        self.weight_maps, self.nodata, self.windows = weight_maps, nodata, windows
+        self.length = len(windows) if windows is not None else length
+        self._open: dict[int, rasterio.io.DatasetReader] = {}
+        weights = np.array([z.train.area / s.factor ** 2 for s, z in zip(scenes, zones)])
+        self._weights = torch.tensor(weights / weights.sum() if weights.sum() > 0 else weights)
+        self._centres = [self._footprint_centres(s, z) for s, z in zip(scenes, zones)]
+
+    @staticmethod
+    def _footprint_centres(scene: LabelledScene, zone: Zones) -> np.ndarray:
+        if not len(scene.footprints) or zone.train.is_empty:
+            return np.zeros((0, 2))
+        pts = shapely.point_on_surface(scene.footprints)
+        inside = shapely.contains_xy(zone.train, shapely.get_x(pts), shapely.get_y(pts))
+        return np.stack([shapely.get_x(pts), shapely.get_y(pts)], axis=1)[inside]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def close(self) -> None:
+        for src in self._open.values():
+            src.close()
+        self._open.clear()
+
+    def _src(self, k: int):
+        if k not in self._open:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                self._open[k] = rasterio.open(self.scenes[k].path)
+        return self._open[k]
+
+    def draw(self) -> tuple[int, float, float]:
+        """A training window ``(scene, row, col)``: centred on a footprint (with a jitter of up
+        to a quarter tile) with probability ``positive_fraction``, else uniform over the
+        training area. Drawn from torch's random stream (seeded, and saved for --resume)."""
+        k = int(torch.multinomial(self._weights, 1).item())
+        zone, side = self.zones[k], self.tile * self.scenes[k].factor
+        centres = self._centres[k]
+        if len(centres) and float(torch.rand(())) < self.positive_fraction:
+            x, y = centres[int(torch.randint(len(centres), ()))]
+            jitter = (torch.rand(2) - 0.5).tolist()
+            x, y = x + jitter[0] * side / 2, y + jitter[1] * side / 2
+        else:
+            x0, y0, x1, y1 = zone.train.bounds
+            x = y = None
+            for _ in range(8):  # 64 candidates at a time, the first inside the training area
+                cand = torch.rand(64, 2).numpy() * [x1 - x0, y1 - y0] + [x0, y0]
+                hit = np.flatnonzero(shapely.contains_xy(zone.train, cand[:, 0], cand[:, 1]))
+                if len(hit):
+                    x, y = cand[hit[0]]
+                    break
+            if x is None:  # a sliver of an area: its representative point
+                p = shapely.point_on_surface(zone.train)
+                x, y = p.x, p.y
+        return k, y - side / 2, x - side / 2
+
+    def window(self, k: int, row: float, col: float, zone) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Image (scaled to about [0, 1]), mask and valid of one window; ``zone``: the pixels
+        that count (training or validation area)."""
+        s, t = self.scenes[k], self.tile
+        side = t * s.factor
+        src = self._src(k)
+        bands = list(range(1, s.count + 1))
+        data, valid = read_resampled(src, row, col, side, t, bands, self.nodata)
+        to_scene = Affine(s.factor, 0, col, 0, s.factor, row)  # window pixel → scene pixel
+        win = box(col, row, col + side, row + side)
+        mask = _burn(s.footprints[s.index.query(win, predicate="intersects")], to_scene, t)
+        valid &= _burn([zone.intersection(win)], to_scene, t).astype(bool)
+        return data / self.scale, mask, valid
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        from geoseg.data import make_item
+
+        if self.windows is not None:
+            k, row, col = self.windows[i]
+            zone = self.zones[k].val
+        else:
+            k, row, col = self.draw()
+            zone = self.zones[k].train
+        image, mask, valid = self.window(k, row, col, zone)
+        weight = unet_weight_map(mask) if self.weight_maps else np.ones(mask.shape, np.float32)
+        return make_item(image, mask, valid.astype(np.float32), weight, self.transform, self.mean, self.std)
+
+
+def validation_windows(scenes: list[LabelledScene], zones: list[Zones], tile: int) -> list[tuple[int, float, float]]:
+    """Fixed windows tiling each held-out block (``(scene, row, col)``), those that hold
+    held-out labelled pixels."""
+    out = []
+    for k, (s, z) in enumerate(zip(scenes, zones)):
+        side = tile * s.factor
+        for b in z.val_blocks:
+            x0, y0, x1, y1 = b.bounds
+            for r in np.arange(y0, y1, side):
+                for c in np.arange(x0, x1, side):
+                    if z.val.intersects(box(c, r, c + side, r + side)):
+                        out.append((k, float(r), float(c)))
+    return out
+
+
+def window_statistics(scenes: list[LabelledScene], zones: list[Zones], tile: int, nodata: float | None,
+                      scale: float, seed: int, n: int = 64) -> Normalisation:
+    """Per-band mean and standard deviation over the valid pixels of ``n`` random training
+    windows (a fixed seed of their own: the training stream is not touched)."""
+    ds = WindowDataset(scenes, zones, Normalisation(scale, (0.0,) * scenes[0].count, (1.0,) * scenes[0].count),
+                       tile, positive_fraction=0.5, nodata=nodata)
+    state = torch.get_rng_state()
+    torch.manual_seed(seed + 7919)
+    c = scenes[0].count
+    total, sq, count = np.zeros(c), np.zeros(c), 0
+    try:
+        for _ in range(n):
+            k, row, col = ds.draw()
+            image, _, valid = ds.window(k, row, col, zones[k].train)
+            x = image[:, valid].astype(np.float64)
+            total += x.sum(1)
+            sq += (x * x).sum(1)
+            count += x.shape[1]
+    finally:
+        torch.set_rng_state(state)
+        ds.close()
+    if count == 0:
+        raise InputError("the training windows hold no valid pixel (all nodata?); check --nodata and the scenes")
+    mean = total / count
+    std = np.sqrt(np.maximum(sq / count - mean**2, 0.0))
+    std = np.where(std < 1e-6, 1.0, std)
+    return Normalisation(scale=float(scale), mean=tuple(mean.tolist()), std=tuple(std.tolist()))
+
+
+def load_scenes(images: str, labels: str, gsd: float | None, extent_path: str | None, extent_buffer: float,
+                layer: str | None = None, where: str | None = None) -> tuple[list[LabelledScene], float | None]:
+    """The labelled scenes of ``images`` (``find_scenes``) with the footprints of ``labels``;
+    returns them and the training pixel size (``gsd``, default: the finest scene's)."""
+    paths = find_scenes(images)
+    footprints = read_polygons(labels, layer=layer, where=where)
+    if not len(footprints):
+        raise InputError(f"{labels}: holds no polygons{' matching --labels-where' if where else ''}; give a file"
+                         " of building footprints")
+    extent = None
+    if extent_path:
+        extent = read_polygons(extent_path)
+        if not len(extent):
+            raise InputError(f"{extent_path}: holds no polygons; give the area where the footprints are complete")
+    dtypes, counts, pixels = set(), set(), []
+    for p in paths:
+        with open_raster(p) as src:
+            dtypes.add(src.dtypes[0])
+            counts.add(src.count)
+            pixels.append(pixel_size_m(src))
+    if len(counts) > 1 or len(dtypes) > 1:
+        raise InputError(f"{images}: the scenes differ in band count or type ({sorted(counts)} bands,"
+                         f" {sorted(dtypes)}); give scenes of one kind")
+    known = [p for p in pixels if p is not None]
+    gsd = gsd if gsd is not None else (min(known) if known else None)
+    scenes = [LabelledScene(p, footprints, extent, gsd, extent_buffer) for p in paths]
+    if all(s.extent.is_empty for s in scenes):
+        raise InputError(f"{labels}: its polygons cover none of the training images; check that they show the same"
+                         " place and that the label file's CRS is right")
+    return [s for s in scenes if not s.extent.is_empty], gsd
+
+
+def scale_of(scenes: list[LabelledScene]) -> float:
+    return value_scale(scenes[0].dtype)
+
+
+def say_pixel_sizes(scenes: list[LabelledScene], gsd: float | None) -> str:
+    """One line on the scenes' pixel sizes and the training one."""
+    if gsd is None:
+        return "scenes without georeference, taken at their own pixel size"
+    sizes = sorted({round(s.pixel, 3) for s in scenes if s.pixel})
+    return f"training pixel size {gsd:.3g} m (scenes: {', '.join(f'{p:g}' for p in sizes)} m)"
