@@ -10,7 +10,8 @@ from . import options as o
 
 
 @click.command()
-@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.argument("data_dir", required=False, type=click.Path(path_type=Path))
+@o.scenes
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the run of every loss and fold.")
 @click.option("--folds", default=5, show_default=True)
@@ -20,15 +21,18 @@ from . import options as o
 @click.option("--tta", is_flag=True, help="Score the held-out images with test-time augmentation (the 8 flips and"
               " quarter turns averaged, as 'geoseg predict --tta'); training is unchanged.")
 @click.option("--overwrite", is_flag=True, help="Replace existing fold runs under --out.")
-def cv(data_dir: Path, out_dir: Path, folds: int, losses: str, tta: bool, **opts) -> None:
-    """Cross-validate on DATA_DIR: mean and spread of held-out pixel IoU for each loss."""
+def cv(data_dir: Path | None, images: str | None, labels: str | None, out_dir: Path, folds: int, losses: str,
+       tta: bool, **opts) -> None:
+    """Cross-validate on DATA_DIR (labelled tiles, folds of whole tiles) or on --images with
+    --labels (scenes and footprints, spatial folds): mean and spread of held-out pixel IoU
+    for each loss."""
     from geoseg.crossval import cross_validate
     from geoseg.errors import InputError
     from geoseg.train import TrainConfig
 
     if folds < 2:
         raise InputError(f"--folds must be at least 2, got {folds}")
-    base = TrainConfig(data_dir=str(data_dir), out_dir=str(out_dir), **opts)
+    base = TrainConfig(**o.data_source(data_dir, images, labels), out_dir=str(out_dir), **opts)
     base.check()
     names = [s.strip() for s in losses.split(",") if s.strip()]
     results = cross_validate(base, folds, names, report=click.echo, tta=tta)

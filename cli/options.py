@@ -72,6 +72,32 @@ training = options(
     precision,
 )
 
+# what ``geoseg train`` and ``geoseg cv`` take beside DATA_DIR: scenes and their footprints
+scenes = options(
+    click.option("--images", help="With --labels: scenes of any size (a GeoTIFF/COG/VRT, a folder, or a quoted"
+                 " glob), read in windows."),
+    click.option("--labels", help="Building footprints (GeoPackage, GeoJSON, Shapefile, FlatGeobuf; any CRS)"
+                 " labelling --images."),
+    field_option(T, "labels_layer", "The layer of a multi-layer --labels file.", type=str),
+    field_option(T, "labels_where", "OGR SQL filter of the footprints, e.g. \"building IS NOT NULL\".", type=str),
+    field_option(T, "label_extent", "Polygons where the footprints are complete [default: the footprints buffered"
+                 " by --extent-buffer]; elsewhere no pixel is taught as background.", type=str),
+    field_option(T, "extent_buffer", "Metres around each footprint taken as labelled, without --label-extent."),
+    field_option(T, "positive_fraction", "Share of training windows centred on a footprint (the rest uniform)."),
+    field_option(T, "gsd", "Training pixel size, metres [default: the finest scene's]; scenes of other sizes are"
+                 " resampled on read."),
+)
+
+
+def data_source(data_dir, images, labels) -> dict:
+    """``TrainConfig``'s ``data_dir`` and ``labels`` from DATA_DIR, or --images with --labels."""
+    from geoseg.errors import InputError
+
+    if (data_dir is None) == (images is None) or (images is None) != (labels is None):
+        raise InputError("give DATA_DIR (images + masks), or --images SCENES with --labels FOOTPRINTS")
+    return {"data_dir": str(data_dir or images), "labels": str(labels) if labels else None}
+
+
 tiling = options(
     field_option(TileOptions, "tile_size", "Tile side, pixels [default: 512, or the training tile size]."),
     field_option(TileOptions, "overlap", "Margin each tile shares with its neighbours, pixels [default: 32]."),

@@ -13,6 +13,8 @@ import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from geoseg import checkpoint
+from geoseg.errors import InputError
 from geoseg.losses import get_loss
 from geoseg.metrics import Counts
 from geoseg.sources import split_pairs
@@ -38,7 +40,13 @@ class LossResult:
 def cross_validate(base: TrainConfig, folds: int, losses: list[str], progress: bool = False,
                    report=print, tta: bool = False) -> list[LossResult]:
     """Run ``folds``-fold cross-validation for each loss; run folders go under ``base.out_dir``.
-    ``tta``: the held-out images are predicted with test-time augmentation."""
+    ``tta``: the held-out images are predicted with test-time augmentation. With scenes and
+    footprints (``base.labels``) the folds are spatial: blocks of the labelled area, each
+    fold's held out with a tile-wide gap (``scenes.spatial_split``), scored on its
+    validation windows (up to 64) by the run itself."""
+    if base.labels and tta:
+        raise InputError("--tta scores held-out tiles; with --images and --labels the folds are scored on their"
+                         " held-out blocks without it")
     import time
 
     from geoseg.evaluate import evaluate_model
@@ -53,13 +61,17 @@ def cross_validate(base: TrainConfig, folds: int, losses: list[str], progress: b
             config = replace(base, loss=name, folds=folds, fold=k, select_best=False, val_dir=None,
                              out_dir=str(Path(base.out_dir) / name.replace("+", "-") / f"fold-{k}"))
             run = fit(config, progress=progress)
-            _, held = split_pairs(config)
-            counts = sum((c for _, c in evaluate_model(run / "model.pt", held,
-                                                        tiles=_tiles(base, tta))), Counts())
-            ious.append(counts.iou)
-            f1s.append(counts.f1)
-            report(f"{name:14s} fold {k + 1}/{folds}: held-out IoU {counts.iou:.4f}  F1 {counts.f1:.4f}"
-                   f"  ({len(held)} images)")
+            if base.labels:  # scenes: the fold's held-out blocks, scored by the run on its validation windows
+                metrics = checkpoint.load(run / "model.pt").metrics
+                iou, f1, what = float(metrics["val_iou"]), float(metrics["val_f1"]), "held-out blocks"
+            else:
+                _, held = split_pairs(config)
+                counts = sum((c for _, c in evaluate_model(run / "model.pt", held,
+                                                            tiles=_tiles(base, tta))), Counts())
+                iou, f1, what = counts.iou, counts.f1, f"{len(held)} images"
+            ious.append(iou)
+            f1s.append(f1)
+            report(f"{name:14s} fold {k + 1}/{folds}: held-out IoU {iou:.4f}  F1 {f1:.4f}  ({what})")
         results.append(LossResult(name, tuple(ious), tuple(f1s), time.perf_counter() - t0))
     return results
 

@@ -10,10 +10,11 @@ lon/lat, covering part of the imagery). Nothing here holds a whole scene:
   metres), where absence of a footprint means "no building". Pixels outside it are left
   out of the loss, never taught as background.
 - ``spatial_split`` cuts each scene's labelled area into square blocks (four training
-  tiles a side, down to one tile for a small labelled area) and holds out whole blocks
-  for validation (``val_fraction`` of the labelled area, or fold ``k`` of ``folds``), with
-  a gap one tile wide around them where no training window may be centred: no validation
-  pixel is ever seen in training.
+  tiles a side, down to one tile for a small labelled area) and holds out a run of
+  neighbouring blocks for validation (``val_fraction`` of the labelled area from a block
+  chosen by ``seed``, or the ``k``-th of ``folds`` runs), with a gap one tile wide around
+  them where no training window may be centred: no validation pixel is ever seen in
+  training.
 - ``WindowDataset`` draws training windows: a share (``positive_fraction``) centred on a
   random footprint, the rest uniform over the training area; each is read with a windowed
   read, resampled to the training pixel size (``gsd``) when the scene's differs, its
@@ -161,19 +162,22 @@ def spatial_split(scenes: list[LabelledScene], tile: int, val_fraction: float, s
                     blocks.append((k, b, a))
     if not blocks:
         return [Zones(shapely.Polygon(), shapely.Polygon(), []) for _ in scenes]
-    order = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(seed)).tolist()
+    # held-out blocks are taken in runs of neighbours (row by row, scene after scene), so the gaps around
+    # them cost little training area: fold k is the k-th run; a hold-out starts at a block chosen by ``seed``
+    n = len(blocks)
     if folds:
-        if len(blocks) < folds:
-            raise InputError(f"the labelled area makes {len(blocks)} block(s), too few for {folds} folds; use"
-                             " fewer folds or label a larger area")
-        held = set(order[fold::folds])
+        if n < folds:
+            raise InputError(f"the labelled area makes {n} block(s), too few for {folds} folds; use fewer folds"
+                             " or label a larger area")
+        held = set(range(fold * n // folds, (fold + 1) * n // folds))
     elif val_fraction > 0:
-        if len(blocks) < 2:
+        if n < 2:
             raise InputError("the labelled area is one block, too small to hold part of it out; label a larger"
                              " area, give --val-dir with other scenes, or pass --val-fraction 0")
         total, held, got = sum(a for *_, a in blocks), set(), 0.0
-        for i in order:
-            if got >= val_fraction * total or len(held) == len(blocks) - 1:
+        start = int(torch.randint(n, (), generator=torch.Generator().manual_seed(seed)))
+        for i in [(start + j) % n for j in range(n)]:
+            if got >= val_fraction * total or len(held) == n - 1:
                 break
             held.add(i)
             got += blocks[i][2]

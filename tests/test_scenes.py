@@ -206,3 +206,18 @@ def test_a_labelled_area_of_one_block_cannot_be_held_out(tmp_path):
     scenes, _ = sc.load_scenes(str(tmp_path / "s.tif"), str(tmp_path / "b.gpkg"), None, None, 30.0)
     with pytest.raises(InputError, match="one block, too small to hold part of it out"):
         sc.spatial_split(scenes, 128, 0.2, 0)
+
+
+@pytest.mark.slow
+def test_cross_validation_on_a_scene_makes_spatial_folds(ortho, tmp_path):
+    r = run("cv", "--images", ortho["ortho"], "--labels", ortho["labels"], "--label-extent", ortho["extent"],
+            "--out", tmp_path / "cv", "--folds", "2", "--epochs", "1", "--tile-size", "64", "--depth", "3",
+            "--width", "4", "--samples-per-epoch", "4")
+    assert r.exit_code == 0, r.output
+    assert r.output.count("(held-out blocks)") == 2
+    [scene], _ = sc.load_scenes(str(ortho["ortho"]), str(ortho["labels"]), None, str(ortho["extent"]), 30.0)
+    folds = [sc.spatial_split([scene], 64, 0.0, 0, folds=2, fold=k)[0] for k in (0, 1)]
+    assert folds[0].val.intersection(folds[1].val).area < 1e-6  # each block held out once
+    assert folds[0].val.union(folds[1].val).area == pytest.approx(scene.extent.area)
+    one_line = run("cv", "--images", ortho["ortho"], "--labels", ortho["labels"], "--out", tmp_path / "cv2", "--tta")
+    assert one_line.exit_code != 0 and "--tta scores held-out tiles" in one_line.output
