@@ -99,7 +99,9 @@ def main() -> None:
     \b
     geoseg demo                                      # the whole job on a synthetic town
     geoseg train DATA_DIR --out runs/roofs           # learn roof masks from labelled tiles
+    geoseg predict scene.tif --out roofs.geojson               # the starter model shipped with geoseg
     geoseg predict scene.tif --model runs/roofs/model.pt --out roofs.geojson
+    geoseg info [MODEL]                                         # a model's card
     geoseg evaluate --pred roofs.geojson --truth truth.gpkg
     geoseg export-onnx runs/roofs/model.pt --out roofs.onnx   # for QGIS's Deepness plugin
     """
@@ -109,9 +111,10 @@ from .cv import cv  # noqa: E402
 from .demo import demo  # noqa: E402
 from .evaluate import evaluate  # noqa: E402
 from .export_onnx import export_onnx  # noqa: E402
+from .info import info  # noqa: E402
 from .predict import predict  # noqa: E402
 from .synth import synth  # noqa: E402
 from .train import train  # noqa: E402
 
-for command in (demo, synth, train, predict, evaluate, cv, export_onnx):
+for command in (demo, synth, train, predict, evaluate, cv, export_onnx, info):
     main.add_command(command)

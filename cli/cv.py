@@ -16,7 +16,7 @@ from . import options as o
               help="Folder for the run of every loss and fold.")
 @click.option("--folds", default=5, show_default=True)
 @click.option("--loss", "losses", default=o.default(o.T, "loss"), show_default=True,
-              help="One loss or several to compare, comma-separated: dice,pixel-softmax,softmax,dice+ce.")
+              help="One loss or several to compare, comma-separated: auto,dice,pixel-softmax,softmax,dice+ce.")
 @o.training
 @click.option("--tta", is_flag=True, help="Score the held-out images with test-time augmentation (the 8 flips and"
               " quarter turns averaged, as 'geoseg predict --tta'); training is unchanged.")

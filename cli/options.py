@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import click
 
-from geoseg.config import DEVICES, PRECISIONS, TileOptions, TrainConfig, VectorizeOptions
+from geoseg.config import DEVICES, PRECISIONS, PRESETS, TileOptions, TrainConfig, VectorizeOptions
 
 
 def default(cls, name: str):
@@ -89,6 +89,25 @@ scenes = options(
 )
 
 
+def apply_preset(name: str | None, opts: dict) -> dict:
+    """``opts`` with a named recipe's settings (``config.PRESETS``) for the options not given on
+    the command line."""
+    from click.core import ParameterSource
+
+    if not name:
+        return opts
+    ctx = click.get_current_context()
+    given = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    return {**opts, **{k: v for k, v in PRESETS[name].items() if k not in given}}
+
+
+loss = field_option(T, "loss", "auto (dice from 5 minutes of --time-limit on, softmax below: the best"
+                    " measured), softmax, pixel-softmax, dice or dice+ce.")
+preset = click.option("--preset", type=click.Choice(sorted(PRESETS)),
+                      help="A named recipe for the options not given: 'original' is the original roof project's"
+                      " (softmax, lr 1e-4…1e-5, instance norm, depth 5, width 64, no averaging).")
+
+
 def data_source(data_dir, images, labels) -> dict:
     """``TrainConfig``'s ``data_dir`` and ``labels`` from DATA_DIR, or --images with --labels."""
     from geoseg.errors import InputError
@@ -109,6 +128,8 @@ tiling = options(
                  " (13 s the first time on a machine) of compiling; pays from about 230 MP of scene.", "--compile"),
     field_option(TileOptions, "prefetch", "Read tiles in a thread ahead of the model [default: on CUDA and on"
                  " CPUs of 8+ cores].", "--prefetch/--no-prefetch", default=None),
+    field_option(TileOptions, "gsd", "The scene's pixel size, metres, where it cannot say (PNG, JPEG) [default:"
+                 " from its georeference]; a scene of another size than the model's is resampled to it.", "--gsd"),
     field_option(TileOptions, "nodata", "A value marking missing imagery in every band: no roofs there [default:"
                  " the value the model was trained with]."),
     device,

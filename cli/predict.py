@@ -11,8 +11,8 @@ from . import options as o
 
 @click.command()
 @click.argument("scenes", nargs=-1, required=True)
-@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
-              help="model.pt written by 'geoseg train'.")
+@click.option("--model", "model_path", help="model.pt written by 'geoseg train' [default: the starter model shipped"
+              " with geoseg: RGB, 0.3 m/px; 'geoseg info' shows its card].")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help=".geojson (RFC 7946, WGS 84) or .gpkg (the scene's CRS).")
 @click.option("--prob-out", type=click.Path(dir_okay=False, path_type=Path),
@@ -30,7 +30,7 @@ from . import options as o
 @click.option("--no-preview", is_flag=True, help="Skip the preview PNG written beside --out.")
 @o.overwrite
 @o.quiet
-def predict(scenes: tuple[str, ...], model_path: Path, out: Path, prob_out: Path | None, mask_out: Path | None,
+def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out: Path | None, mask_out: Path | None,
             cog: bool, bands: str | None, scheduler: str | None, workers: int | None, block: int, no_preview: bool,
             overwrite: bool, quiet: bool, **settings) -> None:
     """Predict roofs on SCENES (GeoTIFF, COG, VRT, PNG, JPEG; several files or a quoted glob

@@ -25,7 +25,8 @@ from geoseg.model import UNet, UNetConfig, config_from_dict, config_to_dict
 FORMAT = "geoseg-checkpoint"
 VERSION = 1
 _KNOWN = {"format", "version", "model_config", "state_dict", "norm", "tile_size", "nodata", "epoch", "metrics",
-          "train_config", "gsd"}
+          "train_config", "gsd", "card"}
+STARTER = Path(__file__).resolve().parent / "models" / "starter.pt"  # made by scripts/make_starter.py
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Checkpoint:
     epoch: int | None = None
     metrics: dict = field(default_factory=dict)
     train_config: dict | None = None
+    card: dict = field(default_factory=dict)  # what the model is, was trained on, and scored (``geoseg info``)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -87,6 +89,17 @@ def save(path: str | os.PathLike, model: UNet, norm: Normalisation, tile_size: i
     tmp = path.with_name(f".{path.name}.part")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def resolve(model: str | os.PathLike | None) -> Path:
+    """The checkpoint a command uses: ``model``, or the starter model shipped with geoseg for
+    None or ``"starter"``."""
+    if model is not None and str(model) != "starter":
+        return Path(model)
+    if not STARTER.is_file():
+        raise CheckpointError("this geoseg has no starter model (geoseg/models/starter.pt); make it with"
+                              " scripts/make_starter.py, or give --model with a model.pt from 'geoseg train'")
+    return STARTER
 
 
 def load(path: str | os.PathLike) -> Checkpoint:
@@ -153,16 +166,47 @@ def _checked(p: Path, state: dict) -> Checkpoint:
     epoch = state.get("epoch")
     if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool)):
         raise _damaged(p, "epoch", "a whole number")
-    metrics, train_config = state.get("metrics") or {}, state.get("train_config")
-    if not isinstance(metrics, dict) or (train_config is not None and not isinstance(train_config, dict)):
-        raise _damaged(p, "metrics" if not isinstance(metrics, dict) else "train_config", "a table of values")
+    metrics, train_config, card = state.get("metrics") or {}, state.get("train_config"), state.get("card") or {}
+    for key, value in (("metrics", metrics), ("train_config", train_config or {}), ("card", card)):
+        if not isinstance(value, dict):
+            raise _damaged(p, key, "a table of values")
     return Checkpoint(
         model=config,
         norm=Normalisation(scale=float(norm["scale"]), mean=tuple(float(v) for v in norm["mean"]),
                            std=tuple(float(v) for v in norm["std"])),
         tile_size=tile, state_dict=weights, nodata=None if nodata is None else float(nodata),
         gsd=None if gsd is None else float(gsd), epoch=epoch,
-        metrics=metrics, train_config=train_config, extra={k: v for k, v in state.items() if k not in _KNOWN})
+        metrics=metrics, train_config=train_config, card=card,
+        extra={k: v for k, v in state.items() if k not in _KNOWN})
+
+
+def describe(ckpt: Checkpoint, path: str | os.PathLike) -> list[str]:
+    """A model's card as lines for a person: what it takes, its pixel size, what it was trained
+    on and how it scored (``geoseg info``)."""
+    c, m = ckpt.card, ckpt.model
+    gsd = f"{ckpt.gsd:g} m/px" if ckpt.gsd else "unknown (trained on tiles without georeference)"
+    lines = [f"{c.get('name', 'geoseg model')}: {path}",
+             f"  input        {m.in_channels} band(s) ({c.get('bands', 'as its training images')}), scaled by"
+             f" {ckpt.norm.scale:g}; nodata {ckpt.nodata if ckpt.nodata is not None else 'none'}",
+             f"  pixel size   {gsd}",
+             f"  network      U-Net depth {m.depth}, width {m.width}, {m.norm} norm; trained on {ckpt.tile_size} px"
+             " tiles"]
+    if c.get("trained_on"):
+        lines.append(f"  trained on   {c['trained_on']}")
+    elif ckpt.train_config:
+        t = ckpt.train_config
+        lines.append(f"  trained on   {t.get('data_dir')}{' with ' + str(t['labels']) if t.get('labels') else ''}"
+                     f" ({t.get('loss')} loss, epoch {ckpt.epoch})")
+    for name, scores in c.get("scores", {}).items():
+        said = ", ".join(f"{k} {v}" for k, v in scores.items() if not isinstance(v, list))
+        lines.append(f"  score        {name.replace('_', ' ')}: {said}")
+    if ckpt.metrics and not c.get("scores"):
+        said = ", ".join(f"{k} {v}" for k, v in ckpt.metrics.items() if k.startswith("val_"))
+        if said:
+            lines.append(f"  validation   {said} (epoch {ckpt.epoch})")
+    if c.get("not_good_at"):
+        lines.append(f"  not good at  {c['not_good_at']}")
+    return lines
 
 
 def build_model(ckpt: Checkpoint, device: torch.device | str = "cpu") -> tuple[UNet, UNetConfig]:

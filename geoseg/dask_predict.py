@@ -59,14 +59,14 @@ def predict_scene_polygons(scene: str, ckpt, tiles, vector, threads: int | None)
     import rasterio
     import torch
 
-    from geoseg.predict import GDAL_CACHE_MB, predict_probability
+    from geoseg.predict import GDAL_CACHE_MB, model_grid, predict_probability
     from geoseg.vectorize import iter_polygons
 
     if threads:
         torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="geoseg-task-") as tmp, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         prob = Path(tmp) / "prob.tif"
-        predict_probability(scene, ckpt, prob, tiles, compress="zstd")
+        predict_probability(model_grid(scene, ckpt, tmp, tiles.gsd), ckpt, prob, tiles, compress="zstd")
         chunks = list(iter_polygons(prob, vector, scene_name=Path(scene).name))
     return gpd.GeoDataFrame(pd.concat(chunks, ignore_index=True), crs=chunks[0].crs)
 
@@ -117,8 +117,14 @@ def block_polygons(client, scene, ckpt, tiles, vector, options: ClusterOptions, 
     ``prob_sink(row0, rows)`` receives the probability rows, block by block, in order."""
     import uuid
 
+    from geoseg.predict import grid_ratio
     from geoseg.vectorize import join_band_edges
 
+    ratio, own = grid_ratio(scene, ckpt, tiles.gsd)
+    if ratio is not None:
+        raise InputError(f"{scene}: {own:.3g} m pixels for a model of {ckpt.gsd:.3g} m; a single scene on a cluster"
+                         " is cut into blocks of its own grid, so predict it without --workers/--scheduler (it is"
+                         " then resampled), or with other scenes (a task each)")
     threads = _threads(options)
     blocks = scene_blocks(scene, ckpt, tiles, vector, options.block)
     run = uuid.uuid4().hex[:8]

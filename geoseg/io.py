@@ -77,6 +77,57 @@ def local_utm(geometry, crs):
     return gpd.GeoSeries([geometry], crs=crs).estimate_utm_crs()
 
 
+def pixel_size_m(src: rasterio.io.DatasetReader) -> float | None:
+    """A scene's pixel side in metres on the ground: the CRS's unit for a projected CRS, measured
+    locally (in the UTM zone there) for a lon/lat or Web Mercator scene; None without a CRS."""
+    import math
+
+    t = src.transform
+    side = math.sqrt(abs(t.a * t.e - t.b * t.d))
+    if src.crs is None:
+        return None
+    mercator = "merc" in (src.crs.to_proj4() or "")  # its metres shrink by cos(latitude) on the ground
+    if src.crs.is_projected and not mercator:
+        return side * (src.crs.linear_units_factor[1] if src.crs.linear_units_factor else 1.0)
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    cx, cy = t * (src.width / 2, src.height / 2)
+    px = box(cx, cy, cx + abs(t.a), cy + abs(t.e))
+    return float(math.sqrt(gpd.GeoSeries([px], crs=src.crs).to_crs(local_utm(px, src.crs)).area.iloc[0]))
+
+
+def resampled_vrt(path: str | os.PathLike, out: str | os.PathLike, width: int, height: int,
+                  resampling: str = "bilinear") -> Path:
+    """Write ``out``: a GDAL VRT of the raster ``path`` at ``width`` × ``height`` pixels over the
+    same extent and CRS (band types and nodata kept), read through GDAL's resampling on the
+    fly, window by window: the scene at another pixel size, with nothing held or copied."""
+    from xml.sax.saxutils import escape
+
+    from affine import Affine
+
+    src_path = gdal_path(path) if is_remote(path) else os.path.abspath(os.fspath(path))
+    with open_raster(path) as src:
+        w0, h0, t, crs = src.width, src.height, src.transform, src.crs
+        kinds = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
+                 "float32": "Float32", "float64": "Float64"}
+        bands = []
+        for b in range(1, src.count + 1):
+            value = src.nodatavals[b - 1]
+            nodata = f"<NoDataValue>{value!r}</NoDataValue>" if value is not None else ""
+            bands.append(
+                f'<VRTRasterBand dataType="{kinds.get(src.dtypes[b - 1], "Float32")}" band="{b}">{nodata}'
+                f'<SimpleSource resampling="{resampling}"><SourceFilename relativeToVRT="0">{escape(src_path)}'
+                f'</SourceFilename><SourceBand>{b}</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w0}" ySize="{h0}"/>'
+                f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/></SimpleSource></VRTRasterBand>')
+    scaled = t * Affine.scale(w0 / width, h0 / height)
+    srs = f"<SRS>{escape(crs.to_wkt())}</SRS>" if crs else ""
+    geo = f"<GeoTransform>{', '.join(repr(v) for v in scaled.to_gdal())}</GeoTransform>"
+    Path(out).write_text(f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">{srs}{geo}{"".join(bands)}'
+                         "</VRTDataset>", encoding="utf-8")
+    return Path(out)
+
+
 def shapely_affine(transform) -> list[float]:
     """A rasterio/affine transform as shapely's ``affine_transform`` wants it: [a, b, d, e, c, f]."""
     t = transform
@@ -88,9 +139,16 @@ def value_scale(dtype: str) -> float:
     return DTYPE_SCALE.get(str(dtype), 1.0)
 
 
+def open_raster(path: str | os.PathLike) -> contextlib.AbstractContextManager[rasterio.io.DatasetReader]:
+    """Open a raster for reading (a context manager), turning GDAL's errors into one actionable
+    line. ``path`` is a local file, a URL (``https://``, ``s3://``, ``gs://``, ``az://``,
+    ``zip://``) or a GDAL ``/vsi…/`` path (``gdal_path``); remote files are read with range
+    requests, retried on transient errors (``REMOTE_ENV``)."""
+    return _open_remote(path) if is_remote(path) else _open_local(path)
+
+
 @contextlib.contextmanager
-def open_raster(path: str | os.PathLike) -> Iterator[rasterio.io.DatasetReader]:
-    """Open a raster for reading, turning GDAL's errors into one actionable line."""
+def _open_local(path: str | os.PathLike) -> Iterator[rasterio.io.DatasetReader]:
     p = Path(path)
     if not p.exists():
         raise RasterReadError(f"{p}: no such file; check the path")
@@ -108,6 +166,62 @@ def open_raster(path: str | os.PathLike) -> Iterator[rasterio.io.DatasetReader]:
         yield src
     finally:
         src.close()
+
+
+URL_SCHEMES = {"http://": "/vsicurl/http://", "https://": "/vsicurl/https://", "s3://": "/vsis3/",
+               "gs://": "/vsigs/", "az://": "/vsiaz/", "zip://": "/vsizip/"}
+# reading remote files: retries with back-off for transient HTTP errors (429, 5xx), an open that lists
+# no folder, GDAL's own cache of the bytes read, and merged range requests
+REMOTE_ENV = {"GDAL_HTTP_MAX_RETRY": 4, "GDAL_HTTP_RETRY_DELAY": 0.5, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+              "VSI_CACHE": "TRUE", "GDAL_HTTP_MULTIRANGE": "YES", "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+              "GDAL_HTTP_TIMEOUT": 60}
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+    """A URL or a GDAL virtual file system path: never checked or globbed as a local file."""
+    text = os.fspath(path)
+    return text.startswith("/vsi") or any(text.startswith(s) for s in URL_SCHEMES)
+
+
+def gdal_path(path: str | os.PathLike) -> str:
+    """The path GDAL opens for ``path``: URLs become ``/vsicurl/``, ``/vsis3/``, ``/vsigs/``,
+    ``/vsiaz/`` or ``/vsizip/`` paths (credentials from the usual environment variables, as
+    rasterio and GDAL read them); anything else is returned as it is."""
+    text = os.fspath(path)
+    for scheme, vsi in URL_SCHEMES.items():
+        if text.startswith(scheme):
+            rest = text[len(scheme):]
+            if scheme == "zip://":  # zip://archive.zip!inner/path
+                archive, _, inner = rest.partition("!")
+                rest = f"{archive}/{inner.lstrip('/')}" if inner else archive
+            return vsi + rest
+    return text
+
+
+def _remote_problem(path, exc: BaseException) -> str:
+    text = str(exc)
+    if "404" in text or "No such file" in text or "does not exist" in text:
+        return f"{path}: not found on the server (HTTP 404); check the URL"
+    if "403" in text or "401" in text or "AccessDenied" in text or "credentials" in text.lower():
+        return f"{path}: access denied (HTTP 401/403); check the URL or the credentials in the environment"
+    if "timed out" in text.lower() or "timeout" in text.lower():
+        return f"{path}: the server did not answer in time; check the network or try again"
+    return f"{path}: not a readable remote raster ({first_line(exc)}); check the URL"
+
+
+@contextlib.contextmanager
+def _open_remote(path: str | os.PathLike) -> Iterator[rasterio.io.DatasetReader]:
+    with rasterio.Env(**REMOTE_ENV):  # for the dataset's whole life: its reads are remote too
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                src = rasterio.open(gdal_path(path))
+        except rasterio.errors.RasterioError as exc:
+            raise RasterReadError(_remote_problem(path, exc)) from None
+        try:
+            yield src
+        finally:
+            src.close()
 
 
 def scene_info(src: rasterio.io.DatasetReader) -> SceneInfo:

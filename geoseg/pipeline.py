@@ -27,10 +27,20 @@ from geoseg import checkpoint
 from geoseg.checkpoint import Checkpoint
 from geoseg.errors import InputError
 from geoseg.export import VectorWriter, vector_format
-from geoseg.io import SceneInfo, copy_as_cog, open_raster, probability_cut, raster_strips, scene_info, shapely_affine
+from geoseg.io import (
+    SceneInfo,
+    copy_as_cog,
+    is_remote,
+    open_raster,
+    probability_cut,
+    raster_strips,
+    resampled_vrt,
+    scene_info,
+    shapely_affine,
+)
 from geoseg.merge import Footprint, SceneMerger
 from geoseg.outputs import OutputSet, check_output, refuse_inputs_as_outputs, scratch_dir
-from geoseg.predict import GDAL_CACHE_MB, TileOptions, predict_rows
+from geoseg.predict import GDAL_CACHE_MB, TileOptions, model_grid, predict_rows
 from geoseg.style import qml_path, write_qml
 from geoseg.vectorize import PolygonStream, VectorizeOptions
 
@@ -234,19 +244,38 @@ def _local_polygons(scenes: list, ckpt: Checkpoint, tiles: TileOptions, vector: 
     for k, path in enumerate(scenes):
         if report:
             report(f"scene {k + 1}/{len(scenes)}: {path}")
-        stream = PolygonStream(path, vector, Path(path).name)
+        work = model_grid(path, ckpt, tmpdir, tiles.gsd)  # the scene at the model's pixel size
+        stream = PolygonStream(work, vector, Path(path).name)
         chunks: list = []
         prob_path = tmpdir / "prob.tif" if prob or mask else None
+        model_prob = tmpdir / "prob-model-grid.tif" if prob_path and work != path else prob_path
         # a probability raster that is only read back (for the mask or a COG) is written fast; a kept one portably
-        rows = predict_rows(path, ckpt, prob_path, tiles, progress, compress="deflate" if portable else "zstd",
+        rows = predict_rows(work, ckpt, model_prob, tiles, progress,
+                            compress="deflate" if portable and model_prob == prob_path else "zstd",
                             rows_out=lambda row0, block, s=stream, c=chunks: c.append(s.feed(row0, block)))
         with contextlib.closing(rows):  # closed here, should the consumer stop, not by the collector
             for _ in rows:  # a grid row of tiles done: hand its polygons on
                 yield from ((k, chunk) for chunk in chunks)
                 chunks.clear()
         yield k, stream.close()
+        if model_prob != prob_path:  # back on the scene's own grid
+            on_scene_grid(model_prob, path, prob_path, tmpdir)
         if mask:
             write_mask(prob_path, tmpdir / "mask.tif", vector.threshold)
+
+
+def on_scene_grid(prob: Path, scene: str | os.PathLike, out: Path, tmpdir: Path) -> None:
+    """Write ``out``: the probability raster ``prob`` (on the model's grid) resampled onto the
+    grid of ``scene`` (bilinear), as a tiled GeoTIFF, block by block."""
+    from rasterio.shutil import copy
+
+    with open_raster(scene) as src:
+        width, height = src.width, src.height
+    vrt = resampled_vrt(prob, tmpdir / "prob-on-scene-grid.vrt", width, height, "bilinear")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        copy(vrt, out, driver="GTiff", tiled=True, blockxsize=256, blockysize=256, compress="deflate",
+             BIGTIFF="IF_SAFER")
 
 
 def _scene_info(path: str | os.PathLike, out: str | os.PathLike, several: bool) -> SceneInfo:
@@ -284,14 +313,17 @@ def footprint(info: SceneInfo, crs) -> Footprint:
     return Footprint(poly, pixel)
 
 
-def expand_scenes(args) -> list[Path]:
+def expand_scenes(args) -> list:
     """Scene arguments → paths: a pattern with ``*``, ``?`` or ``[`` that names no file is
-    expanded (sorted), for a glob quoted from the shell."""
+    expanded (sorted), for a glob quoted from the shell; a URL or ``/vsi…/`` path is kept as
+    it is (never globbed or checked as a local file)."""
     import glob
 
-    paths: list[Path] = []
+    paths: list = []
     for arg in args:
-        if not os.path.exists(arg) and glob.has_magic(arg):
+        if is_remote(arg):
+            paths.append(str(arg))
+        elif not os.path.exists(arg) and glob.has_magic(arg):
             found = sorted(glob.glob(arg))
             if not found:
                 raise InputError(f"{arg}: no file matches this pattern; check the path")

@@ -16,6 +16,7 @@ import queue
 import threading
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -172,6 +173,46 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                 yield row
             bar.close()
     return info
+
+
+GSD_TOLERANCE = 0.01  # a scene within 1 % of the model's pixel size is predicted as it is
+GSD_FACTOR_WARN = 4.0  # beyond this factor either way the model was not made for the imagery
+
+
+def grid_ratio(scene: str | os.PathLike, ckpt: Checkpoint,
+               scene_gsd: float | None = None) -> tuple[float | None, float | None]:
+    """``(scene pixels per model pixel, the scene's pixel size in m)``; the ratio is None when
+    the scene is predicted as it is (the model or the scene has no pixel size, or they agree)."""
+    from geoseg.io import pixel_size_m
+
+    if ckpt.gsd is None:
+        return None, None
+    with open_raster(scene) as src:
+        own = scene_gsd or pixel_size_m(src)
+    if own is None or abs(ckpt.gsd / own - 1.0) <= GSD_TOLERANCE:
+        return None, own
+    return ckpt.gsd / own, own
+
+
+def model_grid(scene: str | os.PathLike, ckpt: Checkpoint, folder: str | os.PathLike,
+               scene_gsd: float | None = None) -> str | os.PathLike:
+    """The raster to predict ``scene`` on: itself, or (when the model records its training
+    pixel size and the scene's differs) a VRT in ``folder`` that reads it resampled to the
+    model's pixel size, over the same extent and CRS. ``scene_gsd``: the scene's pixel size
+    in metres where it cannot say (PNG tiles), else measured (``io.pixel_size_m``)."""
+    from geoseg.io import resampled_vrt
+
+    ratio, own = grid_ratio(scene, ckpt, scene_gsd)
+    if ratio is None:
+        return scene
+    with open_raster(scene) as src:
+        width, height = src.width, src.height
+    if not 1 / GSD_FACTOR_WARN <= ratio <= GSD_FACTOR_WARN:
+        warnings.warn(f"{scene}: {own:.3g} m pixels, but the model was made for {ckpt.gsd:.3g} m; it is resampled,"
+                      " but a model made for this imagery will do better", GeosegWarning, stacklevel=2)
+    w, h = max(1, round(width / ratio)), max(1, round(height / ratio))
+    return resampled_vrt(scene, Path(folder) / f"{Path(scene).stem}.at-{ckpt.gsd:g}m.vrt", w, h,
+                         "average" if ratio > 1 else "bilinear")
 
 
 PREFETCH_CORES = 8  # a CPU reads ahead from this many cores (measured on 2 only: no gain)

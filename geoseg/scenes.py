@@ -49,7 +49,7 @@ from torch.utils.data import Dataset
 
 from geoseg.checkpoint import Normalisation
 from geoseg.errors import InputError
-from geoseg.io import IMAGE_SUFFIXES, local_utm, open_raster, read_polygons, read_window, value_scale
+from geoseg.io import IMAGE_SUFFIXES, open_raster, pixel_size_m, read_polygons, read_window, value_scale
 from geoseg.losses import unet_weight_map
 
 BLOCK_TILES = 4  # a validation block is this many training tiles a side, at most
@@ -74,23 +74,6 @@ def find_scenes(spec: str | os.PathLike) -> list[str]:
             raise InputError(f"{text}: no raster matches this pattern; check the path")
         return found
     raise InputError(f"{text}: no such file or folder; give a scene, a folder of scenes or a quoted glob")
-
-
-def pixel_size_m(src) -> float | None:
-    """A scene's pixel side in metres on the ground: the CRS's unit for a projected CRS, measured
-    locally (in the UTM zone there) for a lon/lat or Web Mercator scene; None without a CRS."""
-    t = src.transform
-    side = math.sqrt(abs(t.a * t.e - t.b * t.d))
-    if src.crs is None:
-        return None
-    mercator = "merc" in (src.crs.to_proj4() or "")  # its metres shrink by cos(latitude) on the ground
-    if src.crs.is_projected and not mercator:
-        return side * (src.crs.linear_units_factor[1] if src.crs.linear_units_factor else 1.0)
-    import geopandas as gpd
-
-    cx, cy = t * (src.width / 2, src.height / 2)
-    px = box(cx, cy, cx + abs(t.a), cy + abs(t.e))
-    return float(math.sqrt(gpd.GeoSeries([px], crs=src.crs).to_crs(local_utm(px, src.crs)).area.iloc[0]))
 
 
 class LabelledScene:

@@ -78,6 +78,18 @@ def _write_config(out: Path, config: TrainConfig, facts: dict, first_epoch: int)
     os.replace(tmp, path)
 
 
+def _initial(config: TrainConfig, data: TrainingData) -> checkpoint.Checkpoint:
+    """The model ``--init`` names (a path or ``starter``), checked against the data."""
+    path = checkpoint.resolve(config.init)
+    start = checkpoint.load(path)
+    if start.model.in_channels != data.bands:
+        raise InputError(f"--init {config.init}: a model of {start.model.in_channels} band(s), but these images have"
+                         f" {data.bands}; start from a model of {data.bands} bands, or train without --init")
+    if config.tile_size % start.model.multiple:
+        raise InputError(f"--init {config.init}: its network needs --tile-size a multiple of {start.model.multiple}")
+    return start
+
+
 def evaluate_batches(model, loader, loss_fn, device, precision, keep: bool = False):
     """Mean loss and pixel confusion counts (valid pixels only) of ``model`` over ``loader``;
     with ``keep``, also the roof probability of each item (float32 ``(H, W)`` numpy)."""
@@ -138,7 +150,7 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
     import rasterio
 
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):  # a bounded block cache: scenes are read in windows
-        data = load_training_data(config, config.loss in NEEDS_WEIGHT_MAP)
+        data = load_training_data(config, config.resolved_loss() in NEEDS_WEIGHT_MAP)
         out = (prepare_run_dir(config.out_dir, config.overwrite, config.resume, run_inputs(config)) if dist.main
                else Path(config.out_dir))
         if config.resume and dist.main:
@@ -200,15 +212,28 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
     if progress and data.about:
         tqdm.write(f"training on {data.about}")
     seed_everything(config.seed + dist.rank)  # rank 0 as one process; the others their own tiles
-    norm = data.norm
+    norm, gsd = data.norm, data.gsd
     mcfg = UNetConfig(in_channels=data.bands, depth=config.depth, width=config.width, norm=config.norm)
-    model = UNet(mcfg).to(device).to(memory_format=torch.channels_last)
+    start = _initial(config, data) if config.init else None
+    if start is not None:  # fine-tuning: its network, its weights, its normalisation and pixel size
+        mcfg, gsd = start.model, gsd or start.gsd
+        norm = start.norm if start.norm.scale == data.scale else norm
+    model = UNet(mcfg)
+    if start is not None:
+        model.load_state_dict(start.state_dict)
+        if progress:
+            tqdm.write(f"starting from {config.init}: U-Net depth {mcfg.depth}, width {mcfg.width}, its band"
+                       f" normalisation{'' if norm is start.norm else ' (not: these images are scaled otherwise)'}")
+    model = model.to(device).to(memory_format=torch.channels_last)
     net = model
     if dist.active:  # rank 0's initial weights go to every replica; gradients are averaged
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    loss_fn = get_loss(config.loss)
+    loss_fn = get_loss(config.resolved_loss())
+    if progress and config.loss == "auto":
+        budget = "this --time-limit" if config.time_limit else "a budget of 5 minutes or more"
+        tqdm.write(f"loss: {config.resolved_loss()} (the best measured for {budget}; --loss to choose)")
 
     # an epoch is the same number of tiles whatever the number of processes
     per_epoch = math.ceil((config.samples_per_epoch or max(data.per_epoch, 8 * config.batch_size)) / dist.world)
@@ -256,9 +281,9 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
         _write_config(out, config, {"model": asdict(mcfg), "resolved_device": str(device),
                                     "resolved_precision": precision,
                                     "train_images": data.train_names, "val_images": data.val_names,
-                                    "gsd": data.gsd, "band_stats": asdict(norm),
+                                    "gsd": gsd, "band_stats": asdict(norm),
                                     "processes": dist.world}, first_epoch)
-    meta = {"train_config": asdict(config), "nodata": config.nodata, "gsd": data.gsd}
+    meta = {"train_config": asdict(config), "nodata": config.nodata, "gsd": gsd}
 
     def save(name: str, epoch: int, row: dict, full: bool, rngs: list | None = None) -> None:
         """Rank 0 writes; ``rngs``: every rank's random state (gathered), for an exact resume."""

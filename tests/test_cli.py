@@ -189,3 +189,25 @@ def test_evaluate_with_tta_scores_the_tta_prediction(tiny_model, synth_task, tmp
         header, first = r.output.splitlines()[:2]
         row = dict(zip(header.split(), first.split()))
         assert row["image"] == pair.image.name and (int(row["tp"]), int(row["fp"])) == (want[tta].tp, want[tta].fp)
+
+
+def test_train_defaults_to_the_best_recipe_measured_and_the_original_one_is_a_preset(labelled, tmp_path):
+    from geoseg.config import TrainConfig
+
+    base = TrainConfig(data_dir="d", out_dir="o")
+    assert (base.lr_max, base.lr_min, base.average) == (1e-3, 1e-4, 5)
+    assert base.resolved_loss() == "dice"
+    assert TrainConfig(data_dir="d", out_dir="o", time_limit=2).resolved_loss() == "softmax"  # it led at 1.8 min
+    assert TrainConfig(data_dir="d", out_dir="o", time_limit=7).resolved_loss() == "dice"
+    assert TrainConfig(data_dir="d", out_dir="o", loss="pixel-softmax", time_limit=2).resolved_loss() == "pixel-softmax"
+    out = tmp_path / "run"
+    r = run("train", labelled, "--out", out, "--preset", "original", "--depth", "3", "--width", "4", "--epochs", "1",
+            "--tile-size", "32", "--batch-size", "2", "--samples-per-epoch", "2")
+    assert r.exit_code == 0, r.output
+    config = json.loads((out / "config.json").read_text())
+    # the preset's settings where none was given; the options given win
+    assert (config["loss"], config["lr_max"], config["norm"], config["average"]) == ("softmax", 1e-4, "instance", 0)
+    assert (config["depth"], config["width"]) == (3, 4)
+    r = run("train", labelled, "--out", tmp_path / "auto", "--depth", "3", "--width", "4", "--epochs", "1",
+            "--tile-size", "32", "--batch-size", "2", "--samples-per-epoch", "2", "--time-limit", "1")
+    assert r.exit_code == 0 and "loss: softmax (the best measured for this --time-limit" in r.output

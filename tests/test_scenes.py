@@ -21,7 +21,8 @@ from geoseg.config import TrainConfig
 from geoseg.errors import InputError
 from geoseg.synth import make_town, write_scene, write_scene_dataset
 
-TINY = dict(tile_size=64, depth=3, width=4, batch_size=2, samples_per_epoch=4, lr_max=1e-3, seed=3)
+TINY = dict(tile_size=64, depth=3, width=4, batch_size=2, samples_per_epoch=4, lr_max=1e-3, seed=3, loss="softmax",
+            average=0)
 PLAIN = Normalisation(255.0, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 
 

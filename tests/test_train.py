@@ -20,7 +20,8 @@ from tests.conftest import write_tif
 # every test here trains models (seconds each): the slow tier
 pytestmark = pytest.mark.slow
 
-TINY = dict(tile_size=32, depth=3, width=4, batch_size=2, samples_per_epoch=4, lr_max=1e-3, seed=3)
+TINY = dict(tile_size=32, depth=3, width=4, batch_size=2, samples_per_epoch=4, lr_max=1e-3, lr_min=1e-5, seed=3,
+            loss="softmax", average=0)
 
 
 def weights(path):
