@@ -23,6 +23,9 @@ from . import options as o
 @o.vectorizing
 @o.tiling
 @click.option("--bands", help="Band numbers to feed the model, e.g. 1,2,3 [default: all].")
+@click.option("--aoi", help="Area of interest (polygons, any vector file, any CRS): only the windows that meet it are"
+              " read and predicted, and the polygons are clipped to it.")
+@click.option("--bbox", help="Area of interest as minx,miny,maxx,maxy in lon/lat (WGS 84).")
 @click.option("--scheduler", help="Address of a running dask.distributed scheduler: scenes become its tasks.")
 @click.option("--workers", type=int, help="Start a local Dask cluster of N worker processes, a scene per task.")
 @click.option("--block", default=4096, show_default=True,
@@ -31,12 +34,12 @@ from . import options as o
 @o.overwrite
 @o.quiet
 def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out: Path | None, mask_out: Path | None,
-            cog: bool, bands: str | None, scheduler: str | None, workers: int | None, block: int, no_preview: bool,
-            overwrite: bool, quiet: bool, **settings) -> None:
+            cog: bool, bands: str | None, aoi: str | None, bbox: str | None, scheduler: str | None,
+            workers: int | None, block: int, no_preview: bool, overwrite: bool, quiet: bool, **settings) -> None:
     """Predict roofs on SCENES (GeoTIFF, COG, VRT, PNG, JPEG; several files or a quoted glob
     go into one layer, merged where they overlap) and write polygons to --out."""
     from geoseg.config import TileOptions, VectorizeOptions
-    from geoseg.pipeline import Outputs, expand_scenes, parse_bands, run_predict
+    from geoseg.pipeline import Outputs, expand_scenes, parse_bands, read_area, run_predict
 
     vector = VectorizeOptions(**o.pick(VectorizeOptions, settings))
     tiles = TileOptions(bands=parse_bands(bands), **o.pick(TileOptions, settings))
@@ -46,7 +49,9 @@ def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out
 
         cluster = ClusterOptions(scheduler=scheduler, workers=workers, block=block)
     outputs = Outputs(out, prob=prob_out, mask=mask_out, cog=cog, preview=not no_preview, overwrite=overwrite)
-    result = run_predict(expand_scenes(scenes), model_path, outputs, tiles, vector, progress=not quiet, cluster=cluster)
+    area = read_area(aoi, bbox) if aoi or bbox else None
+    result = run_predict(expand_scenes(scenes), model_path, outputs, tiles, vector, progress=not quiet, cluster=cluster,
+                         area=area)
     where = "EPSG:4326" if out.suffix.lower() != ".gpkg" else "the scene's CRS"
     if not result.scene.georeferenced:
         where = "pixel coordinates (the scene has no georeference)"

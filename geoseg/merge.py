@@ -109,7 +109,7 @@ class SceneMerger:
         rows.geometry = [orient(p, 1.0) for p in parts]
         rows["score"] = round(score, 4)
         rows["scene"] = ";".join(sorted(set(members["scene"])))
-        _measure(rows)
+        measure(rows)
         return rows
 
     def _number(self, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -120,7 +120,7 @@ class SceneMerger:
         return gdf
 
 
-def _measure(gdf: gpd.GeoDataFrame) -> None:
+def measure(gdf: gpd.GeoDataFrame) -> None:
     """Recompute ``area_m2`` and ``perimeter_m`` in place (in a local UTM zone when geographic)."""
     metric = gdf if gdf.crs.is_projected else gdf.to_crs(local_utm(box(*gdf.total_bounds), gdf.crs))
     gdf["area_m2"] = metric.area.round(2).to_numpy()

@@ -106,7 +106,7 @@ class Outputs:
 
 def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, out: str | os.PathLike | Outputs,
                 tiles: TileOptions = TileOptions(), vector: VectorizeOptions = VectorizeOptions(),
-                progress: bool = False, cluster=None) -> PredictResult:
+                progress: bool = False, cluster=None, area=None) -> PredictResult:
     """``geoseg predict``: scenes → roof polygons in ``out`` (a path, or ``Outputs`` for the
     files beside it), predicted with ``tiles`` and traced with ``vector``.
 
@@ -116,7 +116,9 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
     scene, as tasks on a Dask cluster; the output is the same. The probability, the mask and
     the preview are for a single scene. Every output is checked before any work starts and
     written under a temporary name; all are published together at the end, so a failure or
-    Ctrl-C leaves nothing partial and nothing of the user's replaced.
+    Ctrl-C leaves nothing partial and nothing of the user's replaced. ``area`` (``read_area``):
+    only the windows of each scene that meet it are read and predicted (from a remote file,
+    only their bytes), and the polygons are clipped to it; a scene it misses is skipped.
     """
     outputs = out if isinstance(out, Outputs) else Outputs(Path(out))
     scenes = [scene] if isinstance(scene, (str, os.PathLike)) else list(scene)
@@ -139,17 +141,20 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
             # a bounded GDAL block cache: by default it takes 5 % of RAM and grows with the scene
             stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
             tmpdir = Path(stack.enter_context(scratch_dir(outputs.out.parent)))
+            if area is not None:  # each scene cut to the area of interest (a VRT of its window)
+                scenes, infos = _cut_to_area(scenes, area, tmpdir)
+                merger = SceneMerger([footprint(i, crs) for i in infos], crs) if len(scenes) > 1 else None
             writer = stack.enter_context(VectorWriter(outputs.out, crs, outputs.overwrite, outputs=publisher))
             tmp = {what: publisher.add(p) for what, p in files.items() if what != "--out"}
             _write_outputs(stack, writer, tmp, tmpdir, scenes, ckpt, tiles, vector, infos[0], merger, outputs,
-                           progress, cluster)
+                           progress, cluster, area)
         publisher.publish()  # all outputs appear together, or none
     return PredictResult(outputs.out, writer.count, outputs.prob, files.get("the preview"), infos[0], len(scenes))
 
 
 def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict[str, Path], tmpdir: Path,
                    scenes: list, ckpt: Checkpoint, tiles: TileOptions, vector: VectorizeOptions, info: SceneInfo,
-                   merger, outputs: Outputs, progress: bool, cluster) -> None:
+                   merger, outputs: Outputs, progress: bool, cluster, area=None) -> None:
     """Predict ``scenes`` and write every output under its temporary name (``tmp``, by option)."""
     prob_out, mask_out, cog = outputs.prob, outputs.mask, outputs.cog
     png, qml = tmp.get("the preview"), tmp.get("the style")
@@ -171,6 +176,8 @@ def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict[
     for k, chunk in source:
         if png and picture is None:
             picture = Preview(scenes[0])
+        if area is not None:
+            chunk = _clip(chunk, area)
         if merger is not None:
             chunk = merger.add(chunk.to_crs(merger.crs) if chunk.crs != merger.crs else chunk, k)
         else:  # ids run on over the chunks (blocks of a scene each count from 1)
@@ -262,6 +269,80 @@ def _local_polygons(scenes: list, ckpt: Checkpoint, tiles: TileOptions, vector: 
             on_scene_grid(model_prob, path, prob_path, tmpdir)
         if mask:
             write_mask(prob_path, tmpdir / "mask.tif", vector.threshold)
+
+
+AREA_MARGIN = 64  # px of context read around an area of interest, so its edge is predicted as inside a scene
+
+
+def read_area(path: str | os.PathLike | None = None, bbox: str | None = None):
+    """An area of interest: the union of a vector file's polygons (any CRS), or ``bbox``
+    ``"minx,miny,maxx,maxy"`` in lon/lat; a GeoSeries of one geometry."""
+    import geopandas as gpd
+    import shapely
+    from shapely.geometry import box
+
+    from geoseg.io import read_polygons
+
+    if (path is None) == (bbox is None):
+        raise InputError("give --aoi FILE or --bbox minx,miny,maxx,maxy, not both")
+    if bbox is not None:
+        try:
+            x0, y0, x1, y1 = (float(v) for v in bbox.split(","))
+        except ValueError:
+            raise InputError(f"--bbox {bbox!r}: give minx,miny,maxx,maxy in degrees, e.g. 6.95,50.93,6.97,50.95"
+                             ) from None
+        if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
+            raise InputError(f"--bbox {bbox!r}: need -180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90"
+                             " (longitude, latitude)")
+        return gpd.GeoSeries([box(x0, y0, x1, y1)], crs=4326)
+    gdf = read_polygons(path)
+    if not len(gdf):
+        raise InputError(f"{path}: holds no polygons; give the area of interest as polygons")
+    if gdf.crs is None:
+        raise InputError(f"{path}: has no CRS; give the area of interest with one")
+    return gpd.GeoSeries([shapely.union_all(gdf.geometry.values)], crs=gdf.crs)
+
+
+def _cut_to_area(scenes: list, area, tmpdir: Path) -> tuple[list, list[SceneInfo]]:
+    """Each scene as a VRT of its window that meets ``area`` (with ``AREA_MARGIN`` px around);
+    scenes it misses are left out (none met: an error)."""
+    from rasterio.windows import Window, from_bounds
+
+    cut, infos = [], []
+    for k, path in enumerate(scenes):
+        with open_raster(path) as src:
+            if src.crs is None:
+                raise InputError(f"{path}: has no georeference, so an area of interest cannot be placed on it")
+            x0, y0, x1, y1 = area.to_crs(src.crs).total_bounds
+            win = from_bounds(x0, y0, x1, y1, src.transform).round_offsets(op="floor").round_lengths(op="ceil")
+            c0, r0 = max(int(win.col_off) - AREA_MARGIN, 0), max(int(win.row_off) - AREA_MARGIN, 0)
+            c1 = min(int(win.col_off + win.width) + AREA_MARGIN, src.width)
+            r1 = min(int(win.row_off + win.height) + AREA_MARGIN, src.height)
+        if c1 <= c0 or r1 <= r0:
+            continue
+        vrt = resampled_vrt(path, tmpdir / f"area-{k}-{Path(path).stem}.vrt", window=Window(c0, r0, c1 - c0, r1 - r0))
+        cut.append(str(vrt))
+        with open_raster(vrt) as src:
+            infos.append(scene_info(src))
+    if not cut:
+        raise InputError("the area of interest meets none of the scenes; check its place and CRS")
+    return cut, infos
+
+
+def _clip(chunk, area):
+    """Polygons clipped to the area of interest, as polygons, their areas measured again."""
+    import geopandas as gpd
+
+    from geoseg.merge import measure
+
+    if not len(chunk):
+        return chunk
+    inside = chunk.clip(area.to_crs(chunk.crs) if chunk.crs is not None else area)
+    inside = inside[inside.geom_type.isin(["Polygon", "MultiPolygon"])].explode(index_parts=False)
+    inside = gpd.GeoDataFrame(inside.reset_index(drop=True), crs=chunk.crs)
+    if len(inside) and "area_m2" in inside:
+        measure(inside)
+    return inside
 
 
 def on_scene_grid(prob: Path, scene: str | os.PathLike, out: Path, tmpdir: Path) -> None:

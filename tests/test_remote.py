@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from geoseg.cli import main
 from geoseg.config import TileOptions
-from geoseg.io import copy_as_cog, gdal_path, is_remote
+from geoseg.io import gdal_path, is_remote
 from geoseg.pipeline import Outputs, expand_scenes, run_predict
 
 
@@ -61,7 +61,9 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def server(tmp_path, synth_task):
-    copy_as_cog(synth_task["scene"], tmp_path / "scene.tif")
+    from rasterio.shutil import copy
+
+    copy(synth_task["scene"], tmp_path / "scene.tif", driver="COG", blocksize=128, compress="DEFLATE")
     handler = lambda *a, **k: RangeHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -110,3 +112,38 @@ def test_a_missing_remote_scene_is_one_line(server, tiny_model, tmp_path):
     lines = [line for line in r.output.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "not found on the server (HTTP 404)" in lines[0], r.output
     assert not (tmp_path / "r.gpkg").exists()
+
+
+def test_an_area_of_interest_reads_only_its_windows_and_clips_the_polygons(server, tiny_model, tmp_path):
+    import shapely
+    from shapely.geometry import box
+
+    from geoseg.pipeline import read_area
+
+    url, folder = server
+    opts = TileOptions(tile_size=64, precision="fp32")
+    with __import__("rasterio").open(folder / "scene.tif") as src:
+        left, bottom, right, top = src.bounds
+    tenth = box(left, top - (top - bottom) * 0.3, left + (right - left) * 0.3, top)  # about a tenth of the scene
+    gpd.GeoDataFrame(geometry=[tenth], crs="EPSG:25832").to_crs(4326).to_file(tmp_path / "aoi.gpkg")
+    area = read_area(tmp_path / "aoi.gpkg")
+    from geoseg.config import VectorizeOptions
+
+    vec = VectorizeOptions(threshold=0.3, simplify=0)
+    whole = run_predict(folder / "scene.tif", tiny_model, Outputs(tmp_path / "whole.gpkg", preview=False), opts, vec)
+    RangeHandler.sent = 0
+    part = run_predict(f"{url}/scene.tif", tiny_model, Outputs(tmp_path / "part.gpkg", preview=False), opts, vec,
+                       area=area)
+    # only the blocks near the area: 4 of 9 (128 px blocks; the area and its margin meet 2 x 2)
+    assert RangeHandler.sent <= 0.6 * (folder / "scene.tif").stat().st_size
+    a = gpd.read_file(whole.out, layer="roofs")
+    b = gpd.read_file(part.out, layer="roofs")
+    zone = area.to_crs(a.crs).iloc[0]
+    assert len(b) > 0 and all(shapely.within(g, zone.buffer(0.01)) for g in b.geometry)
+    from geoseg.evaluate import area_iou
+
+    # the same roofs as the whole scene's there (the tiles are laid from the window, so up to blending)
+    assert area_iou(b, a.clip(zone)) > 0.9
+    bad = CliRunner().invoke(main, ["predict", str(folder / "scene.tif"), "--model", str(tiny_model), "--out",
+                                    str(tmp_path / "far.gpkg"), "--bbox", "100,10,101,11", "--quiet"])
+    assert bad.exit_code != 0 and "meets none of the scenes" in bad.output
