@@ -106,7 +106,8 @@ class Outputs:
 
 def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, out: str | os.PathLike | Outputs,
                 tiles: TileOptions = TileOptions(), vector: VectorizeOptions = VectorizeOptions(),
-                progress: bool = False, cluster=None, area=None) -> PredictResult:
+                progress: bool = False, cluster=None, area=None,
+                assets: tuple[str, ...] | None = None) -> PredictResult:
     """``geoseg predict``: scenes → roof polygons in ``out`` (a path, or ``Outputs`` for the
     files beside it), predicted with ``tiles`` and traced with ``vector``.
 
@@ -118,10 +119,27 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
     written under a temporary name; all are published together at the end, so a failure or
     Ctrl-C leaves nothing partial and nothing of the user's replaced. ``area`` (``read_area``):
     only the windows of each scene that meet it are read and predicted (from a remote file,
-    only their bytes), and the polygons are clipped to it; a scene it misses is skipped.
+    only their bytes), and the polygons are clipped to it; a scene it misses is skipped. A
+    STAC Item's JSON (a file or a URL) is a scene too (``stac``): its ``visual`` asset, or
+    ``assets`` stacked as bands.
     """
     outputs = out if isinstance(out, Outputs) else Outputs(Path(out))
     scenes = [scene] if isinstance(scene, (str, os.PathLike)) else list(scene)
+    from geoseg.stac import is_item, item_scene
+
+    if assets and not any(is_item(s) for s in scenes):
+        raise InputError("--assets picks the assets of a STAC Item; give the item's JSON as the scene")
+    if not any(is_item(s) for s in scenes):
+        return _run_predict(scenes, model_path, outputs, tiles, vector, progress, cluster, area)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="geoseg-stac-") as items:  # the items' band stacks (VRTs)
+        scenes = [item_scene(s, assets, items) if is_item(s) else s for s in scenes]
+        return _run_predict(scenes, model_path, outputs, tiles, vector, progress, cluster, area)
+
+
+def _run_predict(scenes: list, model_path, outputs: Outputs, tiles: TileOptions, vector: VectorizeOptions,
+                 progress: bool, cluster, area) -> PredictResult:
     if not scenes:
         raise InputError("no scene given; pass one or more rasters")
     if len(scenes) > 1 and (outputs.prob or outputs.mask):

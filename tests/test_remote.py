@@ -147,3 +147,32 @@ def test_an_area_of_interest_reads_only_its_windows_and_clips_the_polygons(serve
     bad = CliRunner().invoke(main, ["predict", str(folder / "scene.tif"), "--model", str(tiny_model), "--out",
                                     str(tmp_path / "far.gpkg"), "--bbox", "100,10,101,11", "--quiet"])
     assert bad.exit_code != 0 and "meets none of the scenes" in bad.output
+
+
+def test_a_stac_item_of_three_single_band_cogs_is_one_scene(server, tiny_model, tmp_path):
+    import json
+
+    import rasterio
+    from rasterio.shutil import copy
+
+    url, folder = server
+    with rasterio.open(folder / "scene.tif") as src:
+        for b, name in enumerate(("red", "green", "blue"), start=1):
+            profile = {**src.profile, "count": 1, "driver": "GTiff"}
+            with rasterio.open(tmp_path / f"plain-{name}.tif", "w", **profile) as dst:
+                dst.write(src.read(b), 1)
+            copy(tmp_path / f"plain-{name}.tif", folder / f"{name}.tif", driver="COG", blocksize=128)
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "x", "geometry": None, "properties": {},
+            "assets": {"visual": {"href": f"{url}/scene.tif"},
+                       **{n: {"href": f"{n}.tif"} for n in ("red", "green", "blue")}}}  # relative to the item
+    (folder / "item.json").write_text(json.dumps(item))
+    opts = TileOptions(tile_size=64, precision="fp32")
+    local = run_predict(folder / "scene.tif", tiny_model, Outputs(tmp_path / "local.gpkg", preview=False), opts)
+    stacked = run_predict(f"{url}/item.json", tiny_model, Outputs(tmp_path / "bands.gpkg", preview=False), opts,
+                          assets=("red", "green", "blue"))
+    visual = run_predict(folder / "item.json", tiny_model, Outputs(tmp_path / "visual.gpkg", preview=False), opts)
+    a, b, c = (gpd.read_file(r.out, layer="roofs") for r in (local, stacked, visual))
+    assert len(a) == len(b) == len(c) and a.geometry.geom_equals(b.geometry).all()
+    r = CliRunner().invoke(main, ["predict", str(folder / "item.json"), "--assets", "nir", "--model", str(tiny_model),
+                                  "--out", str(tmp_path / "n.gpkg"), "--quiet"])
+    assert r.exit_code != 0 and "no asset 'nir'; it has blue, green, red, visual" in r.output

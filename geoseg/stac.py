@@ -1,0 +1,86 @@
+"""A STAC Item as a scene: its assets read as the bands of one raster, through a VRT.
+
+``geoseg predict item.json --assets red,green,blue`` stacks three single-band COGs (one
+band each, on one grid) into the bands of one scene; without ``--assets``, the item's
+``visual`` asset (an RGB COG) is the scene. The item is plain JSON (a local file or an
+``http(s)`` URL, read once); the assets are read where they are, with range requests,
+as any remote raster (``io.open_raster``). Asset hrefs relative to the item are resolved
+against it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from geoseg.errors import InputError, first_line
+from geoseg.io import gdal_path, is_remote, open_raster
+
+
+def is_item(path: str | os.PathLike) -> bool:
+    """A STAC Item by its name: ``*.json`` (not a GeoJSON of polygons, which is not a scene)."""
+    return os.fspath(path).lower().split("?")[0].endswith(".json")
+
+
+def read_item(path: str | os.PathLike) -> dict:
+    text = os.fspath(path)
+    try:
+        if text.startswith(("http://", "https://")):
+            with urllib.request.urlopen(text, timeout=60) as fh:  # the item itself; its assets are read by GDAL
+                item = json.load(fh)
+        else:
+            item = json.loads(Path(text).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{text}: not a readable STAC Item ({first_line(exc)}); give an item's JSON") from None
+    if not isinstance(item, dict) or item.get("type") != "Feature" or not isinstance(item.get("assets"), dict):
+        raise InputError(f"{text}: not a STAC Item (a Feature with assets); give an item's JSON")
+    return item
+
+
+def _href(item_path: str, href: str) -> str:
+    if is_remote(href) or os.path.isabs(href):
+        return href
+    if item_path.startswith(("http://", "https://")):
+        return urllib.parse.urljoin(item_path, href)
+    return str(Path(item_path).resolve().parent / href)
+
+
+def item_scene(path: str | os.PathLike, assets: tuple[str, ...] | None, folder: str | os.PathLike) -> str:
+    """The raster to predict for the STAC Item ``path``: its ``visual`` asset, or a VRT in
+    ``folder`` stacking ``assets`` (single-band rasters on one grid) as bands, in order."""
+    text = os.fspath(path)
+    item = read_item(text)
+    available = item["assets"]
+    names = list(assets) if assets else ["visual"]
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise InputError(f"{text}: no asset {missing[0]!r}; it has {', '.join(sorted(available))}; choose with"
+                         " --assets, e.g. --assets red,green,blue")
+    hrefs = [_href(text, available[n]["href"]) for n in names]
+    if len(hrefs) == 1:
+        return hrefs[0]
+    grids, bands = [], []
+    kinds = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float32": "Float32", "float64": "Float64"}
+    for k, (name, href) in enumerate(zip(names, hrefs), start=1):
+        with open_raster(href) as src:
+            grids.append((src.width, src.height, src.transform, src.crs))
+            source = gdal_path(href) if is_remote(href) else os.path.abspath(href)
+            nodata = f"<NoDataValue>{src.nodata!r}</NoDataValue>" if src.nodata is not None else ""
+            bands.append(f'<VRTRasterBand dataType="{kinds.get(src.dtypes[0], "Float32")}" band="{k}">{nodata}'
+                         f"<Description>{escape(name)}</Description><SimpleSource><SourceFilename"
+                         f' relativeToVRT="0">{escape(source)}</SourceFilename><SourceBand>1</SourceBand>'
+                         "</SimpleSource></VRTRasterBand>")
+    if len(set(grids)) > 1:
+        raise InputError(f"{text}: assets {', '.join(names)} lie on different grids (size, pixel size or CRS);"
+                         " choose assets of one resolution")
+    width, height, transform, crs = grids[0]
+    srs = f"<SRS>{escape(crs.to_wkt())}</SRS>" if crs else ""
+    geo = f"<GeoTransform>{', '.join(repr(v) for v in transform.to_gdal())}</GeoTransform>"
+    out = Path(folder) / f"{Path(urllib.parse.urlparse(text).path).stem}-{'-'.join(names)}.vrt"
+    out.write_text(f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">{srs}{geo}{"".join(bands)}'
+                   "</VRTDataset>", encoding="utf-8")
+    return str(out)
