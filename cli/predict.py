@@ -40,8 +40,13 @@ def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out
             workers: int | None, block: int, no_preview: bool, overwrite: bool, quiet: bool, **settings) -> None:
     """Predict roofs on SCENES (GeoTIFF, COG, VRT, PNG, JPEG; several files or a quoted glob
     go into one layer, merged where they overlap) and write polygons to --out."""
+    from geoseg import checkpoint
     from geoseg.config import TileOptions, VectorizeOptions
     from geoseg.pipeline import Outputs, expand_scenes, parse_bands, read_area, run_predict
+
+    if model_path is None:
+        model_path = checkpoint.resolve(None)
+        click.echo("model: the starter model shipped with geoseg (RGB, 0.3 m/px; 'geoseg info' for its card)", err=True)
 
     vector = VectorizeOptions(**o.pick(VectorizeOptions, settings))
     tiles = TileOptions(bands=parse_bands(bands), **o.pick(TileOptions, settings))

@@ -104,7 +104,7 @@ class Outputs:
         return {k: v for k, v in named.items() if v is not None}
 
 
-def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, out: str | os.PathLike | Outputs,
+def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike | None, out: str | os.PathLike | Outputs,
                 tiles: TileOptions = TileOptions(), vector: VectorizeOptions = VectorizeOptions(),
                 progress: bool = False, cluster=None, area=None,
                 assets: tuple[str, ...] | None = None) -> PredictResult:
@@ -125,6 +125,7 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike, 
     """
     outputs = out if isinstance(out, Outputs) else Outputs(Path(out))
     scenes = [scene] if isinstance(scene, (str, os.PathLike)) else list(scene)
+    model_path = checkpoint.resolve(model_path)  # None: the starter model
     from geoseg.stac import is_item, item_scene
 
     if assets and not any(is_item(s) for s in scenes):

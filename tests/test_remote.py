@@ -1,11 +1,6 @@
 """Imagery where it lives: scenes read over HTTP with range requests from a loopback server
 the test starts and stops (127.0.0.1 only), compared with the same scene read locally."""
 
-import http.server
-import re
-import threading
-from pathlib import Path
-
 import geopandas as gpd
 import pytest
 from click.testing import CliRunner
@@ -14,49 +9,7 @@ from geoseg.cli import main
 from geoseg.config import TileOptions
 from geoseg.io import gdal_path, is_remote
 from geoseg.pipeline import Outputs, expand_scenes, run_predict
-
-
-class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files with single byte ranges (as object stores do); ``/flaky/`` paths answer
-    503 to their first two requests; counts the bytes it sends."""
-
-    failures: dict = {}
-    sent = 0
-
-    def log_message(self, *args):
-        pass
-
-    def send_head(self):
-        if self.path.startswith("/flaky/"):
-            n = RangeHandler.failures.get(self.path, 0)
-            RangeHandler.failures[self.path] = n + 1
-            if n < 2:
-                self.send_error(503, "try again")
-                return None
-            self.path = self.path[len("/flaky"):]
-        path = Path(self.translate_path(self.path))
-        if not path.is_file():
-            self.send_error(404, "not found")
-            return None
-        size = path.stat().st_size
-        m = re.match(r"bytes=(\d+)-(\d*)$", self.headers.get("Range", ""))
-        start, end = (int(m[1]), min(int(m[2]) if m[2] else size - 1, size - 1)) if m else (0, size - 1)
-        fh = open(path, "rb")
-        fh.seek(start)
-        self.send_response(206 if m else 200)
-        self.send_header("Content-Type", "image/tiff")
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(end - start + 1))
-        if m:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.end_headers()
-        self._left = end - start + 1
-        return fh
-
-    def copyfile(self, source, outputfile):
-        data = source.read(self._left)
-        RangeHandler.sent += len(data)
-        outputfile.write(data)
+from tests.rangeserver import RangeHandler, serve
 
 
 @pytest.fixture
@@ -64,14 +17,8 @@ def server(tmp_path, synth_task):
     from rasterio.shutil import copy
 
     copy(synth_task["scene"], tmp_path / "scene.tif", driver="COG", blocksize=128, compress="DEFLATE")
-    handler = lambda *a, **k: RangeHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    RangeHandler.failures, RangeHandler.sent = {}, 0
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", tmp_path
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(tmp_path) as url:
+        yield url, tmp_path
 
 
 def test_urls_are_gdal_paths_never_local_files():
