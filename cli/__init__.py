@@ -113,8 +113,9 @@ from .evaluate import evaluate  # noqa: E402
 from .export_onnx import export_onnx  # noqa: E402
 from .info import info  # noqa: E402
 from .predict import predict  # noqa: E402
+from .qgis_plugin import qgis_plugin  # noqa: E402
 from .synth import synth  # noqa: E402
 from .train import train  # noqa: E402
 
-for command in (demo, synth, train, predict, evaluate, cv, export_onnx, info):
+for command in (demo, synth, train, predict, evaluate, cv, export_onnx, info, qgis_plugin):
     main.add_command(command)

@@ -137,8 +137,10 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
             # pixels are read in the file's own type (float32 if the chosen bands differ in type)
             read_type = src.dtypes[bands[0] - 1] if len({src.dtypes[b - 1] for b in bands}) == 1 else "float32"
             tile_bytes = grid.size * grid.stride * len(bands) * np.dtype(read_type).itemsize
-            bar = tqdm(total=(i1 - first) * grid.cols, desc="predict", unit="tile", leave=False,
+            total = (i1 - first) * grid.cols
+            bar = tqdm(total=total, desc="predict", unit="tile", leave=False,
                        disable=None if progress else True)  # None: no bar when not a terminal
+            done, said = 0, -1  # tiles predicted, and the percentage said last (GEOSEG_PROGRESS=lines)
 
             def reads():  # (grid row, a run of its tiles, their pixels, valid), row-major
                 for r in range(first, i1):
@@ -169,6 +171,8 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                         for tl, p, c in zip(chunk, prob, cols):
                             stitcher.add(tl, p if valid is None else p * torch.from_numpy(valid[:, c]))
                         bar.update(len(chunk))
+                        done += len(chunk)
+                        said = say_progress(done, total, said)
                 stitcher.end_row()
                 yield row
             bar.close()
@@ -213,6 +217,19 @@ def model_grid(scene: str | os.PathLike, ckpt: Checkpoint, folder: str | os.Path
     w, h = max(1, round(width / ratio)), max(1, round(height / ratio))
     return resampled_vrt(scene, Path(folder) / f"{Path(scene).stem}.at-{ckpt.gsd:g}m.vrt", w, h,
                          "average" if ratio > 1 else "bilinear")
+
+
+def say_progress(done: int, total: int, said: int) -> int:
+    """With ``GEOSEG_PROGRESS=lines`` (as the QGIS plugin runs geoseg), a ``progress N%`` line on
+    stderr each time the whole percentage grows; returns the percentage said last."""
+    if os.environ.get("GEOSEG_PROGRESS") != "lines" or not total:
+        return said
+    percent = 100 * done // total
+    if percent > said:
+        import sys
+
+        print(f"progress {percent}%", file=sys.stderr, flush=True)
+    return max(percent, said)
 
 
 PREFETCH_CORES = 8  # a CPU reads ahead from this many cores (measured on 2 only: no gain)

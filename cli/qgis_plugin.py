@@ -1,0 +1,26 @@
+"""``geoseg qgis-plugin``: write geoseg's QGIS plugin (a Processing provider) where QGIS finds it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("qgis-plugin")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace an existing geoseg plugin there.")
+def qgis_plugin(dest: Path, overwrite: bool) -> None:
+    """Write the plugin into DEST, QGIS's plugins folder (DEST/geoseg), or as a zip for
+    Plugins > Install from ZIP when DEST ends in .zip.
+
+    \b
+    Linux:   ~/.local/share/QGIS/QGIS3/profiles/default/python/plugins
+    Windows: %APPDATA%/QGIS/QGIS3/profiles/default/python/plugins
+    macOS:   ~/Library/Application Support/QGIS/QGIS3/profiles/default/python/plugins
+    """
+    from geoseg.qgis import write_plugin
+
+    where = write_plugin(dest, overwrite)
+    click.echo(f"QGIS plugin → {where}; enable 'geoseg' in Plugins > Manage and Install Plugins, then find"
+               " geoseg in the Processing toolbox")

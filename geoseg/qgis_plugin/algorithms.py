@@ -1,0 +1,161 @@
+"""geoseg's Processing algorithms: each builds a geoseg command line and runs it (``runner``)."""
+
+import csv
+import os
+import tempfile
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorDestination,
+    QgsProcessingParameterVectorLayer,
+)
+
+from . import runner
+
+
+def _source(layer) -> str:
+    """A layer's file (or URL) as geoseg reads it: the data source without QGIS's options."""
+    return layer.source().split("|")[0]
+
+
+class _Geoseg(QgsProcessingAlgorithm):
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+    def group(self):
+        return "Roofs"
+
+    def groupId(self):  # noqa: N802
+        return "roofs"
+
+
+class PredictRoofs(_Geoseg):
+    def name(self):
+        return "predict"
+
+    def displayName(self):  # noqa: N802
+        return "Predict roofs"
+
+    def shortHelpString(self):  # noqa: N802
+        return ("Roof polygons of a raster layer (or a file or URL) with a geoseg model: by default the starter model"
+                " shipped with geoseg (RGB, 0.3 m/px). Tiles are stitched without seams, the outlines cleaned and"
+                " optionally regularised; the layer comes styled.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Raster layer"))
+        self.addParameter(QgsProcessingParameterFile("MODEL", "Model (.pt; empty: the starter model)", optional=True,
+                                                     extension="pt"))
+        self.addParameter(QgsProcessingParameterNumber("THRESHOLD", "Roof probability cut",
+                                                       QgsProcessingParameterNumber.Double, 0.5, minValue=0.01,
+                                                       maxValue=0.99))
+        self.addParameter(QgsProcessingParameterNumber("MIN_AREA", "Minimum area, m² (0: 20 pixels)",
+                                                       QgsProcessingParameterNumber.Double, 0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterNumber("SIMPLIFY", "Simplification, m (-1: one pixel)",
+                                                       QgsProcessingParameterNumber.Double, -1.0, minValue=-1.0))
+        self.addParameter(QgsProcessingParameterBoolean("REGULARIZE", "Regularise outlines (right angles)", False))
+        self.addParameter(QgsProcessingParameterVectorDestination("OUTPUT", "Roofs"))
+        self.addParameter(QgsProcessingParameterRasterDestination("PROBABILITY", "Roof probability", optional=True,
+                                                                  createByDefault=False))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
+        if layer is None:
+            raise QgsProcessingException("no raster layer given")
+        out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        if not out.lower().endswith((".gpkg", ".geojson", ".json")):
+            out = os.path.splitext(out)[0] + ".gpkg"
+        args = ["predict", _source(layer), "--out", out, "--overwrite", "--no-preview",
+                "--threshold", str(self.parameterAsDouble(parameters, "THRESHOLD", context))]
+        model = self.parameterAsFile(parameters, "MODEL", context)
+        if model:
+            args += ["--model", model]
+        min_area = self.parameterAsDouble(parameters, "MIN_AREA", context)
+        if min_area > 0:
+            args += ["--min-area", str(min_area)]
+        simplify = self.parameterAsDouble(parameters, "SIMPLIFY", context)
+        if simplify >= 0:
+            args += ["--simplify", str(simplify)]
+        if self.parameterAsBool(parameters, "REGULARIZE", context):
+            args.append("--regularize")
+        prob = self.parameterAsOutputLayer(parameters, "PROBABILITY", context) if parameters.get("PROBABILITY") else ""
+        if prob:
+            args += ["--prob-out", prob]
+        runner.run(args, feedback)
+        result = {"OUTPUT": out}
+        if prob:
+            result["PROBABILITY"] = prob
+        return result
+
+
+class TrainRoofs(_Geoseg):
+    def name(self):
+        return "train"
+
+    def displayName(self):  # noqa: N802
+        return "Train a roof model"
+
+    def shortHelpString(self):  # noqa: N802
+        return ("Train a geoseg model from scenes (a raster file, a folder or a glob) and building footprints (a vector"
+                " layer or file), read in windows, within a time limit; the run folder gets model.pt and its curves."
+                " Fine-tune the starter model with 'Start from the starter model'.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterFile("IMAGES", "Scene (GeoTIFF, VRT) or folder of scenes",
+                                                     behavior=QgsProcessingParameterFile.File))
+        self.addParameter(QgsProcessingParameterVectorLayer("LABELS", "Building footprints"))
+        self.addParameter(QgsProcessingParameterNumber("MINUTES", "Time limit, minutes",
+                                                       QgsProcessingParameterNumber.Double, 10.0, minValue=0.1))
+        self.addParameter(QgsProcessingParameterBoolean("STARTER", "Start from the starter model", True))
+        self.addParameter(QgsProcessingParameterString("EXTRA", "More geoseg train options", optional=True))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Run folder"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        out = self.parameterAsString(parameters, "OUTPUT", context)
+        labels = self.parameterAsVectorLayer(parameters, "LABELS", context)
+        args = ["train", "--images", self.parameterAsFile(parameters, "IMAGES", context), "--labels", _source(labels),
+                "--out", out, "--time-limit", str(self.parameterAsDouble(parameters, "MINUTES", context)),
+                "--epochs", "100000", "--overwrite"]
+        if self.parameterAsBool(parameters, "STARTER", context):
+            args += ["--init", "starter"]
+        args += self.parameterAsString(parameters, "EXTRA", context).split()
+        runner.run(args, feedback)
+        return {"OUTPUT": out, "MODEL": os.path.join(out, "model.pt")}
+
+
+class EvaluateRoofs(_Geoseg):
+    FIELDS = ("precision", "recall", "f1", "area_iou")
+
+    def name(self):
+        return "evaluate"
+
+    def displayName(self):  # noqa: N802
+        return "Evaluate roofs against true polygons"
+
+    def shortHelpString(self):  # noqa: N802
+        return ("Object scores of predicted roof polygons against true ones (one-to-one matching at IoU ≥ 0.5, as the"
+                " SpaceNet challenge) and the IoU of the areas they cover; in the log and as outputs.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterVectorLayer("PRED", "Predicted roofs"))
+        self.addParameter(QgsProcessingParameterVectorLayer("TRUTH", "True roofs"))
+        for name in self.FIELDS:
+            self.addOutput(QgsProcessingOutputNumber(name.upper(), name.replace("_", " ")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        pred = self.parameterAsVectorLayer(parameters, "PRED", context)
+        truth = self.parameterAsVectorLayer(parameters, "TRUTH", context)
+        with tempfile.TemporaryDirectory() as tmp:
+            table = os.path.join(tmp, "scores.csv")
+            runner.run(["evaluate", "--pred", _source(pred), "--truth", _source(truth), "--csv", table], feedback)
+            with open(table, newline="") as fh:
+                row = next(csv.DictReader(fh))
+        return {name.upper(): float(row[name]) for name in self.FIELDS}

@@ -1,0 +1,20 @@
+"""The geoseg Processing provider: predict, train and evaluate."""
+
+from qgis.core import QgsProcessingProvider
+
+
+class GeosegProvider(QgsProcessingProvider):
+    def id(self):
+        return "geoseg"
+
+    def name(self):
+        return "geoseg"
+
+    def longName(self):  # noqa: N802
+        return "geoseg: roof polygons with a U-Net"
+
+    def loadAlgorithms(self):  # noqa: N802
+        from .algorithms import EvaluateRoofs, PredictRoofs, TrainRoofs
+
+        for algorithm in (PredictRoofs(), TrainRoofs(), EvaluateRoofs()):
+            self.addAlgorithm(algorithm)

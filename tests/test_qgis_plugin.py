@@ -1,0 +1,133 @@
+"""geoseg inside QGIS: the Processing provider, run by headless QGIS (Debian's python3-qgis,
+the system Python, which has no torch), runs the geoseg command of this environment.
+
+Each check runs in a subprocess that prints its verdict as JSON first (QGIS may crash while
+tearing down). Skipped with a reason where QGIS is not installed."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geoseg.qgis import write_plugin
+from tests.conftest import write_tif
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+GEOSEG = shutil.which("geoseg") or str(Path(sys.executable).with_name("geoseg"))
+
+
+def qgis_available() -> bool:
+    return os.path.exists(SYSTEM_PYTHON) and subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import qgis.core, processing"], capture_output=True,
+        env={**os.environ, "PYTHONPATH": "/usr/share/qgis/python/plugins"}).returncode == 0
+
+
+pytestmark = [pytest.mark.skipif(not qgis_available(), reason="QGIS absent (Debian package python3-qgis)"),
+              pytest.mark.slow]
+
+PRELUDE = r"""
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from qgis.core import QgsApplication, QgsProcessingFeedback, QgsProcessingException, QgsVectorLayer
+app = QgsApplication([], False); app.initQgis()
+from processing.core.Processing import Processing
+Processing.initialize()
+import processing
+import geoseg  # the plugin folder: this Python has no geoseg library
+plugin = geoseg.classFactory(None); plugin.initProcessing()
+def say(verdict):
+    print(json.dumps(verdict), flush=True)
+    os._exit(0)
+"""
+
+PREDICT = PRELUDE + r"""
+args = json.loads(sys.argv[2])
+algs = sorted(a.id() for a in QgsApplication.processingRegistry().providerById("geoseg").algorithms())
+result = processing.run("geoseg:predict", args, feedback=QgsProcessingFeedback())
+layer = QgsVectorLayer(result["OUTPUT"], "roofs", "ogr")
+e = layer.extent()
+symbol = layer.renderer().symbol().symbolLayer(0)
+say(dict(algs=algs, valid=layer.isValid(), authid=layer.crs().authid(), count=layer.featureCount(),
+         extent=[e.xMinimum(), e.yMinimum(), e.xMaximum(), e.yMaximum()], stroke=symbol.strokeColor().name(),
+         output=result["OUTPUT"]))
+"""
+
+CANCEL = PRELUDE + r"""
+args = json.loads(sys.argv[2])
+feedback = QgsProcessingFeedback()
+progress = []
+def on_progress(p):  # Cancel pressed once geoseg is under way
+    progress.append(p)
+    if p >= 1:
+        feedback.cancel()
+feedback.progressChanged.connect(on_progress)
+try:
+    processing.run("geoseg:predict", args, feedback=feedback)
+    say(dict(cancelled=False, progress=progress))
+except QgsProcessingException as exc:
+    say(dict(cancelled=True, message=str(exc), progress=progress))
+"""
+
+
+def run_qgis(code, plugins, args):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "GEOSEG_EXECUTABLE": GEOSEG,
+           "PYTHONPATH": "/usr/share/qgis/python/plugins"}
+    proc = subprocess.run([SYSTEM_PYTHON, "-c", code, str(plugins), json.dumps(args)], capture_output=True, text=True,
+                          env=env, timeout=600)
+    lines = [line for line in proc.stdout.strip().splitlines() if line.startswith("{")]
+    assert lines, proc.stderr[-3000:]
+    return json.loads(lines[0])
+
+
+def test_the_provider_predicts_a_styled_layer_in_place(tiny_model, synth_task, tmp_path):
+    import rasterio
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    write_plugin(plugins)
+    out = tmp_path / "roofs.gpkg"
+    v = run_qgis(PREDICT, plugins, {"INPUT": str(synth_task["scene"]), "MODEL": str(tiny_model), "THRESHOLD": 0.3,
+                                    "OUTPUT": str(out)})
+    assert v["algs"] == ["geoseg:evaluate", "geoseg:predict", "geoseg:train"]
+    assert v["valid"] and v["authid"] == "EPSG:25832" and v["count"] > 0 and v["stroke"] == "#ffc800"
+    with rasterio.open(synth_task["scene"]) as src:
+        b = src.bounds
+    x0, y0, x1, y1 = v["extent"]
+    assert b.left - 1e-6 <= x0 <= x1 <= b.right + 1e-6 and b.bottom - 1e-6 <= y0 <= y1 <= b.top + 1e-6
+
+
+def test_cancel_stops_geoseg_and_leaves_no_output(tiny_model, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    write_plugin(plugins)
+    scene = write_tif(tmp_path / "big.tif", np.random.default_rng(0).integers(0, 255, (3, 3072, 3072), np.uint8))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    v = run_qgis(CANCEL, plugins, {"INPUT": str(scene), "MODEL": str(tiny_model), "OUTPUT": str(out_dir / "r.gpkg")})
+    assert v["cancelled"] and "cancelled; geoseg stopped" in v["message"], v
+    assert 1 <= max(v["progress"]) < 100  # the progress came through, and the run stopped early
+    assert list(out_dir.iterdir()) == []  # nothing half-written, no temporary file left
+    left = subprocess.run(["pgrep", "-f", f"predict {scene}"], capture_output=True, text=True).stdout.strip()
+    assert left == ""
+
+
+def test_the_plugin_is_written_as_a_folder_or_a_zip(tmp_path):
+    import zipfile
+
+    from click.testing import CliRunner
+
+    from geoseg.cli import main
+
+    r = CliRunner().invoke(main, ["qgis-plugin", str(tmp_path)])
+    assert r.exit_code == 0 and (tmp_path / "geoseg" / "metadata.txt").is_file()
+    again = CliRunner().invoke(main, ["qgis-plugin", str(tmp_path)])
+    assert again.exit_code != 0 and "--overwrite" in again.output
+    r = CliRunner().invoke(main, ["qgis-plugin", str(tmp_path / "geoseg-qgis.zip")])
+    assert r.exit_code == 0
+    names = zipfile.ZipFile(tmp_path / "geoseg-qgis.zip").namelist()
+    assert "geoseg/metadata.txt" in names and "geoseg/algorithms.py" in names
