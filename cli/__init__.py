@@ -102,6 +102,7 @@ def main() -> None:
     geoseg predict scene.tif --out roofs.geojson               # the starter model shipped with geoseg
     geoseg predict scene.tif --model runs/roofs/model.pt --out roofs.geojson
     geoseg info [MODEL]                                         # a model's card
+    geoseg qgis-plugin PLUGINS_DIR                              # the Processing provider for QGIS
     geoseg evaluate --pred roofs.geojson --truth truth.gpkg
     geoseg export-onnx runs/roofs/model.pt --out roofs.onnx   # for QGIS's Deepness plugin
     """

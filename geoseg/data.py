@@ -189,19 +189,27 @@ def refuse_unlearnable(samples: list[Sample], source: str, vector: bool) -> None
 
 def band_statistics(samples: list[Sample], scale: float) -> Normalisation:
     """Per-band mean and standard deviation over the valid pixels of the samples (after scaling)."""
-    c = samples[0].image.shape[0]
-    total = np.zeros(c)
-    sq = np.zeros(c)
-    n = 0
-    for s in samples:
-        x = s.image.reshape(c, -1).astype(np.float64)
-        if s.valid is not None:  # statistics of the imagery, not of its nodata fill
-            x = x[:, s.valid.reshape(-1)]
+    def pixels():
+        for s in samples:
+            x = s.image.reshape(s.image.shape[0], -1)
+            yield x if s.valid is None else x[:, s.valid.reshape(-1)]  # the imagery, not its nodata fill
+
+    return normalisation_of(pixels(), samples[0].image.shape[0], scale,
+                            "every pixel of the training images is nodata or NaN; check --nodata and the images")
+
+
+def normalisation_of(pixels, bands: int, scale: float, when_empty: str) -> Normalisation:
+    """Per-band mean and standard deviation of ``pixels``, an iterable of ``(bands, n)`` arrays
+    (scaled values), accumulated in float64; a band of one value gets a std of 1.
+    ``when_empty``: the ``InputError`` message when there is no pixel at all."""
+    total, sq, n = np.zeros(bands), np.zeros(bands), 0
+    for x in pixels:
+        x = x.astype(np.float64)
         total += x.sum(1)
         sq += (x * x).sum(1)
         n += x.shape[1]
     if n == 0:
-        raise InputError("every pixel of the training images is nodata or NaN; check --nodata and the images")
+        raise InputError(when_empty)
     mean = total / n
     std = np.sqrt(np.maximum(sq / n - mean**2, 0.0))
     std = np.where(std < 1e-6, 1.0, std)

@@ -48,6 +48,7 @@ from shapely.geometry import box
 from torch.utils.data import Dataset
 
 from geoseg.checkpoint import Normalisation
+from geoseg.data import make_item, normalisation_of
 from geoseg.errors import InputError
 from geoseg.io import IMAGE_SUFFIXES, open_raster, pixel_size_m, read_polygons, read_window, value_scale
 from geoseg.losses import unet_weight_map
@@ -285,8 +286,6 @@ class WindowDataset(Dataset):
         return data / self.scale, mask, valid
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        from geoseg.data import make_item
-
         if self.windows is not None:
             k, row, col = self.windows[i]
             zone = self.zones[k].val
@@ -321,25 +320,19 @@ def window_statistics(scenes: list[LabelledScene], zones: list[Zones], tile: int
                        tile, positive_fraction=0.5, nodata=nodata)
     state = torch.get_rng_state()
     torch.manual_seed(seed + 7919)
-    c = scenes[0].count
-    total, sq, count = np.zeros(c), np.zeros(c), 0
-    try:
+
+    def pixels():
         for _ in range(n):
             k, row, col = ds.draw()
             image, _, valid = ds.window(k, row, col, zones[k].train)
-            x = image[:, valid].astype(np.float64)
-            total += x.sum(1)
-            sq += (x * x).sum(1)
-            count += x.shape[1]
+            yield image[:, valid]
+
+    try:
+        return normalisation_of(pixels(), scenes[0].count, scale, "the training windows hold no valid pixel (all"
+                                " nodata?); check --nodata and the scenes")
     finally:
         torch.set_rng_state(state)
         ds.close()
-    if count == 0:
-        raise InputError("the training windows hold no valid pixel (all nodata?); check --nodata and the scenes")
-    mean = total / count
-    std = np.sqrt(np.maximum(sq / count - mean**2, 0.0))
-    std = np.where(std < 1e-6, 1.0, std)
-    return Normalisation(scale=float(scale), mean=tuple(mean.tolist()), std=tuple(std.tolist()))
 
 
 def load_scenes(images: str, labels: str, gsd: float | None, extent_path: str | None, extent_buffer: float,
