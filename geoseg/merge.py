@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from shapely import STRtree
@@ -66,16 +67,20 @@ class SceneMerger:
         if not self._held:
             return self._number(gpd.GeoDataFrame(geometry=[], crs=self.crs))
         held = gpd.GeoDataFrame(pd.concat(self._held, ignore_index=True), crs=self.crs)
-        geoms = list(held.geometry)
+        geoms = held.geometry.values
         scenes, cut = held["_scene"].to_numpy(), held["_depth"].to_numpy() < 1.0
         tree = STRtree(geoms)
         a, b = tree.query(geoms, predicate="dwithin", distance=self._eps)
         # the same roof: pieces of two scenes that overlap, or two pieces cut by the edges of
-        # adjacent scenes that meet along them
-        cross = (scenes[a] != scenes[b]) & np.array([
-            geoms[i].intersection(geoms[j]).area > 0
-            or (cut[i] and cut[j] and geoms[i].buffer(self._eps).intersection(geoms[j]).area > 0)
-            for i, j in zip(a, b)], bool)
+        # adjacent scenes that meet along them (intersections of the candidate pairs, in arrays)
+        other = scenes[a] != scenes[b]
+        a, b = a[other], b[other]
+        overlap = shapely.area(shapely.intersection(geoms[a], geoms[b])) > 0
+        both_cut = cut[a] & cut[b] & ~overlap
+        if both_cut.any():
+            grown = shapely.buffer(geoms[a[both_cut]], self._eps)
+            overlap[both_cut] = shapely.area(shapely.intersection(grown, geoms[b[both_cut]])) > 0
+        cross = overlap
         n = len(geoms)
         graph = coo_matrix((np.ones(int(cross.sum())), (a[cross], b[cross])), shape=(n, n))
         _, group = connected_components(graph, directed=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from geoseg.io import (
 from geoseg.merge import Footprint, SceneMerger
 from geoseg.outputs import OutputSet, check_output, refuse_inputs_as_outputs, scratch_dir
 from geoseg.predict import GDAL_CACHE_MB, TileOptions, model_grid, predict_rows
+from geoseg.stac import is_item, item_scene
 from geoseg.style import qml_path, write_qml
 from geoseg.vectorize import PolygonStream, VectorizeOptions
 
@@ -126,14 +128,10 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike |
     outputs = out if isinstance(out, Outputs) else Outputs(Path(out))
     scenes = [scene] if isinstance(scene, (str, os.PathLike)) else list(scene)
     model_path = checkpoint.resolve(model_path)  # None: the starter model
-    from geoseg.stac import is_item, item_scene
-
     if assets and not any(is_item(s) for s in scenes):
         raise InputError("--assets picks the assets of a STAC Item; give the item's JSON as the scene")
     if not any(is_item(s) for s in scenes):
         return _run_predict(scenes, model_path, outputs, tiles, vector, progress, cluster, area)
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="geoseg-stac-") as items:  # the items' band stacks (VRTs)
         scenes = [item_scene(s, assets, items) if is_item(s) else s for s in scenes]
         return _run_predict(scenes, model_path, outputs, tiles, vector, progress, cluster, area)

@@ -95,14 +95,17 @@ def _join(parts: list[_Part]) -> list[_Part]:
     merged = unary_union([p.geom for p in parts])
     geoms = list(getattr(merged, "geoms", [merged]))
     out = [_Part(g, 0.0, 0) for g in geoms]
-    tree = STRtree(geoms)
-    for p in parts:
-        pt = p.geom.representative_point()
-        for j in tree.query(pt, predicate="intersects"):
-            out[int(j)].prob_sum += p.prob_sum
-            out[int(j)].pixels += p.pixels
-            out[int(j)].holes += p.holes
-            break
+    # each part goes to the joined polygon its inner point lies in: one bulk query of the tree
+    points = shapely.point_on_surface(np.array([p.geom for p in parts], dtype=object))
+    where: dict[int, int] = {}
+    for i, j in zip(*STRtree(geoms).query(points, predicate="intersects").tolist()):
+        where.setdefault(i, j)
+    for i, p in enumerate(parts):
+        if i in where:
+            j = int(where[i])
+            out[j].prob_sum += p.prob_sum
+            out[j].pixels += p.pixels
+            out[j].holes += p.holes
     return out
 
 
