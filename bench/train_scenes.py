@@ -3,6 +3,7 @@
     python bench/train_scenes.py memory [--sizes 2048,16384] [--samples 32]
     python bench/train_scenes.py speed [--samples 256]
     python bench/train_scenes.py extent [--steps 400]
+    python bench/train_scenes.py positives [--steps 400]
 
 memory  For each size, a synthetic orthophoto with footprints (``synth.write_scene_dataset``,
         bench-out/, reused) is trained on for one epoch of ``--samples`` windows in a fresh
@@ -14,6 +15,7 @@ extent  An orthophoto whose footprints cover only its left half: trained for a f
         of steps (the same in both runs) with the label extent (pixels outside it left out
         of the loss) and without it (the unlabelled half taught as background), then scored
         (pixel IoU, object F1) on a town neither saw.
+positives  The same, with the label extent, for --positive-fraction 0.25, 0.5 and 0.75.
 """
 
 from __future__ import annotations
@@ -126,7 +128,8 @@ def speed(args) -> None:
     print(f"scene windows / pre-cut tiles: {best['scene windows'] / best['pre-cut tiles']:.3f}")
 
 
-def extent(args) -> None:
+def _train_and_score(args, name: str, **extra) -> None:
+    """Train on the half-labelled orthophoto for ``--steps`` steps, score on an unseen town."""
     import geopandas as gpd
 
     from geoseg.config import TileOptions
@@ -139,25 +142,36 @@ def extent(args) -> None:
     test = WORK / "extent-test"
     if not (test / "scene.tif").exists():
         write_dataset(test, seed=77, tile_size=256, train_size=256, scene_size=1024)
-    samples = args.steps * MODEL["batch_size"]
-    for name, extra in (("with the label extent", {"label_extent": str(d["extent"])}),
-                        ("without it (whole scene)", {"extent_buffer": 1e6})):
-        run = fit(TrainConfig(data_dir=str(d["ortho"]), labels=str(d["labels"]), out_dir=str(WORK / f"run-{name[:4]}"),
-                              epochs=1, samples_per_epoch=samples, val_fraction=0.0, overwrite=True, average=0,
-                              **MODEL, **extra), progress=False)
-        out = WORK / f"extent-{name[:4]}.gpkg"
-        run_predict(test / "scene.tif", run / "model.pt", Outputs(out, prob=out.with_suffix(".tif"), preview=False,
-                                                                   overwrite=True), TileOptions())
-        truth = gpd.read_file(test / "truth.gpkg")
-        px = pixel_scores(out.with_suffix(".tif"), truth)
-        obj = object_scores(gpd.read_file(out), truth).counts
-        print(f"{name:26s} pixel IoU {px.iou:.3f}  recall {px.recall:.3f}  object F1 {obj.f1:.3f}"
-              f"  ({args.steps} steps of {MODEL['batch_size']})", flush=True)
+    tag = "".join(c for c in name if c.isalnum())[:24]
+    extra = {"label_extent": str(d["extent"]), **extra}
+    if extra["label_extent"] is None:
+        del extra["label_extent"]
+    run = fit(TrainConfig(data_dir=str(d["ortho"]), labels=str(d["labels"]), out_dir=str(WORK / f"run-{tag}"),
+                          epochs=1, samples_per_epoch=args.steps * MODEL["batch_size"], val_fraction=0.0,
+                          overwrite=True, average=0, **MODEL, **extra), progress=False)
+    out = WORK / f"scored-{tag}.gpkg"
+    run_predict(test / "scene.tif", run / "model.pt", Outputs(out, prob=out.with_suffix(".tif"), preview=False,
+                                                               overwrite=True), TileOptions())
+    truth = gpd.read_file(test / "truth.gpkg")
+    px = pixel_scores(out.with_suffix(".tif"), truth)
+    obj = object_scores(gpd.read_file(out, layer="roofs"), truth).counts
+    print(f"{name:30s} pixel IoU {px.iou:.3f}  recall {px.recall:.3f}  object F1 {obj.f1:.3f}"
+          f"  ({args.steps} steps of {MODEL['batch_size']})", flush=True)
+
+
+def extent(args) -> None:
+    _train_and_score(args, "with the label extent")
+    _train_and_score(args, "without it (whole scene)", label_extent=None, extent_buffer=1e6)
+
+
+def positives(args) -> None:
+    for f in (0.25, 0.5, 0.75):
+        _train_and_score(args, f"--positive-fraction {f}", positive_fraction=f)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["memory", "speed", "extent"])
+    ap.add_argument("what", choices=["memory", "speed", "extent", "positives"])
     ap.add_argument("--sizes", default="2048,16384")
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=2)
@@ -166,7 +180,7 @@ def main() -> None:
     args = ap.parse_args()
     WORK.mkdir(exist_ok=True)
     sys.path.insert(0, str(ROOT))
-    {"memory": memory, "speed": speed, "extent": extent}[args.what](args)
+    {"memory": memory, "speed": speed, "extent": extent, "positives": positives}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -87,8 +87,12 @@ def save(path: str | os.PathLike, model: UNet, norm: Normalisation, tile_size: i
     }
     path = Path(path)
     tmp = path.with_name(f".{path.name}.part")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C or SIGTERM mid-write: the old file stays, the part goes
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def resolve(model: str | os.PathLike | None) -> Path:

@@ -52,7 +52,7 @@ def cross_validate(base: TrainConfig, folds: int, losses: list[str], progress: b
     from geoseg.evaluate import evaluate_model
 
     for name in losses:
-        get_loss(name)
+        get_loss(replace(base, loss=name).resolved_loss())
     results = []
     for name in losses:
         ious, f1s = [], []

@@ -52,9 +52,10 @@ result = processing.run("geoseg:predict", args, feedback=QgsProcessingFeedback()
 layer = QgsVectorLayer(result["OUTPUT"], "roofs", "ogr")
 e = layer.extent()
 symbol = layer.renderer().symbol().symbolLayer(0)
+scores = processing.run("geoseg:evaluate", {"PRED": result["OUTPUT"], "TRUTH": sys.argv[3]})
 say(dict(algs=algs, valid=layer.isValid(), authid=layer.crs().authid(), count=layer.featureCount(),
          extent=[e.xMinimum(), e.yMinimum(), e.xMaximum(), e.yMaximum()], stroke=symbol.strokeColor().name(),
-         output=result["OUTPUT"]))
+         output=result["OUTPUT"], scores=scores))
 """
 
 CANCEL = PRELUDE + r"""
@@ -74,11 +75,11 @@ except QgsProcessingException as exc:
 """
 
 
-def run_qgis(code, plugins, args):
+def run_qgis(code, plugins, args, *more):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "GEOSEG_EXECUTABLE": GEOSEG,
            "PYTHONPATH": "/usr/share/qgis/python/plugins"}
-    proc = subprocess.run([SYSTEM_PYTHON, "-c", code, str(plugins), json.dumps(args)], capture_output=True, text=True,
-                          env=env, timeout=600)
+    proc = subprocess.run([SYSTEM_PYTHON, "-c", code, str(plugins), json.dumps(args), *map(str, more)],
+                          capture_output=True, text=True, env=env, timeout=600)
     lines = [line for line in proc.stdout.strip().splitlines() if line.startswith("{")]
     assert lines, proc.stderr[-3000:]
     return json.loads(lines[0])
@@ -92,13 +93,22 @@ def test_the_provider_predicts_a_styled_layer_in_place(tiny_model, synth_task, t
     write_plugin(plugins)
     out = tmp_path / "roofs.gpkg"
     v = run_qgis(PREDICT, plugins, {"INPUT": str(synth_task["scene"]), "MODEL": str(tiny_model), "THRESHOLD": 0.3,
-                                    "OUTPUT": str(out)})
+                                    "OUTPUT": str(out)}, synth_task["truth"])
     assert v["algs"] == ["geoseg:evaluate", "geoseg:predict", "geoseg:train"]
     assert v["valid"] and v["authid"] == "EPSG:25832" and v["count"] > 0 and v["stroke"] == "#ffc800"
     with rasterio.open(synth_task["scene"]) as src:
         b = src.bounds
     x0, y0, x1, y1 = v["extent"]
     assert b.left - 1e-6 <= x0 <= x1 <= b.right + 1e-6 and b.bottom - 1e-6 <= y0 <= y1 <= b.top + 1e-6
+    # evaluate, as geoseg evaluate scores the same files
+    import geopandas as gpd
+
+    from geoseg.evaluate import area_iou, object_scores
+
+    pred, truth = gpd.read_file(out, layer="roofs"), gpd.read_file(synth_task["truth"])
+    c = object_scores(pred, truth).counts
+    assert v["scores"]["F1"] == pytest.approx(round(c.f1, 4), abs=1e-4)
+    assert v["scores"]["AREA_IOU"] == pytest.approx(round(area_iou(pred, truth), 4), abs=1e-4)
 
 
 def test_cancel_stops_geoseg_and_leaves_no_output(tiny_model, tmp_path):

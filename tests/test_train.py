@@ -48,7 +48,7 @@ def test_seeded_runs_are_identical_and_resume_continues_exactly(labelled, tmp_pa
 
 def test_average_is_the_mean_of_the_cycle_ends_with_its_batchnorm_measured_again(labelled, tmp_path):
     # 9 epochs: the learning rate is lowest at the ends of epochs 4 and 8
-    run = fit(TrainConfig(str(labelled), str(tmp_path / "a"), epochs=9, average=2, **TINY), progress=False)
+    run = fit(TrainConfig(str(labelled), str(tmp_path / "a"), epochs=9, **{**TINY, "average": 2}), progress=False)
     snaps = torch.load(run / "last.pt", weights_only=True)["snapshots"]
     assert len(snaps) == 2 and not same(snaps[0], snaps[1])
     state = torch.load(run / "model.pt", weights_only=True)
@@ -76,8 +76,8 @@ def test_average_is_the_mean_of_the_cycle_ends_with_its_batchnorm_measured_again
     y = torch.nn.functional.conv2d(x, avg["inc.0.weight"], padding=1)  # what the first BatchNorm sees
     assert torch.allclose(mean, y.mean((0, 2, 3)), atol=0.1 * float(y.std()))
     # resuming keeps the snapshots: the same averaged model as the uninterrupted run
-    fit(TrainConfig(str(labelled), str(tmp_path / "b"), epochs=6, average=2, **TINY), progress=False)
-    resumed = fit(TrainConfig(str(labelled), str(tmp_path / "b"), epochs=9, average=2, resume=True, **TINY),
+    fit(TrainConfig(str(labelled), str(tmp_path / "b"), epochs=6, **{**TINY, "average": 2}), progress=False)
+    resumed = fit(TrainConfig(str(labelled), str(tmp_path / "b"), epochs=9, resume=True, **{**TINY, "average": 2}),
                   progress=False)
     assert same(avg, weights(resumed / "model.pt"))
     with pytest.raises(InputError, match="--average"):
@@ -135,7 +135,8 @@ def test_cross_validation_with_tta_scores_the_held_out_images_with_it(labelled, 
 
     r = CliRunner().invoke(main, [
         "cv", str(labelled), "--out", str(tmp_path / "cv"), "--folds", "2", "--epochs", "8", "--tile-size", "32",
-        "--depth", "3", "--width", "4", "--samples-per-epoch", "32", "--lr-max", "1e-2", "--tta"])
+        "--depth", "3", "--width", "4", "--samples-per-epoch", "32", "--lr-max", "1e-2", "--tta",
+        "--loss", "softmax", "--average", "0", "--lr-min", "1e-5"])
     assert r.exit_code == 0, r.output
     said = [float(v) for v in re.findall(r"held-out IoU (\S+)", r.output)]
     config = TrainConfig(data_dir=str(labelled), out_dir="", folds=2, fold=1, seed=0)
