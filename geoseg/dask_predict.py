@@ -117,10 +117,12 @@ def block_polygons(client, scene, ckpt, tiles, vector, options: ClusterOptions, 
     ``prob_sink(row0, rows)`` receives the probability rows, block by block, in order."""
     import uuid
 
+    from geoseg.io import open_raster
     from geoseg.predict import grid_ratio
     from geoseg.vectorize import join_band_edges
 
-    ratio, own = grid_ratio(scene, ckpt, tiles.gsd)
+    with open_raster(scene) as src:
+        ratio, own = grid_ratio(src, ckpt, tiles.gsd)
     if ratio is not None:
         raise InputError(f"{scene}: {own:.3g} m pixels for a model of {ckpt.gsd:.3g} m; a single scene on a cluster"
                          " is cut into blocks of its own grid, so predict it without --workers/--scheduler (it is"

@@ -352,7 +352,7 @@ def read_polygons(path: str | os.PathLike, repair: bool = True, layer: str | Non
     try:
         with warnings.catch_warnings():  # a GeoPackage with QGIS styles holds a `layer_styles` table too
             warnings.filterwarnings("ignore", message="More than one layer found")
-            gdf = gpd.read_file(p, layer=layer, where=where) if (layer or where) else gpd.read_file(p)
+            gdf = gpd.read_file(p, layer=layer, where=where)
     except Exception as exc:  # pyogrio raises several types for unreadable files
         what = "with --labels-layer/--labels-where " if (layer or where) else ""
         raise InputError(f"{p}: not a readable vector file {what}({first_line(exc, 100)})") from None

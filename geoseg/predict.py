@@ -183,16 +183,16 @@ GSD_TOLERANCE = 0.01  # a scene within 1 % of the model's pixel size is predicte
 GSD_FACTOR_WARN = 4.0  # beyond this factor either way the model was not made for the imagery
 
 
-def grid_ratio(scene: str | os.PathLike, ckpt: Checkpoint,
+def grid_ratio(src: rasterio.io.DatasetReader, ckpt: Checkpoint,
                scene_gsd: float | None = None) -> tuple[float | None, float | None]:
-    """``(scene pixels per model pixel, the scene's pixel size in m)``; the ratio is None when
-    the scene is predicted as it is (the model or the scene has no pixel size, or they agree)."""
+    """``(scene pixels per model pixel, the scene's pixel size in m)`` of an open scene; the
+    ratio is None when the scene is predicted as it is (the model or the scene has no pixel
+    size, or they agree)."""
     from geoseg.io import pixel_size_m
 
     if ckpt.gsd is None:
         return None, None
-    with open_raster(scene) as src:
-        own = scene_gsd or pixel_size_m(src)
+    own = scene_gsd or pixel_size_m(src)
     if own is None or abs(ckpt.gsd / own - 1.0) <= GSD_TOLERANCE:
         return None, own
     return ckpt.gsd / own, own
@@ -206,11 +206,11 @@ def model_grid(scene: str | os.PathLike, ckpt: Checkpoint, folder: str | os.Path
     in metres where it cannot say (PNG tiles), else measured (``io.pixel_size_m``)."""
     from geoseg.io import resampled_vrt
 
-    ratio, own = grid_ratio(scene, ckpt, scene_gsd)
+    with open_raster(scene) as src:  # once: a remote scene's header is a request
+        ratio, own = grid_ratio(src, ckpt, scene_gsd)
+        width, height = src.width, src.height
     if ratio is None:
         return scene
-    with open_raster(scene) as src:
-        width, height = src.width, src.height
     if not 1 / GSD_FACTOR_WARN <= ratio <= GSD_FACTOR_WARN:
         warnings.warn(f"{scene}: {own:.3g} m pixels, but the model was made for {ckpt.gsd:.3g} m; it is resampled,"
                       " but a model made for this imagery will do better", GeosegWarning, stacklevel=2)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import shapely
 from torch.utils.data import Dataset
 
 from geoseg import scenes as sc
@@ -127,7 +128,7 @@ def _scene_data(config: TrainConfig, weight_maps: bool) -> TrainingData:
         val_scenes, _ = sc.load_scenes(config.val_dir, config.val_labels or config.labels, gsd, config.label_extent,
                                        config.extent_buffer, config.labels_layer, config.labels_where)
         zones = sc.spatial_split(scenes, tile, 0.0, config.seed)
-        val_zones = [sc.Zones(train=s.extent.difference(s.extent), val=s.extent, val_blocks=[s.extent.envelope])
+        val_zones = [sc.Zones(train=shapely.Polygon(), val=s.extent, val_blocks=[s.extent.envelope])
                      for s in val_scenes]
     else:
         zones = sc.spatial_split(scenes, tile, config.val_fraction, config.seed, config.folds, config.fold)
