@@ -84,6 +84,8 @@ scenes = options(
                  " by --extent-buffer]; elsewhere no pixel is taught as background.", type=str),
     field_option(T, "extent_buffer", "Metres around each footprint taken as labelled, without --label-extent."),
     field_option(T, "positive_fraction", "Share of training windows centred on a footprint (the rest uniform)."),
+    field_option(T, "contact_gap", "Pixels between touching footprints taught as background, so terraced roofs"
+                 " come out apart; 0: off."),
     field_option(T, "gsd", "Training pixel size, metres [default: the finest scene's]; scenes of other sizes are"
                  " resampled on read."),
 )

@@ -47,6 +47,9 @@ class TrainConfig:
     # (bench/train_scenes.py positives: pixel IoU 0.510 / 0.535 / 0.577 at 100 steps)
     positive_fraction: float = 0.75
     gsd: float | None = None  # training pixel size, m; None: the finest scene's (tiles: unknown)
+    # footprints only: pixels of a footprint within contact_gap/2 of another are taught as background, so
+    # touching roofs come apart (scenes.contacts); masks of tiles hold no instances and are used as they are
+    contact_gap: int = 0
     val_labels: str | None = None  # footprints of the ``val_dir`` scenes (default: ``labels``)
     epochs: int = 50
     batch_size: int = 8
@@ -100,6 +103,8 @@ class TrainConfig:
             raise InputError(f"--positive-fraction must be in [0, 1], got {self.positive_fraction}")
         if self.gsd is not None and self.gsd <= 0:
             raise InputError(f"--gsd must be a positive number of metres per pixel, got {self.gsd}")
+        if self.contact_gap < 0:
+            raise InputError(f"--contact-gap must be 0 (off) or a number of pixels, got {self.contact_gap}")
         if self.extent_buffer < 0:
             raise InputError(f"--extent-buffer must not be negative, got {self.extent_buffer}")
         if self.average < 0:

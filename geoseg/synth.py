@@ -2,7 +2,8 @@
 
 For the demo, the tests and the benchmarks: nothing is downloaded. A town is a
 rotated street grid with houses (rectangles and L shapes, gabled, of several
-roof colours, casting shadows), and distractors that look like roofs to a naive
+roof colours, casting shadows; with ``terraces``, also rows of two to five terraced
+houses sharing walls, each house its own roof polygon), and distractors that look like roofs to a naive
 colour rule: grey paving, brown bare soil, trees, road markings, sensor noise.
 The same seed gives the same town, pixel for pixel.
 
@@ -58,13 +59,19 @@ def make_town(
     pixel_size: float = 0.3,
     origin: tuple[float, float] = DEFAULT_ORIGIN,
     crs: str = DEFAULT_CRS,
+    terraces: float = 0.0,
 ) -> Town:
-    """Draw one town of ``width`` × ``height`` pixels, deterministic from ``seed``."""
+    """Draw one town of ``width`` × ``height`` pixels, deterministic from ``seed``.
+
+    ``terraces``: the share of house sites that hold a row of 2–5 terraced houses (5–7 m
+    wide, sharing walls; one roof colour for the row or one each, one ridge along the row
+    or one per house, a darker party-wall line between them) instead of a detached house.
+    0 draws exactly the towns of earlier versions."""
     rng = np.random.default_rng(seed)
     m = 1.0 / pixel_size  # pixels per metre
     angle = float(rng.uniform(0, 90))
     roads = _street_grid(width, height, m, angle, rng)
-    houses = _houses(width, height, m, angle, roads, rng)
+    houses, rows = _houses(width, height, m, angle, roads, rng, terraces)
     taken = unary_union([roads.buffer(0.5 * m), *[h.buffer(1.0 * m) for h in houses]])
     paving = _scatter(width, height, m, taken, rng, kind="paving", n=int(width * height / (900 * m * m)))
     taken = unary_union([taken, *paving])
@@ -82,8 +89,19 @@ def make_town(
     _shade(img, shadows, shape, 0.5)
     colours = ROOF_COLOURS[rng.integers(0, len(ROOF_COLOURS), len(houses))]
     colours = colours * rng.uniform(0.85, 1.15, (len(houses), 1)).astype(np.float32)
+    ridges = [_gable_half(h) for h in houses]
+    walls = []
+    for row in rows:  # a terrace: houses[row], left to right
+        if rng.random() < 0.5:  # one roof colour for the row, each house's a little lighter or darker
+            colours[row] = colours[row[0]] / colours[row[0]].max() * colours[row].max(axis=1, keepdims=True)
+        if rng.random() < 0.5:  # one ridge along the row
+            half = _gable_half(unary_union([houses[i] for i in row]))
+            for i in row:
+                ridges[i] = houses[i].intersection(half)
+        walls += [houses[i].intersection(houses[j]).buffer(0.15 * m) for i, j in zip(row, row[1:])]
     _paint(img, houses, shape, colours, rng, texture=0.025)
-    _shade(img, [_gable_half(h) for h in houses], shape, 0.78)
+    _shade(img, ridges, shape, 0.78)
+    _shade(img, walls, shape, 0.85)
     tree_col = np.array([[0.16, 0.30, 0.12]]) * rng.uniform(0.7, 1.2, (len(trees), 1))
     _paint(img, trees, shape, tree_col, rng, texture=0.08)
 
@@ -204,9 +222,19 @@ def _house_shape(rng, m):
     return main
 
 
-def _houses(width, height, m, angle, roads, rng):
-    """Houses on a jittered lattice aligned with the streets, kept off roads and each other."""
+def _terrace(rng, m):
+    """A row of 2–5 terraced houses side by side along x, centred on the origin."""
+    widths = rng.uniform(5, 7, int(rng.integers(2, 6))) * m
+    d = rng.uniform(8, 10) * m
+    edges = np.concatenate([[0.0], np.cumsum(widths)]) - widths.sum() / 2
+    return [box(a, -d / 2, b, d / 2) for a, b in zip(edges, edges[1:])]
+
+
+def _houses(width, height, m, angle, roads, rng, terraces=0.0):
+    """Houses on a jittered lattice aligned with the streets, kept off roads and each other,
+    and the terraces among them (lists of indexes into the houses, along each row)."""
     houses: list[Polygon] = []
+    rows: list[list[int]] = []
     spacing = 21 * m
     cx, cy = width / 2, height / 2
     ca, sa = math.cos(math.radians(angle)), math.sin(math.radians(angle))
@@ -221,12 +249,22 @@ def _houses(width, height, m, angle, roads, rng):
             x, y = cx + u * ca - v * sa, cy + u * sa + v * ca
             if not frame.contains(Polygon([(x, y), (x + 1, y), (x, y + 1)])):
                 continue
+            row = terraces > 0 and rng.random() < terraces
             rot = angle + (rng.normal(0, 6) if rng.random() < 0.8 else rng.uniform(0, 180))
+            if row:
+                rot = angle + rng.normal(0, 3)
+                units = [affinity.translate(affinity.rotate(u, rot, origin=(0, 0)), x, y) for u in _terrace(rng, m)]
+                whole = unary_union(units)
+                if whole.intersects(road_zone) or any(whole.distance(o) < 2.0 * m for o in houses):
+                    continue
+                rows.append(list(range(len(houses), len(houses) + len(units))))
+                houses += units
+                continue
             h = affinity.translate(affinity.rotate(_house_shape(rng, m), rot, origin=(0, 0)), x, y)
             if h.intersects(road_zone) or any(h.distance(o) < 2.0 * m for o in houses):
                 continue
             houses.append(h)
-    return houses
+    return houses, rows
 
 
 def _scatter(width, height, m, taken, rng, kind, n):
@@ -308,7 +346,7 @@ def _gable_half(house):
 
 
 def write_mosaic(path: str | Path, size: int, seed: int = 0, block: int = 2048, variants: int = 4,
-                 pixel_size: float = 0.3, truth_path: str | Path | None = None) -> int:
+                 pixel_size: float = 0.3, truth_path: str | Path | None = None, terraces: float = 0.0) -> int:
     """Write a ``size`` × ``size`` scene of towns laid side by side, block by block.
 
     For benchmarks of scenes larger than memory: ``variants`` towns of ``block`` pixels
@@ -318,7 +356,8 @@ def write_mosaic(path: str | Path, size: int, seed: int = 0, block: int = 2048, 
     import rasterio
     from rasterio.windows import Window
 
-    towns = [make_town(block, block, seed=seed + k, pixel_size=pixel_size) for k in range(variants)]
+    towns = [make_town(block, block, seed=seed + k, pixel_size=pixel_size, terraces=terraces)
+             for k in range(variants)]
     transform = Affine(pixel_size, 0, DEFAULT_ORIGIN[0], 0, -pixel_size, DEFAULT_ORIGIN[1])
     profile = dict(driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs=DEFAULT_CRS,
                    transform=transform, tiled=True, blockxsize=256, blockysize=256, compress="deflate",
@@ -346,13 +385,14 @@ def write_mosaic(path: str | Path, size: int, seed: int = 0, block: int = 2048, 
 
 
 def write_scene_dataset(out_dir: str | Path, size: int = 2048, seed: int = 0, label_share: float = 0.5,
-                        pixel_size: float = 0.3, block: int = 2048) -> dict[str, Path]:
+                        pixel_size: float = 0.3, block: int = 2048, terraces: float = 0.0) -> dict[str, Path]:
     """Write an orthophoto with building footprints as a user has them: ``ortho.tif`` (a
     ``size``² scene in EPSG:25832; a mosaic of towns, written block by block, above
     ``block`` pixels), ``buildings.gpkg`` (the footprints of its left ``label_share`` only,
     in lon/lat, as an OpenStreetMap extract that covers part of the imagery, with a
     ``building`` attribute), ``label_extent.gpkg`` (that labelled part, in lon/lat) and
-    ``truth.gpkg`` (every roof, in the scene's CRS, to score against). Returns the paths."""
+    ``truth.gpkg`` (every roof, in the scene's CRS, to score against). ``terraces``: as
+    ``make_town``'s. Returns the paths."""
     import geopandas as gpd
 
     out = Path(out_dir)
@@ -360,11 +400,12 @@ def write_scene_dataset(out_dir: str | Path, size: int = 2048, seed: int = 0, la
     paths = {"ortho": out / "ortho.tif", "labels": out / "buildings.gpkg", "extent": out / "label_extent.gpkg",
              "truth": out / "truth.gpkg"}
     if size <= block:
-        town = make_town(size, size, seed=seed, pixel_size=pixel_size)
+        town = make_town(size, size, seed=seed, pixel_size=pixel_size, terraces=terraces)
         write_scene(town, paths["ortho"])
         write_truth(town, paths["truth"])
     else:
-        write_mosaic(paths["ortho"], size, seed=seed, block=block, pixel_size=pixel_size, truth_path=paths["truth"])
+        write_mosaic(paths["ortho"], size, seed=seed, block=block, pixel_size=pixel_size, truth_path=paths["truth"],
+                     terraces=terraces)
     truth = gpd.read_file(paths["truth"])
     x0, y1 = DEFAULT_ORIGIN
     labelled = box(x0, y1 - size * pixel_size, x0 + label_share * size * pixel_size, y1)

@@ -176,7 +176,7 @@ class _Place:
 
 # settings that must stay the same for --resume to continue the run it resumes
 RESUME_FIXED = ("data_dir", "labels", "val_dir", "val_fraction", "folds", "fold", "seed", "samples_per_epoch",
-                "batch_size", "tile_size", "loss", "photometric", "nodata", "lr_max", "lr_min")
+                "batch_size", "tile_size", "loss", "photometric", "nodata", "lr_max", "lr_min", "contact_gap")
 
 
 def refuse_changed_resume(out: Path, config: TrainConfig, data: TrainingData) -> None:

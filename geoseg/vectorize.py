@@ -70,22 +70,57 @@ def _disk(radius: int) -> np.ndarray:
     return x * x + y * y <= radius * radius + radius  # the +r rounds the disk's rim out a little
 
 
-def _strip_parts(prob: np.ndarray, mask: np.ndarray, row0: int) -> list[_Part]:
-    """Polygons (pixel coordinates, x = column, y = row) of one strip, with probability sums."""
+def _strip_parts(prob: np.ndarray, mask: np.ndarray, row0: int, min_box: float = 0.0) -> list[_Part]:
+    """Polygons (pixel coordinates, x = column, y = row) of one strip, with probability sums.
+    Components whose bounding box is under ``min_box`` pixels² and that touch neither of the
+    strip's edge rows are left out before they are traced (``StripTracer``)."""
     labels, n = ndimage.label(mask)  # 4-connectivity, as features.shapes below
     if n == 0:
         return []
     inside = labels[mask]  # roof pixels only: a small share of the strip
+    counts = np.bincount(inside, minlength=n + 1)
+    if min_box > 0:
+        mask = _drop_specks(labels, mask, counts, min_box)
+        inside = labels[mask]
+        counts = np.bincount(inside, minlength=n + 1)
     sums = np.bincount(inside, weights=prob[mask], minlength=n + 1)[1:] / PROB_SCALE
-    counts = np.bincount(inside, minlength=n + 1)[1:]
-    parts = []
-    for geom, value in features.shapes(labels.astype(np.int32, copy=False), mask=mask, connectivity=4,
-                                       transform=Affine.translation(0, row0)):
-        k = int(value) - 1
-        rings = geom["coordinates"]  # from arrays: twice as fast as shapely's shape()
-        poly = Polygon(np.asarray(rings[0]), [np.asarray(r) for r in rings[1:]])
-        parts.append(_Part(poly, float(sums[k]), int(counts[k])))
-    return parts
+    counts = counts[1:]
+    # every ring of the strip made at once: coordinates, ring sizes, which polygon each ring is of
+    coords, sizes, owner, ks = [], [], [], []
+    for i, (geom, value) in enumerate(features.shapes(labels.astype(np.int32, copy=False), mask=mask,
+                                                      connectivity=4, transform=Affine.translation(0, row0))):
+        ks.append(int(value) - 1)
+        for ring in geom["coordinates"]:
+            coords += ring
+            sizes.append(len(ring))
+            owner.append(i)
+    if not ks:
+        return []
+    ring_of = np.repeat(np.arange(len(sizes)), sizes)
+    rings = shapely.linearrings(np.asarray(coords, dtype=np.float64), indices=ring_of)
+    polys = shapely.polygons(rings, indices=np.asarray(owner))
+    return [_Part(poly, float(sums[k]), int(counts[k])) for poly, k in zip(polys, ks)]
+
+
+def _drop_specks(labels: np.ndarray, mask: np.ndarray, counts: np.ndarray, min_box: float) -> np.ndarray:
+    """``mask`` less the components whose bounding box is under ``min_box`` pixels² and that
+    touch neither the first nor the last row. Only components of fewer pixels than that
+    can have such a box, and their pixels are few: boxes from those pixels alone."""
+    few = counts < min_box
+    few[0] = False
+    rr, cc = np.nonzero(few[labels])
+    if not len(rr):
+        return mask
+    lab = labels[rr, cc]
+    n = len(counts)
+    top, left = np.full(n, labels.shape[0]), np.full(n, labels.shape[1])
+    bottom, right = np.full(n, -1), np.full(n, -1)
+    np.minimum.at(top, lab, rr)
+    np.maximum.at(bottom, lab, rr)
+    np.minimum.at(left, lab, cc)
+    np.maximum.at(right, lab, cc)
+    small = few & ((bottom - top + 1) * (right - left + 1) < min_box) & (top > 0) & (bottom < labels.shape[0] - 1)
+    return mask & ~small[labels]
 
 
 def _join(parts: list[_Part]) -> list[_Part]:
@@ -138,11 +173,15 @@ class StripTracer:
     and released as soon as they stop growing. Memory is one strip, its halo and one block,
     plus that one edge's polygons. ``opening_px``: radius of a morphological opening of
     the roof mask, in pixels (each strip is traced once the 2 × radius rows below it are in).
+    ``min_box``: components whose bounding box is under this many pixels² are not traced
+    (speckle: a weak model's probability can hold fifty times more specks than roofs, each
+    costing a polygon). The caller chooses it so that no such component could have passed
+    its minimum area: simplified or regularised, a polygon stays inside its bounding box.
     """
 
     def __init__(self, height: int, width: int, threshold: float = 0.5, rows: int | None = None,
-                 opening_px: int = 0) -> None:
-        self.height, self.step, self.radius = height, strip_rows(width, rows), opening_px
+                 opening_px: int = 0, min_box: float = 0.0) -> None:
+        self.height, self.step, self.radius, self.min_box = height, strip_rows(width, rows), opening_px, min_box
         self.cut = probability_cut(threshold)
         self.held: np.ndarray | None = None  # raster rows top… in hand
         self.top = 0
@@ -175,7 +214,7 @@ class StripTracer:
     def _strip(self, r0: int, r1: int, a0: int, held: np.ndarray) -> list[_Part]:
         prob, mask = _strip_mask(held, r0, r1, a0, self.height, self.cut, self.radius)
         fresh, touching = [], []
-        for part in _strip_parts(prob, mask, r0):
+        for part in _strip_parts(prob, mask, r0, self.min_box):
             (touching if part.geom.bounds[1] <= r0 else fresh).append(part)
         open_parts = [_set_aside(p) for p in self.open_parts] if touching else self.open_parts
         candidates = _join(open_parts + touching) if open_parts and touching else open_parts + touching
@@ -428,7 +467,7 @@ class PolygonStream:
         pixel_m = float(np.sqrt(self.frame.pixel_side_m2)) if self.frame.area_crs is not None else self.frame.pixel_side
         width, height = self.frame.size
         self.tracer = StripTracer(height, width, options.threshold, options.strip_rows,
-                                  round(options.opening / pixel_m))
+                                  round(options.opening / pixel_m), _min_box(self.frame, options))
         self.next_id = 1
 
     def feed(self, row0: int, rows: np.ndarray) -> gpd.GeoDataFrame:
@@ -441,6 +480,19 @@ class PolygonStream:
         chunk = _to_frame(parts, self.frame, self.options, self.next_id, self.scene_name)
         self.next_id += len(chunk)
         return chunk
+
+
+def _min_box(frame: _Frame, options: VectorizeOptions) -> float:
+    """Pixels² of bounding box under which no component can pass ``options.min_area``: the
+    minimum area in pixels, halved where a pixel's area is not exact (a geographic CRS,
+    measured near the scene's centre) or a regularised outline may leave the pixels' own
+    bounding box (a rectangle turned to the roof's direction)."""
+    if frame.crs is None:
+        pixel_area = 1.0
+    else:
+        pixel_area = frame.pixel_side_m2 if frame.area_crs is not None else frame.pixel_side**2
+    min_px = 20.0 if options.min_area is None else options.min_area / pixel_area
+    return min_px / 2 if frame.area_crs is not None or options.regularize else min_px
 
 
 def band_polygons(prob_path: str | os.PathLike, scene_path: str | os.PathLike, row0: int, first: bool, last: bool,

@@ -222,3 +222,24 @@ def test_cross_validation_on_a_scene_makes_spatial_folds(ortho, tmp_path):
     assert folds[0].val.union(folds[1].val).area == pytest.approx(scene.extent.area)
     one_line = run("cv", "--images", ortho["ortho"], "--labels", ortho["labels"], "--out", tmp_path / "cv2", "--tta")
     assert one_line.exit_code != 0 and "--tta scores held-out tiles" in one_line.output
+
+
+def test_contact_gap_keeps_touching_footprints_apart_and_leaves_edges_alone():
+    from affine import Affine
+
+    ids = np.zeros((8, 12), np.int32)
+    ids[2:6, 1:6], ids[2:6, 6:11] = 1, 2  # two houses sharing a wall between columns 5 and 6
+    line = sc.contacts(ids, 2)
+    assert line[2:6, 5:7].all() and line.sum() == 8  # two pixels wide, along the wall only
+    assert not sc.contacts(np.where(ids == 2, 0, ids), 2).any()  # a detached house has no contact
+    assert sc.contacts(ids, 4)[2:6, 4:8].all() and sc.contacts(ids, 4).sum() == 16
+    houses = [box(1, 2, 6, 6), box(6, 2, 11, 6)]  # the same, as footprints in pixel coordinates
+    plain, gapped = sc._burn(houses, Affine.identity(), 12), sc._burn(houses, Affine.identity(), 12, gap=2)
+    assert plain[2:6, 1:11].all() and (plain.astype(int) - gapped).sum() == 8
+    assert not gapped[2:6, 5:7].any() and gapped[2:6, [1, 2, 3, 4, 7, 8, 9, 10]].all()
+
+
+def test_a_negative_contact_gap_is_refused_in_one_line(ortho, tmp_path):
+    r = run("train", "--images", ortho["ortho"], "--labels", ortho["labels"], "--out", tmp_path / "run",
+            "--contact-gap", "-1")
+    assert r.exit_code != 0 and "--contact-gap must be 0" in r.output and not (tmp_path / "run").exists()

@@ -189,3 +189,32 @@ def test_a_polygon_over_every_strip_keeps_its_holes_when_joined_strip_by_strip()
     for a, b in zip(sorted(one, key=lambda p: p.geom.bounds), sorted(many, key=lambda p: p.geom.bounds)):
         assert a.geom.equals(b.geom) and len(a.geom.interiors) == len(b.geom.interiors) > 5
         assert a.pixels == b.pixels and a.prob_sum == pytest.approx(b.prob_sum)
+
+
+@pytest.mark.parametrize("crs, options", [
+    ("EPSG:25832", VectorizeOptions()),
+    ("EPSG:25832", VectorizeOptions(min_area=3.0, simplify=0)),
+    ("EPSG:25832", VectorizeOptions(regularize=True)),
+    ("EPSG:4326", VectorizeOptions()),
+    (None, VectorizeOptions(strip_rows=24)),
+])
+def test_specks_left_untraced_change_no_polygon(tmp_path, monkeypatch, crs, options):
+    """Components too small to pass the minimum area are not traced (a weak model's speckle
+    costs a polygon each): the output is the one tracing every component gives."""
+    import geoseg.vectorize as gv
+
+    rng = np.random.default_rng(0)
+    p = (rng.random((160, 200)) > 0.93).astype(float)  # specks of 1-6 px everywhere
+    p[20:60, 30:90] = p[70:76, 10:14] = p[100:103, 100:107] = p[120:150, 150:190] = 0.9  # roofs, small ones
+    p[40:48, 120:123] = 0.9  # 24 px in a 3 × 8 box: passes the default 20 px
+    if crs == "EPSG:4326":  # about 0.35 × 0.55 m pixels near Cologne
+        path = write_tif(tmp_path / "prob.tif", (p * 255).round().astype(np.uint8), crs=crs,
+                         transform=Affine(5e-6, 0, 7.0, 0, -5e-6, 51.0))
+    else:
+        path = prob_raster(tmp_path, p, crs=crs)
+    fast = vectorize(path, options)
+    monkeypatch.setattr(gv, "_min_box", lambda frame, options: 0.0)
+    every = vectorize(path, options)
+    assert len(fast) == len(every) > 3
+    assert all(a.equals_exact(b, 0) for a, b in zip(fast.geometry, every.geometry))
+    assert fast.drop(columns="geometry").equals(every.drop(columns="geometry"))
