@@ -93,11 +93,17 @@ class VectorWriter:
         props = [c for c in wgs84.columns if c != wgs84.geometry.name]
         # exteriors counter-clockwise, holes clockwise; coordinates rounded, all in arrays
         geoms = shapely.transform(shapely.orient_polygons(wgs84.geometry.values), lambda xy: xy.round(DECIMALS))
-        for row, geom in zip(wgs84[props].itertuples(index=False), geoms):
-            feature = {"type": "Feature", "properties": {k: _value(v) for k, v in zip(props, row)},
-                       "geometry": mapping(geom)}
-            self._fh.write((",\n" if self._started else "") + json.dumps(feature, separators=(",", ":")))
-            self._started = True
+        texts = polygon_coordinates_json(geoms)
+        lines = []
+        for row, geom, text in zip(wgs84[props].itertuples(index=False), geoms, texts):
+            properties = json.dumps({k: _value(v) for k, v in zip(props, row)}, separators=(",", ":"))
+            if text is None:  # not a polygon (a multi-scene merge may join parts): the general way
+                geometry = json.dumps(mapping(geom), separators=(",", ":"))
+            else:
+                geometry = '{"type":"Polygon","coordinates":' + text + "}"
+            lines.append('{"type":"Feature","properties":' + properties + ',"geometry":' + geometry + "}")
+        self._fh.write((",\n" if self._started else "") + ",\n".join(lines))
+        self._started = True
 
     def _write_gpkg(self, gdf: gpd.GeoDataFrame) -> None:
         import pyogrio
@@ -120,6 +126,83 @@ class VectorWriter:
 
                 embed_in_geopackage(self._tmp, self.layer)
         self._stack.__exit__(exc_type, exc, tb)
+
+
+def _digit_table(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """ASCII digits ``(10**width, width)`` of 0…10**width − 1 with leading zeros, and the
+    place of each number's last non-zero digit (−1 for 0)."""
+    k = np.arange(10**width)
+    digits = (k[:, None] // 10 ** np.arange(width - 1, -1, -1)) % 10
+    nonzero = digits != 0
+    last = np.where(nonzero.any(axis=1), width - 1 - np.argmax(nonzero[:, ::-1], axis=1), -1)
+    return (digits + ord("0")).astype(np.uint8), last
+
+
+_DIGITS3, _LAST3 = _digit_table(3)
+_DIGITS4, _LAST4 = _digit_table(4)
+
+
+def _number_chars(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Characters ``(n, 12)`` and which of them to keep, of numbers given as integers of
+    1e-7 (|value| < 1000): as Python writes the rounded float (``-12.5``, ``7.0``,
+    ``0.1234567``), sign, integer digits without leading zeros, at least one decimal.
+    Digits come from tables (a gather per group of 3 or 4 digits, no division per digit)."""
+    n = len(v)
+    neg, a = v < 0, np.abs(v)
+    whole = (a // 10**DECIMALS).astype(np.intp)
+    frac = a - whole * 10**DECIMALS
+    hi = (frac // 10**4).astype(np.intp)  # decimals 1-3
+    lo = (frac - hi * 10**4).astype(np.intp)  # decimals 4-7
+    chars = np.empty((n, 12), np.uint8)
+    chars[:, 0], chars[:, 4] = ord("-"), ord(".")
+    chars[:, 1:4], chars[:, 5:8], chars[:, 8:12] = _DIGITS3[whole], _DIGITS3[hi], _DIGITS4[lo]
+    last = np.where(lo > 0, 3 + _LAST4[lo], np.maximum(_LAST3[hi], 0))  # the last decimal written
+    keep = np.empty((n, 12), bool)
+    keep[:, 0], keep[:, 1], keep[:, 2], keep[:, 3], keep[:, 4] = neg, whole >= 100, whole >= 10, True, True
+    keep[:, 5:] = np.arange(DECIMALS)[None, :] <= last[:, None]
+    return chars, keep
+
+
+def polygon_coordinates_json(geoms: np.ndarray) -> list[str | None]:
+    """The GeoJSON ``coordinates`` text of each polygon (``[[[x,y],…],[hole…]]``, numbers
+    rounded to ``DECIMALS``, written as Python writes the rounded floats), made from
+    coordinate arrays with no Python object per coordinate; None for a geometry that is not
+    a polygon. Coordinates must be lon/lat (|value| < 1000)."""
+    geoms = np.asarray(geoms, dtype=object)
+    out: list[str | None] = [None] * len(geoms)
+    is_poly = shapely.get_type_id(geoms) == 3
+    if not is_poly.any():
+        return out
+    _, coords, (ring_end, poly_end) = shapely.to_ragged_array(geoms[is_poly])
+    n = len(coords)
+    v = np.rint(coords * 10**DECIMALS).astype(np.int64).ravel()
+    num, keep = _number_chars(v)
+    num, keep = num.reshape(n, -1), keep.reshape(n, -1)
+    first_of_ring = np.zeros(n, bool)
+    first_of_ring[ring_end[:-1]] = True
+    first_of_poly = np.zeros(n, bool)
+    first_of_poly[ring_end[poly_end[:-1]]] = True
+    last_of_ring = np.zeros(n, bool)
+    last_of_ring[ring_end[1:] - 1] = True
+    last_of_poly = np.zeros(n, bool)
+    last_of_poly[ring_end[poly_end[1:]] - 1] = True
+    w = num.shape[1] // 2
+
+    def col(ch: str, on=None):
+        return np.full((n, 1), ord(ch), np.uint8), (np.ones((n, 1), bool) if on is None else on[:, None])
+
+    parts = [col("[", first_of_poly), col("[", first_of_ring), col("["), (num[:, :w], keep[:, :w]), col(","),
+             (num[:, w:], keep[:, w:]), col("]"), col("]", last_of_ring), col("]", last_of_poly),
+             col(",", ~last_of_poly)]
+    chars = np.concatenate([c for c, _ in parts], axis=1)
+    kept = np.concatenate([k for _, k in parts], axis=1)
+    text = chars[kept].tobytes().decode("ascii")
+    ends = np.cumsum(kept.sum(axis=1))
+    starts = np.concatenate([[0], ends[:-1]])
+    coord_start, coord_end = ring_end[poly_end[:-1]], ring_end[poly_end[1:]]
+    for i, a, b in zip(np.flatnonzero(is_poly), starts[coord_start], ends[coord_end - 1]):
+        out[i] = text[a:b]
+    return out
 
 
 def write_vectors(gdf: gpd.GeoDataFrame, path: str | os.PathLike, overwrite: bool = False,

@@ -81,3 +81,29 @@ def test_existing_output_is_kept_without_overwrite(tmp_path):
     assert out.read_text() == "mine"
     write_vectors(gdf, out, overwrite=True)
     assert json.loads(out.read_text())["type"] == "FeatureCollection"
+
+
+def test_geojson_coordinates_from_arrays_read_as_pythons_own_json():
+    """The array-made coordinates text equals json.dumps of the rounded coordinates, holes,
+    signs, whole numbers and short decimals included; other geometries are left to json."""
+    import json
+
+    import shapely
+    from shapely.geometry import MultiPolygon, Polygon, mapping
+
+    from geoseg.export import DECIMALS, polygon_coordinates_json
+
+    rng = np.random.default_rng(3)
+    geoms = []
+    for _ in range(200):
+        x, y = rng.uniform(-179, 179), rng.uniform(-89, 89)
+        d = rng.choice([1e-3, 0.5, 1.0])  # whole numbers and short decimals as well as long ones
+        shell = [(x, y), (x + d, y), (x + d, y + d), (x, y + d)]
+        hole = [(x + d / 4, y + d / 4), (x + d / 2, y + d / 4), (x + d / 2, y + d / 2)]
+        geoms.append(Polygon(shell, [hole] if rng.random() < 0.5 else []))
+    geoms += [Polygon([(-12.0, 7.0), (-12.5, 7.0), (-12.5, 7.25)]), MultiPolygon([geoms[0], geoms[3]])]
+    geoms = shapely.transform(np.array(geoms, dtype=object), lambda xy: xy.round(DECIMALS))
+    texts = polygon_coordinates_json(geoms)
+    assert texts[-1] is None
+    for g, text in zip(geoms[:-1], texts[:-1]):
+        assert text == json.dumps(mapping(g)["coordinates"], separators=(",", ":"))
