@@ -19,7 +19,8 @@ read (GDAL reads and decoding), normalise (to tensors, scaled), stand-in (the mo
 place), blend (the stitcher), prob→uint8, trace (strip masks, components, polygons, the
 joins), clean (to map coordinates, simplification, areas), write (the vector file), other.
 ``--cores 1,2`` repeats the measure pinned to 1 and to 2 cores (``os.sched_setaffinity``
-in a child process) and prints the scaling. ``--real``: also the real model end to end
+in a child process, inherited by its trace workers) with n − 1 processes tracing polygons
+beside the main one (``--trace-workers``), and prints the scaling. ``--real``: also the real model end to end
 and ``MP / (geoseg − bare)`` from the bare forward time, which must agree with the
 stand-in's figure.
 """
@@ -90,14 +91,18 @@ class StandIn:
         return torch.stack(out).float().mul_(1 / 255)
 
 
-def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int) -> dict:
-    """One stand-in run in this process: seconds per stage and the polygons' count and area."""
+def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, workers: int | None = None) -> dict:
+    """One stand-in run in this process: seconds per stage and the polygons' count and area.
+    ``workers``: processes tracing polygons beside it (None: geoseg's choice). Stages run
+    in those processes are not seen by the clock: their share is in the main process's
+    waits (``other``)."""
     import geopandas as gpd
     import rasterio
 
     import geoseg.predict as gp
     import geoseg.vectorize as gv
     from geoseg import export, stitch
+    from geoseg.config import VectorizeOptions
     from geoseg.pipeline import Outputs, run_predict
     from geoseg.predict import TileOptions
 
@@ -128,7 +133,8 @@ def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int) 
     with tempfile.TemporaryDirectory(dir=scene.parent) as tmp:
         out = Path(tmp) / "roofs.geojson"
         t0 = time.perf_counter()
-        r = run_predict(scene, model, Outputs(out, preview=False), TileOptions(tile_size=tile, overlap=overlap))
+        r = run_predict(scene, model, Outputs(out, preview=False), TileOptions(tile_size=tile, overlap=overlap),
+                        VectorizeOptions(trace_workers=workers))
         total = time.perf_counter() - t0
         roofs = gpd.read_file(out)
     stages = dict(clock.seconds)
@@ -144,13 +150,17 @@ import torch
 torch.set_num_threads({cores})
 from beside import measure
 from pathlib import Path
-print(json.dumps(measure(Path({scene!r}), Path({model!r}), Path({prob!r}), {tile}, {overlap})))
+from geoseg.vectorize import trace_pool
+if {workers}:
+    trace_pool({workers})  # started before the clock, as a run's workers start while the model loads
+print(json.dumps(measure(Path({scene!r}), Path({model!r}), Path({prob!r}), {tile}, {overlap}, {workers})))
 """
 
 
-def pinned(cores: int, scene: Path, model: Path, prob: Path, tile: int, overlap: int) -> dict:
+def pinned(cores: int, scene: Path, model: Path, prob: Path, tile: int, overlap: int, workers: int) -> dict:
+    """``measure`` in a child process pinned to ``cores`` cores (its trace workers too)."""
     code = CHILD.format(bench=str(Path(__file__).parent), cores=cores, scene=str(scene), model=str(model),
-                        prob=str(prob), tile=tile, overlap=overlap)
+                        prob=str(prob), tile=tile, overlap=overlap, workers=workers)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -201,9 +211,9 @@ def main() -> None:
     print(f"  polygons as the real run's: {'yes' if same else 'NO'} ({best['count']} vs {real['count']},"
           f" area ratio {best['area'] / real['area']:.5f})")
     pins = {}
-    for n in (int(c) for c in args.cores.split(",") if c):
-        pins[n] = report(f"stand-in, {n} core(s)", mp, [pinned(n, scene, model, prob, args.tile, args.overlap)
-                                                          for _ in range(args.repeat)])
+    for n in (int(c) for c in args.cores.split(",") if c):  # n cores: the main process and n - 1 tracers
+        pins[n] = report(f"stand-in, {n} core(s), {n - 1} trace worker(s)", mp,
+                         [pinned(n, scene, model, prob, args.tile, args.overlap, n - 1) for _ in range(args.repeat)])
     if len(pins) >= 2:
         lo, hi = min(pins), max(pins)
         print(f"scaling {lo} → {hi} cores: {pins[lo]['seconds'] / pins[hi]['seconds']:.2f}×")

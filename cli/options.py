@@ -147,6 +147,8 @@ vectorizing = options(
     field_option(V, "opening", "Radius of a morphological opening of the mask, metres: splits roofs joined by a"
                  " thin bridge."),
     field_option(V, "regularize", "Snap outlines to right angles along each roof's dominant direction."),
+    field_option(V, "trace_workers", "Processes tracing polygons beside the model [default: none on a CPU, where"
+                 " the model keeps every core busy; on CUDA the cores less two, at most 4].", type=int),
 )
 
 

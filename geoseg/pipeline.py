@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ from geoseg.io import (
 from geoseg.merge import Footprint, SceneMerger
 from geoseg.outputs import OutputSet, check_output, refuse_inputs_as_outputs, scratch_dir
 from geoseg.predict import GDAL_CACHE_MB, TileOptions, model_grid, predict_rows
+from geoseg.runtime import resolve_device, trace_workers
 from geoseg.stac import is_item, item_scene
 from geoseg.style import qml_path, write_qml
 from geoseg.vectorize import PolygonStream, VectorizeOptions
@@ -265,6 +266,8 @@ def _local_polygons(scenes: list, ckpt: Checkpoint, tiles: TileOptions, vector: 
     rows the model finishes are traced as they come (``PolygonStream``), so no probability
     raster is written unless it is kept; the last scene's probability (and mask) then stay
     in ``tmpdir`` as prob.tif (mask.tif)."""
+    if vector.trace_workers is None:
+        vector = replace(vector, trace_workers=trace_workers(resolve_device(tiles.device)))
     for k, path in enumerate(scenes):
         if report:
             report(f"scene {k + 1}/{len(scenes)}: {path}")
@@ -278,9 +281,13 @@ def _local_polygons(scenes: list, ckpt: Checkpoint, tiles: TileOptions, vector: 
                             compress="deflate" if portable and model_prob == prob_path else "zstd",
                             rows_out=lambda row0, block, s=stream, c=chunks: c.append(s.feed(row0, block)))
         with contextlib.closing(rows):  # closed here, should the consumer stop, not by the collector
-            for _ in rows:  # a grid row of tiles done: hand its polygons on
-                yield from ((k, chunk) for chunk in chunks)
-                chunks.clear()
+            try:
+                for _ in rows:  # a grid row of tiles done: hand its polygons on
+                    yield from ((k, chunk) for chunk in chunks)
+                    chunks.clear()
+            except BaseException:
+                stream.abandon()
+                raise
         yield k, stream.close()
         if model_prob != prob_path:  # back on the scene's own grid
             on_scene_grid(model_prob, path, prob_path, tmpdir)

@@ -59,6 +59,16 @@ def threads_per_process(processes: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(processes, 1))
 
 
+def trace_workers(device: torch.device) -> int:
+    """Processes that trace polygons beside the model (``VectorizeOptions.trace_workers``):
+    on CUDA the model leaves the cores to the work beside it, so the cores less two (the
+    main process and GDAL's reads), at most 4; on a CPU none, the model keeping every core
+    busy (``bench/beside.py`` measures the stages with and without them)."""
+    if device.type != "cuda":
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1) - 2))
+
+
 def seed_everything(seed: int) -> None:
     import random
 

@@ -189,21 +189,28 @@ class StripTracer:
         self.open_parts: list[_Part] = []
 
     def feed(self, row0: int, rows: np.ndarray) -> list[_Part]:
+        done: list[_Part] = []
+        for r0, r1, a0, held in self.strips(row0, rows):
+            prob, mask = _strip_mask(held, r0, r1, a0, self.height, self.cut, self.radius)
+            done += self.settle(r0, r1, _strip_parts(prob, mask, r0, self.min_box))
+        return done
+
+    def strips(self, row0: int, rows: np.ndarray):
+        """Take a row block; yield each strip it completes as ``(r0, r1, a0, rows a0…)``, in
+        order. Every strip must then be ``settle``d, in the same order."""
         if row0 != self.top + (0 if self.held is None else len(self.held)):
             raise ValueError(f"row block at {row0} out of order")
         self.held = rows if self.held is None else np.concatenate([self.held, rows])
-        done: list[_Part] = []
         halo = 2 * self.radius
         while self.r0 < self.height:
             r0, r1 = self.r0, min(self.r0 + self.step, self.height)
             a0, a1 = max(r0 - halo, 0), min(r1 + halo, self.height)
             if self.top + len(self.held) < a1:
                 break
-            done += self._strip(r0, r1, a0, self.held[a0 - self.top : a1 - self.top])
+            yield r0, r1, a0, self.held[a0 - self.top : a1 - self.top]
             self.r0 = r1
             drop = max(r1 - halo, 0) - self.top
             self.held, self.top = self.held[drop:], self.top + drop
-        return done
 
     def close(self) -> list[_Part]:
         if self.r0 < self.height:
@@ -211,10 +218,11 @@ class StripTracer:
         rest, self.open_parts = self.open_parts, []
         return [p.whole() for p in rest]
 
-    def _strip(self, r0: int, r1: int, a0: int, held: np.ndarray) -> list[_Part]:
-        prob, mask = _strip_mask(held, r0, r1, a0, self.height, self.cut, self.radius)
+    def settle(self, r0: int, r1: int, parts: list[_Part]) -> list[_Part]:
+        """The parts of strip r0…r1 joined with the open ones they touch; returns those done
+        (the joined ones first, then the strip's own), keeps the rest open."""
         fresh, touching = [], []
-        for part in _strip_parts(prob, mask, r0, self.min_box):
+        for part in parts:
             (touching if part.geom.bounds[1] <= r0 else fresh).append(part)
         open_parts = [_set_aside(p) for p in self.open_parts] if touching else self.open_parts
         candidates = _join(open_parts + touching) if open_parts and touching else open_parts + touching
@@ -225,6 +233,44 @@ class StripTracer:
             else:
                 done.append(part.whole())
         return done
+
+
+def _trace_strip(job: tuple, frame: _Frame, options: VectorizeOptions, scene_name: str):
+    """A strip traced in a worker process: its parts that touch the strip's edges (raw, for
+    ``StripTracer.settle``), and the others finished: cleaned and measured, ids from 1."""
+    rows, r0, r1, a0, height, cut, radius, min_box = job
+    prob, mask = _strip_mask(rows, r0, r1, a0, height, cut, radius)
+    edge, inner = [], []
+    for part in _strip_parts(prob, mask, r0, min_box):
+        y0, y1 = part.geom.bounds[1], part.geom.bounds[3]
+        (edge if y0 <= r0 or (r1 < height and y1 >= r1) else inner).append(part)
+    return edge, _to_frame(inner, frame, options, 1, scene_name)
+
+
+def _quiet_worker() -> None:
+    """Workers leave Ctrl-C to the main process, which stops them."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+_POOLS: dict[int, object] = {}
+
+
+def trace_pool(workers: int):
+    """A process pool of ``workers`` tracers, started once per process and kept (the workers
+    import geoseg once: about a second) and warmed up at once, so they start while the model
+    loads."""
+    if workers not in _POOLS:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
+                                   initializer=_quiet_worker)
+        for _ in range(workers):
+            pool.submit(_quiet_worker)
+        _POOLS[workers] = pool
+    return _POOLS[workers]
 
 
 def _raster_rows(prob_path: str | os.PathLike, step: int):
@@ -458,10 +504,17 @@ def iter_polygons(prob_path: str | os.PathLike, options: VectorizeOptions = Vect
 class PolygonStream:
     """``iter_polygons`` of a probability handed over in row blocks as a prediction finishes
     them (no raster written): ``feed(first row, rows)`` (uint8, p × 255, top to bottom, on
-    the grid of the raster ``grid_path``, the scene) and ``close()`` each return a chunk."""
+    the grid of the raster ``grid_path``, the scene) and ``close()`` each return a chunk.
+
+    ``options.trace_workers`` above 0: strips are traced and their inner polygons cleaned in that
+    many worker processes while this one goes on (with the model, reading, blending);
+    the strips' edge polygons are joined here, in order. The polygons are the same, in the
+    same order. At most two strips per worker are in flight (memory stays flat)."""
 
     def __init__(self, grid_path: str | os.PathLike, options: VectorizeOptions = VectorizeOptions(),
                  scene_name: str | None = None) -> None:
+        from collections import deque
+
         self.frame = _frame(grid_path)
         self.options, self.scene_name = options, scene_name or ""
         pixel_m = float(np.sqrt(self.frame.pixel_side_m2)) if self.frame.area_crs is not None else self.frame.pixel_side
@@ -469,12 +522,50 @@ class PolygonStream:
         self.tracer = StripTracer(height, width, options.threshold, options.strip_rows,
                                   round(options.opening / pixel_m), _min_box(self.frame, options))
         self.next_id = 1
+        self.pool = trace_pool(options.trace_workers) if options.trace_workers else None
+        self.pending: deque = deque()  # (r0, r1, future) of the strips in flight, in order
 
     def feed(self, row0: int, rows: np.ndarray) -> gpd.GeoDataFrame:
-        return self._chunk(self.tracer.feed(row0, rows))
+        if self.pool is None:
+            return self._chunk(self.tracer.feed(row0, rows))
+        t = self.tracer
+        for r0, r1, a0, held in t.strips(row0, rows):
+            job = (held, r0, r1, a0, t.height, t.cut, t.radius, t.min_box)
+            self.pending.append((r0, r1, self.pool.submit(_trace_strip, job, self.frame, self.options,
+                                                          self.scene_name)))
+        return self._concat(self._settle(keep=2 * self.options.trace_workers))
 
     def close(self) -> gpd.GeoDataFrame:
-        return self._chunk(self.tracer.close())
+        if self.pool is None:
+            return self._chunk(self.tracer.close())
+        return self._concat([*self._settle(keep=0), _to_frame(self.tracer.close(), self.frame, self.options, 1,
+                                                             self.scene_name)])
+
+    def abandon(self) -> None:
+        """Cancel the strips in flight (the run stopped)."""
+        for _, _, future in self.pending:
+            future.cancel()
+        self.pending.clear()
+
+    def _settle(self, keep: int) -> list[gpd.GeoDataFrame]:
+        """Settle the strips whose tracing is done, in order, waiting while more than
+        ``keep`` are in flight; their polygons, without ids."""
+        chunks = []
+        while self.pending and (len(self.pending) > keep or self.pending[0][2].done()):
+            r0, r1, future = self.pending.popleft()
+            edge, inner = future.result()
+            joined = _to_frame(self.tracer.settle(r0, r1, edge), self.frame, self.options, 1, self.scene_name)
+            chunks += [joined, inner]
+        return chunks
+
+    def _concat(self, chunks: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+        chunks = [c for c in chunks if len(c)]
+        if not chunks:
+            return self._chunk([])
+        chunk = gpd.GeoDataFrame(pd.concat(chunks, ignore_index=True), crs=chunks[0].crs)
+        chunk["id"] = np.arange(self.next_id, self.next_id + len(chunk))
+        self.next_id += len(chunk)
+        return chunk
 
     def _chunk(self, parts: list[_Part]) -> gpd.GeoDataFrame:
         chunk = _to_frame(parts, self.frame, self.options, self.next_id, self.scene_name)

@@ -218,3 +218,34 @@ def test_specks_left_untraced_change_no_polygon(tmp_path, monkeypatch, crs, opti
     assert len(fast) == len(every) > 3
     assert all(a.equals_exact(b, 0) for a, b in zip(fast.geometry, every.geometry))
     assert fast.drop(columns="geometry").equals(every.drop(columns="geometry"))
+
+
+@pytest.mark.parametrize("options", [VectorizeOptions(strip_rows=16), VectorizeOptions(strip_rows=24, opening=1.0)])
+def test_strips_traced_in_worker_processes_give_the_same_polygons_in_the_same_order(tmp_path, options):
+    from dataclasses import replace
+
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    p = (rng.random((150, 120)) > 0.97).astype(float)  # specks
+    p[5:140, 10:20] = p[30:50, 15:110] = 0.9  # a roof across every strip edge
+    p[60:66, 30:34] = p[100:118, 40:100] = p[120:148, 60:70] = 0.8  # small and large roofs, some on edges
+    p[100:118, 69:71] = 0.0  # two roofs touching nothing but each other's corner rows
+    path = prob_raster(tmp_path, p)
+    data = (p * 255).round().astype(np.uint8)
+
+    def stream(workers):
+        s = PolygonStream(path, replace(options, trace_workers=workers))
+        chunks = [s.feed(r, data[r : r + 13]) for r in range(0, len(data), 13)] + [s.close()]
+        return pd.concat([c for c in chunks if len(c)], ignore_index=True)
+
+    alone, workers = stream(0), stream(2)
+    assert len(alone) == len(workers) >= 4
+    assert all(a.equals_exact(b, 0) for a, b in zip(alone.geometry, workers.geometry))
+    assert alone.drop(columns="geometry").equals(workers.drop(columns="geometry"))
+    assert list(workers.id) == list(range(1, len(workers) + 1))
+
+
+def test_a_negative_number_of_trace_workers_is_refused():
+    with pytest.raises(InputError, match="--trace-workers"):
+        VectorizeOptions(trace_workers=-1)
