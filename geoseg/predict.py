@@ -165,6 +165,8 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                         chunk = group[i : i + batch]
                         cols = [slice(tl.col_off - c0, tl.col_off - c0 + t) for tl in chunk]
                         x = torch.from_numpy(np.stack([_as_tensor_type(data[:, :, c]) for c in cols]))
+                        if device.type == "cuda":  # page-locked: the copy runs while the GPU works
+                            x = x.pin_memory().to(device, non_blocking=True)
                         x = x.to(device).contiguous(memory_format=torch.channels_last)
                         x = torch.addcmul(shift, x, gain)  # float, (x / scale − mean) / std in one pass
                         prob = roof_probability(model, x, options.tta).cpu()
