@@ -1,12 +1,14 @@
 """Touching roofs apart: object F1 on terraced houses with and without the contact gap.
 
-    python bench/terraces.py [--steps 250] [--gaps 0,2] [--terraces 0.5]
+    python bench/terraces.py [--steps 250] [--gaps 0,2] [--terraces 0.5] [--average 0]
 
 Trains on a synthetic orthophoto whose footprints include rows of 2–5 terraced houses
 (``make_town(terraces=…)``: each house its own footprint, sharing walls with its
 neighbours; half the rows one roof colour, half with one ridge along the row), once per
 ``--contact-gap`` in ``--gaps``, each for the same fixed number of steps (batches of 8)
-with the defaults otherwise; predicts an unseen town of the same kind and scores:
+with the defaults otherwise (but ``--average``: weight averaging over the last cycles, the
+default of ``geoseg train``, takes in early, unfinished weights when a run is this short);
+predicts an unseen town of the same kind and scores:
 
 - object F1 at IoU 0.5 (one-to-one, SpaceNet's rule) over all roofs, and over the
   terraced houses alone (true roofs that touch another; predictions lying mostly on
@@ -61,6 +63,7 @@ def main() -> None:
     ap.add_argument("--terraces", type=float, default=0.5, help="share of house sites holding a terrace")
     ap.add_argument("--size", type=int, default=2048, help="the training orthophoto's side, pixels")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--average", type=int, default=0, help="as geoseg train's (its default: 5)")
     args = ap.parse_args()
 
     import geopandas as gpd
@@ -83,7 +86,7 @@ def main() -> None:
         run = fit(TrainConfig(data_dir=str(data / "ortho.tif"), labels=str(data / "buildings.gpkg"),
                               out_dir=str(WORK / f"run-gap{gap}"), contact_gap=gap, val_fraction=0.0,
                               samples_per_epoch=per_epoch, epochs=max(1, args.steps * BATCH // per_epoch),
-                              seed=args.seed, overwrite=True), progress=False)
+                              seed=args.seed, average=args.average, overwrite=True), progress=False)
         seconds = time.perf_counter() - t0
         out = WORK / f"roofs-gap{gap}.gpkg"
         run_predict(scene, run / "model.pt", Outputs(out, preview=True, overwrite=True), TileOptions())
