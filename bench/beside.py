@@ -133,8 +133,9 @@ def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, 
     with tempfile.TemporaryDirectory(dir=scene.parent) as tmp:
         out = Path(tmp) / "roofs.geojson"
         t0 = time.perf_counter()
+        vector = VectorizeOptions() if workers is None else VectorizeOptions(trace_workers=workers)
         r = run_predict(scene, model, Outputs(out, preview=False), TileOptions(tile_size=tile, overlap=overlap),
-                        VectorizeOptions(trace_workers=workers))
+                        vector)
         total = time.perf_counter() - t0
         roofs = gpd.read_file(out)
     stages = dict(clock.seconds)
@@ -150,8 +151,8 @@ import torch
 torch.set_num_threads({cores})
 from beside import measure
 from pathlib import Path
-from geoseg.vectorize import trace_pool
 if {workers}:
+    from geoseg.vectorize import trace_pool
     trace_pool({workers})  # started before the clock, as a run's workers start while the model loads
 print(json.dumps(measure(Path({scene!r}), Path({model!r}), Path({prob!r}), {tile}, {overlap}, {workers})))
 """

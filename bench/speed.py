@@ -183,6 +183,11 @@ def main() -> None:
           f"joined {plain / bare:.2f}× faster)")
     print(f"geoseg predict {ours:7.1f} s  {mp / ours:6.2f} MP/s  = {100 * bare / ours:.1f} % of bare  "
           f"({r.count} polygons)")
+    print(f"  beside the model: MP / (geoseg − bare) = {mp / max(ours - bare, 1e-9):.1f} MP/s"
+          " (bench/beside.py measures it with a stand-in for the model)")
+    if torch.cuda.is_available():  # the bare forward is the GPU's whole work in geoseg's run
+        print(f"  GPU busy during geoseg predict: about {100 * bare / ours:.0f} % of the time (bare forward,"
+              " synchronised, over geoseg's wall time)")
     if ahead:
         print(f"  with a reading thread: {min(ahead):.1f} s, {mp / min(ahead):.2f} MP/s = "
               f"{100 * bare / min(ahead):.1f} % of bare (runs " + " ".join(f"{t:.1f}" for t in ahead) + ")")

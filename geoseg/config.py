@@ -105,6 +105,9 @@ class TrainConfig:
             raise InputError(f"--gsd must be a positive number of metres per pixel, got {self.gsd}")
         if self.contact_gap < 0:
             raise InputError(f"--contact-gap must be 0 (off) or a number of pixels, got {self.contact_gap}")
+        if self.contact_gap and not self.labels:
+            raise InputError("--contact-gap separates touching footprints: it needs --images and --labels (masks of"
+                             " tiles hold no separate roofs); leave it out for tiles")
         if self.extent_buffer < 0:
             raise InputError(f"--extent-buffer must not be negative, got {self.extent_buffer}")
         if self.average < 0:

@@ -243,3 +243,30 @@ def test_a_negative_contact_gap_is_refused_in_one_line(ortho, tmp_path):
     r = run("train", "--images", ortho["ortho"], "--labels", ortho["labels"], "--out", tmp_path / "run",
             "--contact-gap", "-1")
     assert r.exit_code != 0 and "--contact-gap must be 0" in r.output and not (tmp_path / "run").exists()
+
+
+def test_contact_gap_on_tiles_is_refused_in_one_line(tmp_path):
+    with pytest.raises(InputError, match="--contact-gap separates touching footprints"):
+        TrainConfig(data_dir=str(tmp_path), out_dir=str(tmp_path / "run"), contact_gap=2).check()
+
+
+def test_training_windows_of_terraced_footprints_leave_a_line_between_the_houses(tmp_path):
+    town = make_town(384, 384, seed=3, terraces=0.8)
+    write_scene(town, tmp_path / "s.tif")
+    gpd.GeoDataFrame(geometry=town.roofs, crs=town.crs).to_file(tmp_path / "b.gpkg")
+    [scene], _ = sc.load_scenes(str(tmp_path / "s.tif"), str(tmp_path / "b.gpkg"), None, None, 30.0)
+    zones = sc.spatial_split([scene], 64, 0.0, 0)
+    plain = sc.WindowDataset([scene], zones, PLAIN, 64, positive_fraction=1.0)
+    gapped = sc.WindowDataset([scene], zones, PLAIN, 64, positive_fraction=1.0, contact_gap=2)
+    from scipy import ndimage
+
+    torch.manual_seed(0)
+    removed, blobs, houses = 0, 0, 0
+    for _ in range(16):
+        k, row, col = plain.draw()
+        _, a, _ = plain.window(k, row, col, zones[k].train)
+        _, b, _ = gapped.window(k, row, col, zones[k].train)
+        assert (b <= a).all()  # the gap only takes roof pixels away
+        removed += int((a - b).sum())
+        blobs, houses = blobs + ndimage.label(a)[1], houses + ndimage.label(b)[1]
+    assert removed > 50 and houses > blobs  # rows of houses come apart into houses
