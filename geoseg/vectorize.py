@@ -138,7 +138,7 @@ def _join(parts: list[_Part]) -> list[_Part]:
     _, group = connected_components(graph, directed=False)
     out: list[_Part] = []
     for members in np.split(np.argsort(group, kind="stable"), np.flatnonzero(np.diff(np.sort(group))) + 1):
-        out += _union([parts[i] for i in members])
+        out += [parts[members[0]]] if len(members) == 1 else _union([parts[i] for i in members])
     return out
 
 
