@@ -308,6 +308,9 @@ def iter_pixel_parts(prob_path: str | os.PathLike, threshold: float = 0.5, rows:
     yield tracer.close()
 
 
+MIN_AREA_PX = 20  # polygons under this many pixels' area are dropped unless --min-area says otherwise
+
+
 @dataclass(frozen=True)
 class _Frame:
     """How pixel polygons become map polygons, and how they are measured."""
@@ -318,6 +321,15 @@ class _Frame:
     area_crs: object  # a CRS in metres for areas when the scene's is not (None: the scene's own)
     pixel_side_m2: float = 1.0  # a pixel's area in m² (for a geographic scene, near its centre)
     size: tuple[int, int] = (0, 0)  # the raster's width and height, pixels
+
+    @property
+    def pixel_area(self) -> float:
+        """A pixel's area in the units polygons are measured in (m², or pixels² without a CRS)."""
+        return self.pixel_side_m2 if self.area_crs is not None else self.pixel_side**2
+
+    def min_area(self, options: VectorizeOptions) -> float:
+        """``options.min_area``, or ``MIN_AREA_PX`` pixels' area."""
+        return MIN_AREA_PX * self.pixel_area if options.min_area is None else options.min_area
 
     def at_edge(self, pixel_geom: Polygon) -> bool:
         """Whether a polygon (pixel coordinates) is cut by the raster's edge."""
@@ -357,8 +369,7 @@ def _to_frame(parts: list[_Part], frame: _Frame, options: VectorizeOptions, firs
     gdf = gdf[gdf.is_valid & ~gdf.is_empty]
     metric = gdf.to_crs(frame.area_crs) if frame.area_crs is not None else gdf
     areas, perimeters = metric.area, metric.length
-    pixel_area = frame.pixel_side_m2 if frame.area_crs is not None else frame.pixel_side**2
-    min_area = 20 * pixel_area if options.min_area is None else options.min_area
+    min_area = frame.min_area(options)
     keep = areas >= min_area
     gdf, areas, perimeters = gdf[keep].copy(), areas[keep], perimeters[keep]
     unit = "m" if georef else "px"
@@ -596,11 +607,7 @@ def _min_box(frame: _Frame, options: VectorizeOptions) -> float:
     minimum area in pixels, halved where a pixel's area is not exact (a geographic CRS,
     measured near the scene's centre) or a regularised outline may leave the pixels' own
     bounding box (a rectangle turned to the roof's direction)."""
-    if frame.crs is None:
-        pixel_area = 1.0
-    else:
-        pixel_area = frame.pixel_side_m2 if frame.area_crs is not None else frame.pixel_side**2
-    min_px = 20.0 if options.min_area is None else options.min_area / pixel_area
+    min_px = frame.min_area(options) / frame.pixel_area
     return min_px / 2 if frame.area_crs is not None or options.regularize else min_px
 
 
