@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import click
 
-from geoseg.config import DEVICES, PRECISIONS, PRESETS, TileOptions, TrainConfig, VectorizeOptions
+from geoseg.config import DEVICES, ENCODERS, PRECISIONS, PRESETS, TileOptions, TrainConfig, VectorizeOptions
 
 
 def default(cls, name: str):
@@ -57,7 +57,10 @@ training = options(
     field_option(T, "tile_size", "Training crop side, pixels."),
     field_option(T, "lr_max", "Top of the cyclic learning rate."),
     field_option(T, "lr_min", "Bottom of the cyclic learning rate."),
-    field_option(T, "depth", "U-Net levels (the paper: 5)."),
+    field_option(T, "encoder", "The contracting path: a torchvision ResNet (random weights; it learns most per"
+                 " step, README Figures) or the paper's plain convolutions ('unet', sized by --depth).",
+                 type=click.Choice(ENCODERS)),
+    field_option(T, "depth", "Levels of the plain U-Net (--encoder unet; the paper: 5) [default: 4].", type=int),
     field_option(T, "width", "Filters in the first level (the paper: 64)."),
     field_option(T, "norm", "Normalisation layers.", type=click.Choice(["instance", "batch", "none"])),
     field_option(T, "samples_per_epoch", "Augmented tiles per epoch [default: images, at least 8 batches].",
@@ -107,7 +110,7 @@ loss = field_option(T, "loss", "auto (dice from 5 minutes of --time-limit on, so
                     " measured), softmax, pixel-softmax, dice or dice+ce.")
 preset = click.option("--preset", type=click.Choice(sorted(PRESETS)),
                       help="A named recipe for the options not given: 'original' is the original roof project's"
-                      " (softmax, lr 1e-4…1e-5, instance norm, depth 5, width 64, no averaging).")
+                      " (softmax, lr 1e-4…1e-5, plain U-Net of depth 5, width 64, instance norm, no averaging).")
 
 
 def data_source(data_dir, images, labels) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from geoseg.errors import CheckpointError, GeosegError, first_line
-from geoseg.model import UNet, UNetConfig, config_from_dict, config_to_dict
+from geoseg.model import UNetConfig, config_from_dict, config_to_dict, make_network
 
 FORMAT = "geoseg-checkpoint"
 VERSION = 1
@@ -62,9 +62,9 @@ class Checkpoint:
         models (their output depends on the tile), else None (any tile)."""
         return self.tile_size if self.model.norm == "instance" else None
 
-    def build(self, device: torch.device | str = "cpu") -> UNet:
-        """The U-Net with these weights, on ``device``."""
-        model = UNet(self.model)
+    def build(self, device: torch.device | str = "cpu") -> torch.nn.Module:
+        """The network with these weights, on ``device``."""
+        model = make_network(self.model)
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:
@@ -74,7 +74,7 @@ class Checkpoint:
         return model.to(device)
 
 
-def save(path: str | os.PathLike, model: UNet, norm: Normalisation, tile_size: int, **extra) -> None:
+def save(path: str | os.PathLike, model: torch.nn.Module, norm: Normalisation, tile_size: int, **extra) -> None:
     """Write a checkpoint atomically (a crash mid-write never leaves a broken ``model.pt``)."""
     state = {
         "format": FORMAT,
@@ -193,7 +193,7 @@ def describe(ckpt: Checkpoint, path: str | os.PathLike) -> list[str]:
              f"  input        {m.in_channels} band(s) ({c.get('bands', 'as its training images')}), scaled by"
              f" {ckpt.norm.scale:g}; nodata {ckpt.nodata if ckpt.nodata is not None else 'none'}",
              f"  pixel size   {gsd}",
-             f"  network      U-Net depth {m.depth}, width {m.width}, {m.norm} norm; trained on {ckpt.tile_size} px"
+             f"  network      {m.describe()}; trained on {ckpt.tile_size} px"
              " tiles"]
     if c.get("trained_on"):
         lines.append(f"  trained on   {c['trained_on']}")
@@ -213,6 +213,6 @@ def describe(ckpt: Checkpoint, path: str | os.PathLike) -> list[str]:
     return lines
 
 
-def build_model(ckpt: Checkpoint, device: torch.device | str = "cpu") -> tuple[UNet, UNetConfig]:
+def build_model(ckpt: Checkpoint, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, UNetConfig]:
     """``(model, its config)``: ``ckpt.build(device)`` and ``ckpt.model``."""
     return ckpt.build(device), ckpt.model

@@ -14,8 +14,13 @@ from geoseg.errors import InputError
 
 AUTO_DICE_MINUTES = 5.0  # from this training budget on, "auto" picks dice (README, Figures)
 # ``geoseg train --preset original``: the original roof project's recipe, for comparison
-PRESETS = {"original": dict(loss="softmax", lr_max=1e-4, lr_min=1e-5, norm="instance", depth=5, width=64, average=0)}
+PRESETS = {"original": dict(loss="softmax", lr_max=1e-4, lr_min=1e-5, norm="instance", encoder="unet", depth=5,
+                            width=64, average=0)}
 
+# the contracting path of the U-Net: the paper's plain one, or a torchvision ResNet's (``model.ResNetUNet``)
+ENCODERS = ("resnet18", "resnet34", "unet")
+DEFAULT_DEPTH = 4  # the plain U-Net's levels when --depth is not given
+RESNET_LEVELS = 6  # a ResNet encoder's levels: the input's size and 1/2 … 1/32 (inputs: multiples of 32)
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -64,7 +69,8 @@ class TrainConfig:
     precision: str = "auto"
     lr_max: float = 1e-3  # the original project's 1e-4…1e-5 converges far too slowly on a CPU budget
     lr_min: float = 1e-4
-    depth: int = 4
+    encoder: str = "unet"
+    depth: int | None = None  # levels of the plain U-Net (encoder "unet"); None: 4
     width: int = 16
     norm: str = "batch"
     samples_per_epoch: int | None = None
@@ -114,12 +120,27 @@ class TrainConfig:
             raise InputError(f"--average must be 0 (off) or a number of learning-rate cycles, got {self.average}")
         if self.resume and self.overwrite:
             raise InputError("--resume continues a run and --overwrite replaces it; pass one of them")
-        multiple = 2 ** (self.depth - 1)
+        if self.encoder not in ENCODERS:
+            raise InputError(f"--encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if self.depth is not None and self.encoder != "unet" and not self.init:
+            raise InputError(f"--depth sets the levels of the plain U-Net; a {self.encoder} encoder has its own"
+                             f" ({RESNET_LEVELS}): leave --depth out, or add --encoder unet")
+        multiple = 2 ** (self.levels - 1)
+        if self.encoder != "unet" and self.norm == "instance" and self.tile_size < 2 * multiple and not self.init:
+            raise InputError(f"--tile-size {self.tile_size} leaves one pixel at the bottom of a {self.encoder}"
+                             f" encoder, which instance norm cannot normalise; use --tile-size {2 * multiple} or more")
         if self.tile_size % multiple:
             raise InputError(
-                f"--tile-size {self.tile_size} is not a multiple of {multiple} (2^(depth-1) for"
-                f" depth {self.depth}); use e.g. {max(multiple, self.tile_size // multiple * multiple)}"
+                f"--tile-size {self.tile_size} is not a multiple of {multiple} (what a network of {self.levels}"
+                f" levels needs); use e.g. {max(multiple, self.tile_size // multiple * multiple)}"
             )
+
+    @property
+    def levels(self) -> int:
+        """Levels of the network: ``depth`` (4 when not given) for the plain U-Net, the ResNet's own else."""
+        if self.encoder != "unet":
+            return RESNET_LEVELS
+        return DEFAULT_DEPTH if self.depth is None else self.depth
 
 
 MAX_TILE = 4096  # px: a 4096² tile's first activations take 0.5–1 GiB each; larger ones may not fit

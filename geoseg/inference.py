@@ -26,11 +26,17 @@ def fuse_for_inference(model: UNet, onednn: bool = True) -> UNet:
 
     model.eval()
     for block in model.modules():
-        if isinstance(block, DoubleConv):
+        if isinstance(block, nn.Sequential):  # DoubleConv, and a ResNet encoder's stem and shortcuts
             for i in range(len(block) - 1):
                 if isinstance(block[i], nn.Conv2d) and isinstance(block[i + 1], nn.BatchNorm2d):
                     block[i] = fuse_conv_bn_eval(block[i], block[i + 1])
                     block[i + 1] = nn.Identity()
+        for conv, norm in (("conv1", "bn1"), ("conv2", "bn2")):  # the blocks of a ResNet encoder
+            if isinstance(getattr(block, conv, None), nn.Conv2d) and isinstance(getattr(block, norm, None),
+                                                                                nn.BatchNorm2d):
+                setattr(block, conv, fuse_conv_bn_eval(getattr(block, conv), getattr(block, norm)))
+                setattr(block, norm, nn.Identity())
+        if isinstance(block, DoubleConv):
             for i in range(len(block) - 2):
                 if (onednn and isinstance(block[i], nn.Conv2d) and isinstance(block[i + 1], nn.Identity)
                         and isinstance(block[i + 2], nn.ReLU)):

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from geoseg.config import ENCODERS, RESNET_LEVELS
 from geoseg.errors import CheckpointError, InputError
 
 NORMS = {
@@ -47,10 +48,15 @@ class UNetConfig:
     depth: int = 4
     width: int = 16
     norm: str = "batch"
+    encoder: str = "unet"  # the contracting path: the paper's ("unet"), or a torchvision ResNet's
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
             raise InputError(f"unknown norm {self.norm!r}; choose one of {', '.join(NORMS)}")
+        if self.encoder not in ENCODERS:
+            raise InputError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
+        if self.encoder != "unet" and self.depth != RESNET_LEVELS:
+            raise InputError(f"a {self.encoder} encoder has {RESNET_LEVELS} levels, not {self.depth}")
         if not 2 <= self.depth <= 7:
             raise InputError(f"depth {self.depth} out of range; use 2..7 (the paper uses 5)")
         if self.width < 1 or self.in_channels < 1 or self.classes < 2:
@@ -58,8 +64,13 @@ class UNetConfig:
 
     @property
     def multiple(self) -> int:
-        """Input height and width must be multiples of this (one halving per pooling)."""
+        """Input height and width must be multiples of this (one halving per level down)."""
         return 2 ** (self.depth - 1)
+
+    def describe(self) -> str:
+        if self.encoder == "unet":
+            return f"U-Net depth {self.depth}, width {self.width}, {self.norm} norm"
+        return f"U-Net with a {self.encoder} encoder, decoder width {self.width}, {self.norm} norm"
 
 
 class DoubleConv(nn.Sequential):
@@ -121,6 +132,65 @@ class UNet(nn.Module):
         for up in self.ups:  # expanding path, each level joined with its skip
             x = up(x, skips.pop())
         return self.head(x)
+
+
+class Upsample(nn.Module):
+    """Double the size (nearest neighbour), join the skip of that level, double convolution."""
+
+    def __init__(self, cin: int, skip: int, cout: int, norm: str) -> None:
+        super().__init__()
+        self.conv = DoubleConv(cin + skip, cout, norm)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+        x = nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+        return self.conv(x if skip is None else torch.cat([x, skip], dim=1))
+
+
+class ResNetUNet(nn.Module):
+    """A U-Net whose contracting path is torchvision's ResNet-18 or -34 (random weights).
+
+    The ResNet's stem (7×7 convolution at stride 2) and its four stages give features at
+    1/2, 1/4, 1/8, 1/16 and 1/32 of the input; the expanding path doubles the size five
+    times, joining the feature of each level (the encoder–decoder of the SpaceNet winners'
+    and segmentation-models-pytorch's U-Nets). Most of its work is at low resolution, where
+    wide convolutions are cheap, so on the reference roof tiles it learns far more per
+    training step than the plain U-Net (README, Figures). ``width`` is the decoder's
+    narrowest level (16: 256, 128, 64, 32, 16 filters up the path); inputs must be multiples
+    of 32 (``UNetConfig.multiple``)."""
+
+    SKIPS = (256, 128, 64, 64)  # channels of the 1/16, 1/8, 1/4 and 1/2 features (ResNet-18/34)
+
+    def __init__(self, config: UNetConfig) -> None:
+        super().__init__()
+        from torchvision.models import resnet18, resnet34
+
+        self.config = config
+        net = {"resnet18": resnet18, "resnet34": resnet34}[config.encoder](weights=None, norm_layer=NORMS[config.norm])
+        if config.in_channels != 3:
+            net.conv1 = nn.Conv2d(config.in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
+        self.pool = net.maxpool
+        self.stages = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
+        widths = [config.width * 2**i for i in reversed(range(RESNET_LEVELS - 1))]
+        self.ups = nn.ModuleList(Upsample(cin, skip, cout, config.norm) for cin, skip, cout in
+                                 zip([512, *widths[:-1]], [*self.SKIPS, 0], widths))
+        self.head = nn.Conv2d(widths[-1], config.classes, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = [self.stem(x)]
+        x = self.pool(skips[0])
+        for stage in self.stages:
+            x = stage(x)
+            skips.append(x)
+        x = skips.pop()  # 1/32: the bottom of the U
+        for up in self.ups:
+            x = up(x, skips.pop() if skips else None)
+        return self.head(x)
+
+
+def make_network(config: UNetConfig) -> nn.Module:
+    """The network a config describes: the plain U-Net or the ResNet-encoder one."""
+    return UNet(config) if config.encoder == "unet" else ResNetUNet(config)
 
 
 def config_from_dict(d: dict) -> UNetConfig:

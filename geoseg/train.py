@@ -30,7 +30,7 @@ from geoseg.config import TrainConfig
 from geoseg.errors import CheckpointError, GeosegError, InputError, Interrupted, interrupt_exit_code
 from geoseg.losses import NEEDS_WEIGHT_MAP, get_loss
 from geoseg.metrics import Counts
-from geoseg.model import UNet, UNetConfig, config_to_dict
+from geoseg.model import UNetConfig, config_to_dict, make_network
 from geoseg.outputs import fresh_folder, refuse_inputs_in_folder
 from geoseg.predict import GDAL_CACHE_MB
 from geoseg.runtime import (
@@ -213,16 +213,17 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
         tqdm.write(f"training on {data.about}")
     seed_everything(config.seed + dist.rank)  # rank 0 as one process; the others their own tiles
     norm, gsd = data.norm, data.gsd
-    mcfg = UNetConfig(in_channels=data.bands, depth=config.depth, width=config.width, norm=config.norm)
+    mcfg = UNetConfig(in_channels=data.bands, depth=config.levels, width=config.width, norm=config.norm,
+                      encoder=config.encoder)
     start = _initial(config, data) if config.init else None
     if start is not None:  # fine-tuning: its network, its weights, its normalisation and pixel size
         mcfg, gsd = start.model, gsd or start.gsd
         norm = start.norm if start.norm.scale == data.scale else norm
-    model = UNet(mcfg)
+    model = make_network(mcfg)
     if start is not None:
         model.load_state_dict(start.state_dict)
         if progress:
-            tqdm.write(f"starting from {config.init}: U-Net depth {mcfg.depth}, width {mcfg.width}, its band"
+            tqdm.write(f"starting from {config.init}: {mcfg.describe()}, its band"
                        f" normalisation{'' if norm is start.norm else ' (not: these images are scaled otherwise)'}")
     model = model.to(device).to(memory_format=torch.channels_last)
     net = model
@@ -256,7 +257,7 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
         if last.model != mcfg:
             raise CheckpointError(
                 f"{out / 'last.pt'}: a run of another architecture ({config_to_dict(last.model)}); resume with its"
-                " options (--depth, --width, --norm, bands) or start a new --out")
+                " options (--encoder, --depth, --width, --norm, bands) or start a new --out")
         state = last.extra  # the training state: optimiser, scheduler, random streams, snapshots
         if last.epoch is None or not all(k in state for k in ("optimizer", "scheduler", "best", "step")):
             raise CheckpointError(f"{out / 'last.pt'}: holds no training state to resume from; train without"

@@ -47,7 +47,8 @@ def tiny_model(synth_task, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "run"
     fit(TrainConfig(data_dir=str(synth_task["train"]), out_dir=str(out), epochs=2, batch_size=4, loss="softmax",
                     average=0, lr_min=1e-5,
-                    tile_size=64, depth=3, width=4, samples_per_epoch=8, lr_max=1e-3, seed=0), progress=False)
+                    tile_size=64, encoder="unet", depth=3, width=4, samples_per_epoch=8, lr_max=1e-3, seed=0),
+                        progress=False)
     return out / "model.pt"
 
 

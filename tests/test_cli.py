@@ -71,7 +71,7 @@ def test_png_scene_gives_pixel_coordinates(tiny_model, tmp_path):
 
 def test_train_writes_a_run_folder_and_refuses_to_reuse_it(labelled, tmp_path):
     out = tmp_path / "run"
-    args = ["train", labelled, "--out", out, "--epochs", "2", "--tile-size", "32", "--depth", "3",
+    args = ["train", labelled, "--out", out, "--epochs", "2", "--tile-size", "32", "--encoder", "unet", "--depth", "3",
             "--width", "4", "--batch-size", "2", "--samples-per-epoch", "4", "--quiet", "--loss", "pixel-softmax"]
     r = run(*args)
     assert r.exit_code == 0, r.output
@@ -201,13 +201,15 @@ def test_train_defaults_to_the_best_recipe_measured_and_the_original_one_is_a_pr
     assert TrainConfig(data_dir="d", out_dir="o", time_limit=7).resolved_loss() == "dice"
     assert TrainConfig(data_dir="d", out_dir="o", loss="pixel-softmax", time_limit=2).resolved_loss() == "pixel-softmax"
     out = tmp_path / "run"
-    r = run("train", labelled, "--out", out, "--preset", "original", "--depth", "3", "--width", "4", "--epochs", "1",
+    r = run("train", labelled, "--out", out, "--preset", "original", "--encoder", "unet", "--depth", "3", "--width",
+            "4", "--epochs", "1",
             "--tile-size", "32", "--batch-size", "2", "--samples-per-epoch", "2")
     assert r.exit_code == 0, r.output
     config = json.loads((out / "config.json").read_text())
     # the preset's settings where none was given; the options given win
     assert (config["loss"], config["lr_max"], config["norm"], config["average"]) == ("softmax", 1e-4, "instance", 0)
     assert (config["depth"], config["width"]) == (3, 4)
-    r = run("train", labelled, "--out", tmp_path / "auto", "--depth", "3", "--width", "4", "--epochs", "1",
+    r = run("train", labelled, "--out", tmp_path / "auto", "--encoder", "unet", "--depth", "3", "--width", "4",
+            "--epochs", "1",
             "--tile-size", "32", "--batch-size", "2", "--samples-per-epoch", "2", "--time-limit", "1")
     assert r.exit_code == 0 and "loss: softmax (the best measured for this --time-limit" in r.output

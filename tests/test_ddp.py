@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 def config(synth_task, out, **kw):
     return TrainConfig(data_dir=str(synth_task["train"]), out_dir=str(out), epochs=2, batch_size=2, tile_size=64,
-                       depth=3, width=4, samples_per_epoch=8, lr_max=1e-3, seed=0, **kw)
+                       encoder="unet", depth=3, width=4, samples_per_epoch=8, lr_max=1e-3, seed=0, **kw)
 
 
 def test_two_processes_keep_identical_weights_and_their_model_predicts(synth_task, tmp_path):

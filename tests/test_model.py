@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from geoseg.errors import InputError
-from geoseg.model import UNet, UNetConfig
+from geoseg.model import ResNetUNet, UNet, UNetConfig, config_from_dict, make_network
 
 
 @pytest.mark.parametrize("depth,width,norm", [(2, 4, "instance"), (3, 8, "batch"), (5, 4, "none")])
@@ -62,7 +62,8 @@ def test_skip_connections_carry_fine_detail():
     assert x.grad[0, 0, 8, 8] != 0
 
 
-@pytest.mark.parametrize("kwargs", [{"norm": "group"}, {"depth": 1}, {"classes": 1}])
+@pytest.mark.parametrize("kwargs", [{"norm": "group"}, {"depth": 1}, {"classes": 1}, {"encoder": "vgg16"},
+                                    {"encoder": "resnet18", "depth": 4}])
 def test_bad_configs_are_refused(kwargs):
     with pytest.raises(InputError):
         UNetConfig(**kwargs)
@@ -82,3 +83,47 @@ def test_folding_batchnorm_keeps_the_output():
         after = fuse_for_inference(model)(x)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     assert torch.allclose(before, after, atol=1e-4)
+
+
+@pytest.mark.parametrize("encoder,bands,norm", [("resnet18", 3, "batch"), ("resnet34", 4, "instance"),
+                                                ("resnet18", 1, "none")])
+def test_a_resnet_encoder_gives_one_score_per_class_at_the_input_size(encoder, bands, norm):
+    cfg = UNetConfig(in_channels=bands, depth=6, width=4, norm=norm, encoder=encoder)
+    model = make_network(cfg).eval()
+    assert isinstance(model, ResNetUNet) and cfg.multiple == 32
+    with torch.no_grad():
+        assert model(torch.rand(2, bands, 64, 96)).shape == (2, 2, 64, 96)
+
+
+def test_the_resnet_unet_is_smp_sized():
+    """ResNet-34 encoder, decoder 256…16: the size of segmentation-models-pytorch's Unet("resnet34")
+    (24.44 M parameters; its head is a 3×3 convolution, ours 1×1)."""
+    n = sum(p.numel() for p in make_network(UNetConfig(depth=6, encoder="resnet34")).parameters())
+    assert 24.40e6 < n < 24.44e6
+
+
+def test_the_resnet_unet_sees_fine_detail_through_its_skips():
+    model = make_network(UNetConfig(in_channels=1, depth=6, width=4, norm="none", encoder="resnet18")).eval()
+    x = torch.rand(1, 1, 64, 64, requires_grad=True)
+    model(x)[0, 1, 33, 33].backward()
+    assert x.grad[0, 0, 33, 33] != 0 and x.grad[0, 0, 0, 0] != 0  # its own pixel, and the context at 1/32
+
+
+def test_folding_batchnorm_into_a_resnet_encoder_keeps_the_output():
+    from geoseg.inference import fuse_for_inference
+
+    model = make_network(UNetConfig(depth=6, width=4, encoder="resnet18")).train()
+    for _ in range(3):
+        model(torch.randn(2, 3, 64, 64) * 3 + 1)
+    model.eval()
+    x = torch.randn(2, 3, 64, 64) * 3 + 1
+    with torch.no_grad():
+        before = model(x)
+        after = fuse_for_inference(model)(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert torch.allclose(before, after, atol=1e-3 * before.abs().max().item())
+
+
+def test_checkpoints_from_before_encoders_are_plain_unets():
+    cfg = config_from_dict({"in_channels": 3, "classes": 2, "depth": 4, "width": 16, "norm": "batch"})
+    assert cfg.encoder == "unet" and isinstance(make_network(cfg), UNet)

@@ -174,7 +174,8 @@ def test_imagery_unlike_the_training_images_is_warned_about(tiny_model, synth_ta
 def test_a_nodata_value_given_in_training_is_remembered_by_predict(synth_task, tmp_path):
     from geoseg.train import TrainConfig, fit
 
-    run = fit(TrainConfig(str(synth_task["train"]), str(tmp_path / "run"), epochs=1, tile_size=64, depth=3, width=4,
+    run = fit(TrainConfig(str(synth_task["train"]), str(tmp_path / "run"), epochs=1, tile_size=64, encoder="unet",
+                          depth=3, width=4,
                           samples_per_epoch=4, nodata=0), progress=False)
     state = checkpoint.load(run / "model.pt")
     assert state.nodata == 0

@@ -259,7 +259,8 @@ def test_training_that_cannot_learn_is_refused(case, fragment, tmp_path, synth_t
         source = [_masks(tmp_path / "d", 0 if "empty" in case else 255)]
     else:
         source = _labels(tmp_path, synth_task, case)
-    r = run("train", *source, "--out", tmp_path / "run", "--epochs", "1", "--tile-size", "32", "--depth", "3",
+    r = run("train", *source, "--out", tmp_path / "run", "--epochs", "1", "--tile-size", "32", "--encoder", "unet",
+            "--depth", "3",
             "--width", "4", "--quiet")
     one_line_error(r, fragment)
     assert not (tmp_path / "run" / "model.pt").exists()
@@ -456,7 +457,8 @@ def test_resume_with_other_data_or_sampling_is_refused_with_the_differences_list
     from tests.test_train import TINY
 
     run_dir = tmp_path / "run"
-    base = ["train", labelled, "--out", run_dir, "--quiet", "--tile-size", "32", "--depth", "3", "--width", "4",
+    base = ["train", labelled, "--out", run_dir, "--quiet", "--tile-size", "32", "--encoder", "unet", "--depth", "3",
+            "--width", "4",
             "--batch-size", "2", "--samples-per-epoch", "4", "--lr-max", "1e-3", "--seed", "3"]
     assert run(*base, "--epochs", "1").exit_code == 0
     before = (run_dir / "config.json").read_text()

@@ -21,7 +21,8 @@ from geoseg.config import TrainConfig
 from geoseg.errors import InputError
 from geoseg.synth import make_town, write_scene, write_scene_dataset
 
-TINY = dict(tile_size=64, depth=3, width=4, batch_size=2, samples_per_epoch=4, lr_max=1e-3, seed=3, loss="softmax",
+TINY = dict(tile_size=64, encoder="unet", depth=3, width=4, batch_size=2, samples_per_epoch=4, lr_max=1e-3, seed=3,
+            loss="softmax",
             average=0)
 PLAIN = Normalisation(255.0, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 
@@ -133,7 +134,8 @@ def test_the_default_extent_is_the_footprints_buffered(ortho):
 
 def test_training_on_a_scene_with_footprints_on_the_command_line(ortho, tmp_path):
     r = run("train", "--images", ortho["ortho"], "--labels", ortho["labels"], "--label-extent", ortho["extent"],
-            "--out", tmp_path / "run", "--epochs", "2", "--tile-size", "64", "--depth", "3", "--width", "4",
+            "--out", tmp_path / "run", "--epochs", "2", "--tile-size", "64", "--encoder", "unet", "--depth", "3",
+            "--width", "4",
             "--samples-per-epoch", "8")
     assert r.exit_code == 0, r.output
     assert "training on 1 scene(s)" in r.output and "training pixel size 0.3 m" in r.output
@@ -179,7 +181,7 @@ def _bad_labels(tmp_path, ortho, case):
 ])
 def test_labels_that_cannot_teach_are_one_line(ortho, tmp_path, case, fragment):
     r = run("train", "--images", ortho["ortho"], *_bad_labels(tmp_path, ortho, case), "--out", tmp_path / "run",
-            "--epochs", "1", "--tile-size", "64", "--depth", "3")
+            "--epochs", "1", "--tile-size", "64", "--encoder", "unet", "--depth", "3")
     assert r.exit_code != 0
     lines = [line for line in r.output.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and fragment in lines[0], r.output
@@ -212,7 +214,8 @@ def test_a_labelled_area_of_one_block_cannot_be_held_out(tmp_path):
 @pytest.mark.slow
 def test_cross_validation_on_a_scene_makes_spatial_folds(ortho, tmp_path):
     r = run("cv", "--images", ortho["ortho"], "--labels", ortho["labels"], "--label-extent", ortho["extent"],
-            "--out", tmp_path / "cv", "--folds", "2", "--epochs", "1", "--tile-size", "64", "--depth", "3",
+            "--out", tmp_path / "cv", "--folds", "2", "--epochs", "1", "--tile-size", "64", "--encoder", "unet",
+            "--depth", "3",
             "--width", "4", "--samples-per-epoch", "4")
     assert r.exit_code == 0, r.output
     assert r.output.count("(held-out blocks)") == 2

@@ -31,7 +31,8 @@ def test_original_layout_is_found_and_grey_masks_are_thresholded():
 def test_train_then_predict_an_unlabelled_tile(tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["train", str(ROOFS), "--out", str(tmp_path / "run"), "--epochs", "1",
-                             "--depth", "3", "--width", "4", "--samples-per-epoch", "8", "--quiet"])
+                             "--encoder", "unet", "--depth", "3", "--width", "4", "--samples-per-epoch", "8",
+                             "--quiet"])
     assert r.exit_code == 0, r.output
     tile = ROOFS / "test_X" / "535.png"
     r = runner.invoke(main, ["predict", str(tile), "--model", str(tmp_path / "run" / "model.pt"),

@@ -20,7 +20,8 @@ from tests.conftest import write_tif
 # every test here trains models (seconds each): the slow tier
 pytestmark = pytest.mark.slow
 
-TINY = dict(tile_size=32, depth=3, width=4, batch_size=2, samples_per_epoch=4, lr_max=1e-3, lr_min=1e-5, seed=3,
+TINY = dict(tile_size=32, encoder="unet", depth=3, width=4, batch_size=2, samples_per_epoch=4, lr_max=1e-3,
+            lr_min=1e-5, seed=3,
             loss="softmax", average=0)
 
 
@@ -98,7 +99,8 @@ def test_ctrl_c_saves_last_and_exits_130(synth_task, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "geoseg.cli", "train", str(synth_task["train"]), "--out", str(out), "--epochs", "1000",
-         "--tile-size", "64", "--depth", "3", "--width", "4", "--samples-per-epoch", "8", "--quiet"],
+         "--tile-size", "64", "--encoder", "unet", "--depth", "3", "--width", "4", "--samples-per-epoch", "8",
+         "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 120
     while not (out / "last.pt").exists() and time.time() < deadline:
@@ -116,7 +118,8 @@ def test_ctrl_c_saves_last_and_exits_130(synth_task, tmp_path):
 def test_cross_validation_compares_losses_on_the_same_folds(labelled, tmp_path):
     r = CliRunner().invoke(main, [
         "cv", str(labelled), "--out", str(tmp_path / "cv"), "--folds", "2", "--loss", "dice,softmax",
-        "--epochs", "1", "--tile-size", "32", "--depth", "3", "--width", "4", "--samples-per-epoch", "4"])
+        "--epochs", "1", "--tile-size", "32", "--encoder", "unet", "--depth", "3", "--width", "4",
+        "--samples-per-epoch", "4"])
     assert r.exit_code == 0, r.output
     table = r.output.strip().splitlines()[-2:]
     assert table[0].split()[0] == "dice" and table[1].split()[0] == "softmax"
@@ -135,7 +138,7 @@ def test_cross_validation_with_tta_scores_the_held_out_images_with_it(labelled, 
 
     r = CliRunner().invoke(main, [
         "cv", str(labelled), "--out", str(tmp_path / "cv"), "--folds", "2", "--epochs", "8", "--tile-size", "32",
-        "--depth", "3", "--width", "4", "--samples-per-epoch", "32", "--lr-max", "1e-2", "--tta",
+        "--encoder", "unet", "--depth", "3", "--width", "4", "--samples-per-epoch", "32", "--lr-max", "1e-2", "--tta",
         "--loss", "softmax", "--average", "0", "--lr-min", "1e-5"])
     assert r.exit_code == 0, r.output
     said = [float(v) for v in re.findall(r"held-out IoU (\S+)", r.output)]
@@ -167,7 +170,8 @@ def test_empty_masks_train_and_grey_masks_are_said_once(tmp_path):
             mask[4, 4:20] = 100  # anti-aliased edge
         write_tif(tmp_path / "masks" / f"{i}.tif", mask)
     r = CliRunner().invoke(main, ["train", str(tmp_path), "--out", str(tmp_path / "run"), "--epochs", "1",
-                                  "--tile-size", "32", "--depth", "3", "--width", "4", "--batch-size", "16", "--quiet"])
+                                  "--tile-size", "32", "--encoder", "unet", "--depth", "3", "--width", "4",
+                                  "--batch-size", "16", "--quiet"])
     assert r.exit_code == 0, r.output
     assert r.output.count("thresholded at 128") == 1
     import warnings
@@ -211,7 +215,8 @@ def test_vector_labels_are_rasterised_onto_each_image_in_its_crs(synth_task, tmp
         expected = read_mask(synth_task["train"] / "masks" / pair.image.name)
         assert np.mean(sample.mask == expected) > 0.995
     r = CliRunner().invoke(main, ["train", "--images", str(images), "--labels", str(tmp_path / "roofs.gpkg"),
-                                  "--out", str(tmp_path / "run"), "--epochs", "1", "--tile-size", "64", "--depth", "3",
+                                  "--out", str(tmp_path / "run"), "--epochs", "1", "--tile-size", "64", "--encoder",
+                                      "unet", "--depth", "3",
                                   "--width", "4", "--samples-per-epoch", "4", "--quiet"])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["train", "--images", str(images), "--out", str(tmp_path / "r2")])
