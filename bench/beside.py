@@ -97,7 +97,6 @@ def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, 
     ``workers``: processes tracing polygons beside it (None: geoseg's choice). Stages run
     in those processes are not seen by the clock: their share is in the main process's
     waits (``other``)."""
-    import geopandas as gpd
     import rasterio
 
     import geoseg.predict as gp
@@ -138,10 +137,19 @@ def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, 
         r = run_predict(scene, model, Outputs(out, preview=False), TileOptions(tile_size=tile, overlap=overlap),
                         vector)
         total = time.perf_counter() - t0
-        roofs = gpd.read_file(out)
+        area = geojson_area(out)
     stages = dict(clock.seconds)
     stages["other"] = total - sum(stages.values())
-    return {"seconds": total, "stages": stages, "count": r.count, "area": float(roofs.area.sum())}
+    return {"seconds": total, "stages": stages, "count": r.count, "area": area}
+
+
+def geojson_area(path: Path) -> float:
+    """Total area of a GeoJSON's polygons (read with shapely alone: no OGR needed)."""
+    import shapely
+
+    with open(path) as f:
+        features = json.load(f)["features"]
+    return float(shapely.area(shapely.from_geojson([json.dumps(g["geometry"]) for g in features])).sum())
 
 
 CHILD = """
@@ -169,8 +177,6 @@ def pinned(cores: int, scene: Path, model: Path, prob: Path, tile: int, overlap:
 
 def stored_probability(scene: Path, model: Path, tile: int, overlap: int) -> tuple[Path, dict]:
     """The real model's probability of the scene and its polygons (cached)."""
-    import geopandas as gpd
-
     from geoseg.pipeline import Outputs, run_predict
     from geoseg.predict import TileOptions
 
@@ -182,8 +188,9 @@ def stored_probability(scene: Path, model: Path, tile: int, overlap: int) -> tup
         run_predict(scene, model, Outputs(roofs, prob=prob, preview=False, overwrite=True),
                     TileOptions(tile_size=tile, overlap=overlap))
         seconds = time.perf_counter() - t0
-    real = gpd.read_file(roofs)
-    return prob, {"count": len(real), "area": float(real.area.sum()), "seconds": seconds}
+    with open(roofs) as f:
+        count = len(json.load(f)["features"])
+    return prob, {"count": count, "area": geojson_area(roofs), "seconds": seconds}
 
 
 def report(name: str, mp: float, runs: list[dict]) -> dict:
