@@ -61,3 +61,20 @@ def test_export_onnx_on_the_command_line_and_its_bad_inputs(tiny_model, tmp_path
     with pytest.raises(CheckpointError):
         export_onnx(tmp_path / "junk.pt", tmp_path / "c.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.pt", "roofs.onnx"]
+
+
+@pytest.mark.slow
+def test_a_resnet_encoder_model_exports_and_predicts_like_geoseg(tiny_model, synth_task, tmp_path):
+    from geoseg.model import UNetConfig, make_network
+
+    state = checkpoint.load(tiny_model)
+    model = make_network(UNetConfig(depth=6, width=4, encoder="resnet18")).eval()
+    checkpoint.save(tmp_path / "resnet.pt", model, state.norm, 64)
+    res = export_onnx(tmp_path / "resnet.pt", tmp_path / "resnet.onnx", tile_size=64)
+    assert res.max_abs_diff < 1e-4 and res.tile_size == 64
+    from geoseg.predict import TileOptions, predict_probability
+
+    predict_probability(synth_task["scene"], checkpoint.load(tmp_path / "resnet.pt"), tmp_path / "p.tif",
+                        TileOptions(tile_size=64))
+    with rasterio.open(tmp_path / "p.tif") as src, rasterio.open(synth_task["scene"]) as scene:
+        assert (src.width, src.height) == (scene.width, scene.height)

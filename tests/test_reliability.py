@@ -480,3 +480,14 @@ def test_resume_with_other_data_or_sampling_is_refused_with_the_differences_list
     last = json.loads((run_dir / "config.json").read_text())["resumes"][-1]
     assert last["from_epoch"] == 3 and last["data_dir"] == str(other) and last["accept_changes"] is True
     assert TINY["seed"] == 3
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--encoder", "resnet18", "--depth", "3"], "add --encoder unet"),
+    (["--encoder", "resnet34", "--tile-size", "48"], "not a multiple of 32"),
+    (["--encoder", "resnet18", "--norm", "instance", "--tile-size", "32"], "instance norm cannot"),
+])
+def test_a_network_that_cannot_be_built_is_refused_before_training(labelled, tmp_path, args, fragment):
+    r = run("train", labelled, "--out", tmp_path / "run", "--epochs", "1", *args)
+    one_line_error(r, fragment)
+    assert not (tmp_path / "run").exists()
