@@ -237,7 +237,7 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
         tqdm.write(f"loss: {config.resolved_loss()} (the best measured for {budget}; --loss to choose)")
     if progress and start is None:
         weights = sum(p.numel() for p in model.parameters()) / 1e6
-        tqdm.write(f"network: {mcfg.describe()}, {weights:.1f} M weights (--encoder to choose)")
+        tqdm.write(f"network: {mcfg.describe()}, {weights:.3g} M weights (--encoder to choose)")
 
     # an epoch is the same number of tiles whatever the number of processes
     per_epoch = math.ceil((config.samples_per_epoch or max(data.per_epoch, 8 * config.batch_size)) / dist.world)
