@@ -18,7 +18,7 @@ def ensure_model(work: Path, minutes: float = 1.5, norm: str = "batch") -> Path:
     from geoseg.train import TrainConfig, fit
 
     paths = write_dataset(work / "train-data", seed=100)
-    fit(TrainConfig(data_dir=str(paths["train"]), out_dir=str(model.parent), epochs=1000, norm=norm,
+    fit(TrainConfig(data_dir=str(paths["train"]), out_dir=str(model.parent), epochs=1000, norm=norm, encoder="unet",
                     time_limit=minutes, lr_max=1e-3, lr_min=1e-4, samples_per_epoch=64,
                     overwrite=True), progress=False)
     return model

@@ -66,6 +66,8 @@ training = options(
     field_option(T, "samples_per_epoch", "Augmented tiles per epoch [default: images, at least 8 batches].",
                  type=int),
     field_option(T, "time_limit", "Stop cleanly after this many minutes (per fold with cv)."),
+    field_option(T, "loader_workers", "Processes cutting and augmenting training tiles beside the training loop"
+                 " [default: on CUDA the cores less one, at most 4; on a CPU none].", type=int),
     field_option(T, "average", "model.pt = the mean of the weights at the last N ends of a learning-rate cycle"
                  " (every 4 epochs; stochastic weight averaging) instead of the best epoch; 0: off."),
     field_option(T, "nodata", "A value marking missing imagery in every band (e.g. 0 for blanked-out black):"

@@ -74,6 +74,7 @@ class TrainConfig:
     width: int = 16
     norm: str = "batch"
     samples_per_epoch: int | None = None
+    loader_workers: int | None = None  # processes preparing training tiles; None: by device (runtime.loader_workers)
     time_limit: float | None = None
     photometric: bool = True
     nodata: float | None = None
@@ -116,6 +117,8 @@ class TrainConfig:
                              " tiles hold no separate roofs); leave it out for tiles")
         if self.extent_buffer < 0:
             raise InputError(f"--extent-buffer must not be negative, got {self.extent_buffer}")
+        if self.loader_workers is not None and self.loader_workers < 0:
+            raise InputError(f"--loader-workers must be 0 or more, got {self.loader_workers}")
         if self.average < 0:
             raise InputError(f"--average must be 0 (off) or a number of learning-rate cycles, got {self.average}")
         if self.resume and self.overwrite:

@@ -35,6 +35,7 @@ from geoseg.outputs import fresh_folder, refuse_inputs_in_folder
 from geoseg.predict import GDAL_CACHE_MB
 from geoseg.runtime import (
     autocast,
+    loader_workers,
     resolve_device,
     resolve_precision,
     seed_everything,
@@ -243,7 +244,9 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
     per_epoch = math.ceil((config.samples_per_epoch or max(data.per_epoch, 8 * config.batch_size)) / dist.world)
     train_ds = data.train(norm, mcfg.multiple, train_transform(mcfg.in_channels, config.photometric), per_epoch)
     gen = torch.Generator().manual_seed(config.seed + dist.rank)
-    train_dl = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, generator=gen)
+    workers = loader_workers(device, dist.world) if config.loader_workers is None else config.loader_workers
+    train_dl = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, generator=gen, num_workers=workers,
+                          pin_memory=device.type == "cuda", persistent_workers=workers > 0)
     val_dl = DataLoader(data.val(norm, mcfg.multiple), batch_size=1) if data.val is not None else None
 
     steps_per_epoch = math.ceil(per_epoch / config.batch_size)

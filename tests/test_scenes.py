@@ -156,6 +156,17 @@ def test_resume_of_a_scene_run_continues_exactly(ortho, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_scene_windows_read_in_loader_workers(ortho, tmp_path):
+    """Each worker opens the scenes itself (a dataset's open files never cross a fork)."""
+    from geoseg.train import fit
+
+    common = dict(labels=str(ortho["labels"]), label_extent=str(ortho["extent"]), loader_workers=2, **TINY)
+    runs = [fit(TrainConfig(str(ortho["ortho"]), str(tmp_path / k), epochs=2, **common), progress=False)
+            for k in ("a", "b")]
+    a, b = (torch.load(p / "last.pt", weights_only=True)["state_dict"] for p in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def _bad_labels(tmp_path, ortho, case):
     path = tmp_path / "labels.gpkg"
     good = gpd.read_file(ortho["labels"])

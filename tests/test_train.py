@@ -47,6 +47,16 @@ def test_seeded_runs_are_identical_and_resume_continues_exactly(labelled, tmp_pa
         fit(TrainConfig(str(labelled), str(tmp_path / "c"), epochs=3, resume=True, **TINY), progress=False)
 
 
+def test_tiles_prepared_in_loader_workers_train_alike_and_seeded_runs_stay_identical(labelled, tmp_path):
+    """--loader-workers (on by itself on CUDA): the tiles come from worker processes, seeded from the
+    run's own random stream, so two runs with one seed still give the same weights."""
+    runs = [fit(TrainConfig(str(labelled), str(tmp_path / k), epochs=2, loader_workers=2, **TINY), progress=False)
+            for k in ("a", "b")]
+    assert same(weights(runs[0] / "last.pt"), weights(runs[1] / "last.pt"))
+    plain = fit(TrainConfig(str(labelled), str(tmp_path / "c"), epochs=2, **TINY), progress=False)
+    assert not same(weights(runs[0] / "last.pt"), weights(plain / "last.pt"))  # other tiles, same recipe
+
+
 def test_average_is_the_mean_of_the_cycle_ends_with_its_batchnorm_measured_again(labelled, tmp_path):
     # 9 epochs: the learning rate is lowest at the ends of epochs 4 and 8
     run = fit(TrainConfig(str(labelled), str(tmp_path / "a"), epochs=9, **{**TINY, "average": 2}), progress=False)
