@@ -105,7 +105,7 @@ G = "o.geojson"
     (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r", "--val-fraction", "0"], ["a.tif", "masks must match"]),
     (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r"], ["one labelled pair cannot be split"]),
     (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r", "--loss", "focal"], ["unknown loss", "dice"]),
-    (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r", "--tile-size", "100"], ["multiple of 8"]),
+    (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r", "--tile-size", "100"], ["multiple of 32"]),
     (lambda t, m, s: ["predict", t / "missing.tif", "--model", m, "--out", t / G], ["missing.tif", "no such file"]),
     (lambda t, m, s: ["predict", s, "--model", t / "none.pt", "--out", t / G], ["none.pt", "no such checkpoint"]),
     (lambda t, m, s: ["predict", s, "--model", s, "--out", t / G], ["not a geoseg checkpoint"]),
