@@ -11,10 +11,10 @@ import functools
 import torch
 from torch import nn
 
-from geoseg.model import DoubleConv, UNet
+from geoseg.model import DoubleConv
 
 
-def fuse_for_inference(model: UNet, onednn: bool = True) -> UNet:
+def fuse_for_inference(model: nn.Module, onednn: bool = True) -> nn.Module:
     """Fold each eval-mode BatchNorm into the convolution before it (exact up to rounding),
     and with ``onednn`` join each convolution to its ReLU (``ConvReLU``).
 
@@ -89,7 +89,7 @@ class CompiledModel:
     and runs ``fallback`` instead.
     """
 
-    def __init__(self, model: UNet, fallback: nn.Module) -> None:
+    def __init__(self, model: nn.Module, fallback: nn.Module) -> None:
         import logging
 
         # a CUDA build of torch on a machine without a GPU logs this as it compiles for the CPU
@@ -130,7 +130,7 @@ class _NoCudaRuntimeNote:
         return hash(_NoCudaRuntimeNote)
 
 
-def compile_for_inference(model: UNet) -> CompiledModel:
+def compile_for_inference(model: nn.Module) -> CompiledModel:
     """``CompiledModel`` of ``model``, channels-last: the model is compiled with plain
     operations for inductor to fuse; a copy fused by ``fuse_for_inference`` is the fallback."""
     fallback = fuse_for_inference(copy.deepcopy(model)).to(memory_format=torch.channels_last)
