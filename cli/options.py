@@ -61,7 +61,8 @@ training = options(
                  " step, README Figures) or the paper's plain convolutions ('unet', sized by --depth).",
                  type=click.Choice(ENCODERS)),
     field_option(T, "depth", "Levels of the plain U-Net (--encoder unet; the paper: 5) [default: 4].", type=int),
-    field_option(T, "width", "Filters in the first level (the paper: 64)."),
+    field_option(T, "width", "Filters in the plain U-Net's first level (the paper: 64), or in the last (narrowest)"
+                 " decoder level with a ResNet encoder."),
     field_option(T, "norm", "Normalisation layers.", type=click.Choice(["instance", "batch", "none"])),
     field_option(T, "samples_per_epoch", "Augmented tiles per epoch [default: images, at least 8 batches].",
                  type=int),
