@@ -174,7 +174,15 @@ class ResNetUNet(nn.Module):
         widths = [config.width * 2**i for i in reversed(range(RESNET_LEVELS - 1))]
         self.ups = nn.ModuleList(Upsample(cin, skip, cout, config.norm) for cin, skip, cout in
                                  zip([512, *widths[:-1]], [*self.SKIPS, 0], widths))
-        self.head = nn.Conv2d(widths[-1], config.classes, kernel_size=1)
+        self.head = nn.Conv2d(widths[-1], config.classes, kernel_size=3, padding=1)
+        # He et al. (2015) for the decoder's ReLU convolutions and Glorot for the head, as the encoder's
+        # own are He's: with torch's default (smaller) start the same network trained to a higher loss
+        # and a lower held-out IoU on the reference tiles (README, Figures)
+        for m in self.ups.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
+        nn.init.xavier_uniform_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = [self.stem(x)]
