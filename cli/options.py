@@ -11,7 +11,16 @@ from collections.abc import Callable
 
 import click
 
-from geoseg.config import DEVICES, ENCODERS, PRECISIONS, PRESETS, TileOptions, TrainConfig, VectorizeOptions
+from geoseg.config import (
+    DEFAULT_DEPTH,
+    DEVICES,
+    ENCODERS,
+    PRECISIONS,
+    PRESETS,
+    TileOptions,
+    TrainConfig,
+    VectorizeOptions,
+)
 
 
 def default(cls, name: str):
@@ -60,7 +69,8 @@ training = options(
     field_option(T, "encoder", "The contracting path: a torchvision ResNet (random weights; it learns most per"
                  " step, README Figures) or the paper's plain convolutions ('unet', sized by --depth).",
                  type=click.Choice(ENCODERS)),
-    field_option(T, "depth", "Levels of the plain U-Net (--encoder unet; the paper: 5) [default: 4].", type=int),
+    field_option(T, "depth", f"Levels of the plain U-Net (--encoder unet; the paper: 5) [default: {DEFAULT_DEPTH}].",
+                 type=int),
     field_option(T, "width", "Filters in the plain U-Net's first level (the paper: 64), or in the last (narrowest)"
                  " decoder level with a ResNet encoder."),
     field_option(T, "norm", "Normalisation layers.", type=click.Choice(["instance", "batch", "none"])),

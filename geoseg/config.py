@@ -71,7 +71,7 @@ class TrainConfig:
     lr_min: float = 1e-4
     # the best measured on the reference tiles, at equal CPU time and at equal steps on a GPU (README, Figures)
     encoder: str = "resnet34"
-    depth: int | None = None  # levels of the plain U-Net (encoder "unet"); None: 4
+    depth: int | None = None  # levels of the plain U-Net (encoder "unet"); None: DEFAULT_DEPTH
     width: int = 16
     norm: str = "batch"
     samples_per_epoch: int | None = None
