@@ -127,6 +127,7 @@ def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, 
     clock.wrap(gv, "_strip_mask", "trace")
     clock.wrap(gv, "_strip_parts", "trace")
     clock.wrap(gv, "_join", "trace")
+    clock.wrap(gv.StripTracer, "_carried", "trace")
     clock.wrap(gv, "_to_frame", "clean")
     clock.wrap(export.VectorWriter, "write", "write")
     clock.wrap(export.VectorWriter, "__exit__", "write")

@@ -1,12 +1,14 @@
 """Stitched probability raster → roof polygons (a GeoDataFrame in the scene's CRS).
 
 Works on the written raster strip by strip, so memory does not grow with the scene:
-each strip is thresholded and traced with ``rasterio.features.shapes`` in pixel
-coordinates; polygons that touch a strip's inner edge are held back and, at the end,
-joined with their neighbours from the next strip (their pixel edges coincide exactly),
-so a roof across strip edges is one polygon. Then pixel → map coordinates, clean-up
-in map units (opening, minimum area, holes, simplification or regularisation), and
-attributes.
+each strip is thresholded, its 4-connected components labelled and traced along the
+pixels' edges (``polygonize``: the polygons GDAL's polygonize writes, in whole-array
+numpy operations) in pixel coordinates. A component that reaches a strip's lower edge
+is carried, as pixels, into the next strip and traced there whole, so a roof across
+strip edges is one polygon, traced as from the whole raster (only a component taller
+than ``CARRY_STRIPS`` strips is traced in parts, joined along their common edge). Then
+pixel → map coordinates, clean-up in map units (opening, minimum area, holes,
+simplification or regularisation), and attributes.
 
 Regularisation (``regularize``) snaps a roof outline to its dominant orientation with
 right angles: the outline is simplified, its dominant direction found as the
@@ -27,8 +29,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from affine import Affine
-from rasterio import features
 from scipy import ndimage
 from shapely import STRtree, affinity
 from shapely.geometry import Polygon, box
@@ -38,6 +38,7 @@ from shapely.ops import unary_union
 from geoseg.config import VectorizeOptions
 from geoseg.io import PROB_SCALE, local_utm, open_raster, probability_cut, raster_strips, shapely_affine, strip_rows
 from geoseg.metrics import polygon_iou
+from geoseg.polygonize import label_polygons
 
 
 @dataclass
@@ -70,13 +71,19 @@ def _disk(radius: int) -> np.ndarray:
     return x * x + y * y <= radius * radius + radius  # the +r rounds the disk's rim out a little
 
 
-def _strip_parts(prob: np.ndarray, mask: np.ndarray, row0: int, min_box: float = 0.0) -> list[_Part]:
+def _strip_parts(prob: np.ndarray, mask: np.ndarray, row0: int, min_box: float = 0.0,
+                 labels: tuple[np.ndarray, int] | None = None, hold: np.ndarray | None = None) -> list[_Part]:
     """Polygons (pixel coordinates, x = column, y = row) of one strip, with probability sums.
     Components whose bounding box is under ``min_box`` pixels² and that touch neither of the
-    strip's edge rows are left out before they are traced (``StripTracer``)."""
-    labels, n = ndimage.label(mask)  # 4-connectivity, as features.shapes below
+    strip's edge rows are left out before they are traced (``StripTracer``), and so are the
+    components ``hold`` (their labels in ``labels``: ``ndimage.label(mask)``, made when not given)."""
+    labels, n = ndimage.label(mask) if labels is None else labels  # 4-connectivity
     if n == 0:
         return []
+    if hold is not None and len(hold):
+        held = np.zeros(n + 1, dtype=bool)
+        held[hold] = True
+        mask = mask & ~held[labels]
     inside = labels[mask]  # roof pixels only: a small share of the strip
     counts = np.bincount(inside, minlength=n + 1)
     if min_box > 0:
@@ -85,21 +92,8 @@ def _strip_parts(prob: np.ndarray, mask: np.ndarray, row0: int, min_box: float =
         counts = np.bincount(inside, minlength=n + 1)
     sums = np.bincount(inside, weights=prob[mask], minlength=n + 1)[1:] / PROB_SCALE
     counts = counts[1:]
-    # every ring of the strip made at once: coordinates, ring sizes, which polygon each ring is of
-    coords, sizes, owner, ks = [], [], [], []
-    for i, (geom, value) in enumerate(features.shapes(labels.astype(np.int32, copy=False), mask=mask,
-                                                      connectivity=4, transform=Affine.translation(0, row0))):
-        ks.append(int(value) - 1)
-        for ring in geom["coordinates"]:
-            coords += ring
-            sizes.append(len(ring))
-            owner.append(i)
-    if not ks:
-        return []
-    ring_of = np.repeat(np.arange(len(sizes)), sizes)
-    rings = shapely.linearrings(np.asarray(coords, dtype=np.float64), indices=ring_of)
-    polys = shapely.polygons(rings, indices=np.asarray(owner))
-    return [_Part(poly, float(sums[k]), int(counts[k])) for poly, k in zip(polys, ks)]
+    polys, ks = label_polygons(np.where(mask, labels, 0), row0)
+    return [_Part(poly, float(sums[k - 1]), int(counts[k - 1])) for poly, k in zip(polys, ks.tolist())]
 
 
 def _drop_specks(labels: np.ndarray, mask: np.ndarray, counts: np.ndarray, min_box: float) -> np.ndarray:
@@ -180,21 +174,50 @@ def _strip_mask(rows: np.ndarray, r0: int, r1: int, a0: int, height: int, cut: i
     return rows[r0 - a0 : r1 - a0], mask
 
 
+CARRY_STRIPS = 8  # a component reaching further above a strip's end than this many strips is traced in parts
+
+
+@dataclass
+class _Strip:
+    """A strip ready to trace: probability and roof mask of raster rows ``top``…``r1``, where
+    the rows above ``r0`` hold only the components carried down from the strips before;
+    ``hold``: the labels (of ``ndimage.label(mask)``) carried on into the next strip, not
+    traced here; ``raw_top``: polygons reaching row ``r0`` may continue open parts above."""
+
+    prob: np.ndarray
+    mask: np.ndarray
+    top: int
+    r0: int
+    r1: int
+    height: int
+    hold: np.ndarray
+    raw_top: bool
+
+    def is_edge(self, part: _Part) -> bool:
+        """Whether a part of this strip is to be settled with the parts above or below it."""
+        y0, y1 = part.geom.bounds[1], part.geom.bounds[3]
+        return (self.raw_top and y0 <= self.r0) or (self.r1 < self.height and y1 >= self.r1)
+
+
 class StripTracer:
     """Roof polygons in pixel coordinates of a probability raster handed over in row blocks.
 
     ``feed(first row, rows)`` takes the raster (uint8, p × 255, ``height`` × ``width``)
     top to bottom in blocks of any sizes and returns the polygons finished so far (a list
     of parts); ``close()`` returns the rest. The rows are traced in strips of
-    ``strip_rows(width, rows)``; only the polygons that touch the current strip's lower
-    edge are held back, joined with the parts of the next strip that touch its upper edge,
-    and released as soon as they stop growing. Memory is one strip, its halo and one block,
-    plus that one edge's polygons. ``opening_px``: radius of a morphological opening of
-    the roof mask, in pixels (each strip is traced once the 2 × radius rows below it are in).
-    ``min_box``: components whose bounding box is under this many pixels² are not traced
-    (speckle: a weak model's probability can hold fifty times more specks than roofs, each
-    costing a polygon). The caller chooses it so that no such component could have passed
-    its minimum area: simplified or regularised, a polygon stays inside its bounding box.
+    ``strip_rows(width, rows)``. A component that reaches a strip's lower edge is not
+    traced there: its pixels are carried down into the next strip and traced with the
+    rest of it, so every polygon is traced whole, as from the whole raster at once.
+    Only a component reaching more than ``CARRY_STRIPS`` strips above the strip's end is
+    traced in parts, held open and joined with its continuation below (pixel edges
+    coincide exactly; the joined outline starts at another vertex). Memory is one strip,
+    its halo and one block, plus at most ``CARRY_STRIPS`` strips of carried pixels and the
+    open parts. ``opening_px``: radius of a morphological opening of the roof mask, in
+    pixels (each strip is traced once the 2 × radius rows below it are in). ``min_box``:
+    components whose bounding box is under this many pixels² are not traced (speckle: a
+    weak model's probability can hold fifty times more specks than roofs, each costing a
+    polygon). The caller chooses it so that no such component could have passed its
+    minimum area: simplified or regularised, a polygon stays inside its bounding box.
     """
 
     def __init__(self, height: int, width: int, threshold: float = 0.5, rows: int | None = None,
@@ -204,18 +227,22 @@ class StripTracer:
         self.held: np.ndarray | None = None  # raster rows top… in hand
         self.top = 0
         self.r0 = 0  # the next strip's first row
+        self.carry: tuple[int, np.ndarray, np.ndarray] | None = None  # (first row, probability, mask) carried
+        self.split = False  # a component has been traced in parts: later strips' top parts may join it
         self.open_parts: list[_Part] = []
 
     def feed(self, row0: int, rows: np.ndarray) -> list[_Part]:
         done: list[_Part] = []
-        for r0, r1, a0, held in self.strips(row0, rows):
-            prob, mask = _strip_mask(held, r0, r1, a0, self.height, self.cut, self.radius)
-            done += self.settle(r0, r1, _strip_parts(prob, mask, r0, self.min_box))
+        for strip, labels in self.strips(row0, rows, labelled=True):
+            parts = _strip_parts(strip.prob, strip.mask, strip.top, self.min_box, labels, strip.hold)
+            done += self.settle(strip, [p for p in parts if strip.is_edge(p)])
+            done += [p for p in parts if not strip.is_edge(p)]
         return done
 
-    def strips(self, row0: int, rows: np.ndarray):
-        """Take a row block; yield each strip it completes as ``(r0, r1, a0, rows a0…)``, in
-        order. Every strip must then be ``settle``d, in the same order."""
+    def strips(self, row0: int, rows: np.ndarray, labelled: bool = False):
+        """Take a row block; yield each strip it completes (``_Strip``; with ``labelled``,
+        ``(strip, ndimage.label(strip.mask))``), in order. Every strip's edge parts must
+        then be ``settle``d, in the same order."""
         if row0 != self.top + (0 if self.held is None else len(self.held)):
             raise ValueError(f"row block at {row0} out of order")
         self.held = rows if self.held is None else np.concatenate([self.held, rows])
@@ -225,10 +252,37 @@ class StripTracer:
             a0, a1 = max(r0 - halo, 0), min(r1 + halo, self.height)
             if self.top + len(self.held) < a1:
                 break
-            yield r0, r1, a0, self.held[a0 - self.top : a1 - self.top]
+            strip, labels = self._carried(*_strip_mask(self.held[a0 - self.top : a1 - self.top], r0, r1, a0,
+                                                       self.height, self.cut, self.radius), r0, r1)
+            yield (strip, labels) if labelled else strip
             self.r0 = r1
             drop = max(r1 - halo, 0) - self.top
             self.held, self.top = self.held[drop:], self.top + drop
+
+    def _carried(self, prob: np.ndarray, mask: np.ndarray, r0: int, r1: int) -> tuple[_Strip, tuple]:
+        """Strip r0…r1 below the pixels carried into it; the components that reach its last
+        row are carried on (unless they reach too far up: then they are traced in parts)."""
+        top = r0
+        if self.carry is not None:
+            top, carried_prob, carried_mask = self.carry
+            prob, mask = np.concatenate([carried_prob, prob]), np.concatenate([carried_mask, mask])
+        labels, n = ndimage.label(mask)
+        self.carry, hold, raw_top = None, np.empty(0, dtype=np.int64), self.split
+        if r1 < self.height and n:
+            ids = np.unique(labels[-1])
+            ids = ids[ids > 0]
+            if raw_top:  # those reaching the strip's first row may continue open parts: traced, joined
+                ids = np.setdiff1d(ids, labels[: r0 - top + 1])
+            if len(ids):
+                on = np.zeros(n + 1, dtype=bool)
+                on[ids] = True
+                pixels = on[labels]
+                first = int(np.argmax(pixels.any(axis=1)))
+                if r1 - (top + first) <= CARRY_STRIPS * self.step:
+                    hold, self.carry = ids, (top + first, prob[first:], pixels[first:])
+                else:
+                    self.split = True
+        return _Strip(prob, mask, top, r0, r1, self.height, hold, raw_top), (labels, n)
 
     def close(self) -> list[_Part]:
         if self.r0 < self.height:
@@ -236,9 +290,10 @@ class StripTracer:
         rest, self.open_parts = self.open_parts, []
         return [p.whole() for p in rest]
 
-    def settle(self, r0: int, r1: int, parts: list[_Part]) -> list[_Part]:
-        """The parts of strip r0…r1 joined with the open ones they touch; returns those done
-        (the joined ones first, then the strip's own), keeps the rest open."""
+    def settle(self, strip: _Strip, parts: list[_Part]) -> list[_Part]:
+        """A strip's edge parts (``_Strip.is_edge``) joined with the open ones they touch;
+        returns those done (the joined ones first), keeps the rest open."""
+        r0, r1 = strip.r0, strip.r1
         fresh, touching = [], []
         for part in parts:
             (touching if part.geom.bounds[1] <= r0 else fresh).append(part)
@@ -253,15 +308,12 @@ class StripTracer:
         return done
 
 
-def _trace_strip(job: tuple, frame: _Frame, options: VectorizeOptions, scene_name: str):
-    """A strip traced in a worker process: its parts that touch the strip's edges (raw, for
-    ``StripTracer.settle``), and the others finished: cleaned and measured, ids from 1."""
-    rows, r0, r1, a0, height, cut, radius, min_box = job
-    prob, mask = _strip_mask(rows, r0, r1, a0, height, cut, radius)
+def _trace_strip(strip: _Strip, min_box: float, frame: _Frame, options: VectorizeOptions, scene_name: str):
+    """A strip traced in a worker process: its edge parts (raw, for ``StripTracer.settle``),
+    and the others finished: cleaned and measured, ids from 1."""
     edge, inner = [], []
-    for part in _strip_parts(prob, mask, r0, min_box):
-        y0, y1 = part.geom.bounds[1], part.geom.bounds[3]
-        (edge if y0 <= r0 or (r1 < height and y1 >= r1) else inner).append(part)
+    for part in _strip_parts(strip.prob, strip.mask, strip.top, min_box, hold=strip.hold):
+        (edge if strip.is_edge(part) else inner).append(part)
     return edge, _to_frame(inner, frame, options, 1, scene_name)
 
 
@@ -552,16 +604,14 @@ class PolygonStream:
                                   round(options.opening / pixel_m), _min_box(self.frame, options))
         self.next_id = 1
         self.pool = trace_pool(options.trace_workers) if options.trace_workers else None
-        self.pending: deque = deque()  # (r0, r1, future) of the strips in flight, in order
+        self.pending: deque = deque()  # (strip, future) of the strips in flight, in order
 
     def feed(self, row0: int, rows: np.ndarray) -> gpd.GeoDataFrame:
         if self.pool is None:
             return self._chunk(self.tracer.feed(row0, rows))
-        t = self.tracer
-        for r0, r1, a0, held in t.strips(row0, rows):
-            job = (held, r0, r1, a0, t.height, t.cut, t.radius, t.min_box)
-            self.pending.append((r0, r1, self.pool.submit(_trace_strip, job, self.frame, self.options,
-                                                          self.scene_name)))
+        for strip in self.tracer.strips(row0, rows):
+            self.pending.append((strip, self.pool.submit(_trace_strip, strip, self.tracer.min_box, self.frame,
+                                                         self.options, self.scene_name)))
         return self._concat(self._settle(keep=2 * self.options.trace_workers))
 
     def close(self) -> gpd.GeoDataFrame:
@@ -572,7 +622,7 @@ class PolygonStream:
 
     def abandon(self) -> None:
         """Cancel the strips in flight (the run stopped)."""
-        for _, _, future in self.pending:
+        for _, future in self.pending:
             future.cancel()
         self.pending.clear()
 
@@ -580,10 +630,10 @@ class PolygonStream:
         """Settle the strips whose tracing is done, in order, waiting while more than
         ``keep`` are in flight; their polygons, without ids."""
         chunks = []
-        while self.pending and (len(self.pending) > keep or self.pending[0][2].done()):
-            r0, r1, future = self.pending.popleft()
+        while self.pending and (len(self.pending) > keep or self.pending[0][1].done()):
+            strip, future = self.pending.popleft()
             edge, inner = future.result()
-            joined = _to_frame(self.tracer.settle(r0, r1, edge), self.frame, self.options, 1, self.scene_name)
+            joined = _to_frame(self.tracer.settle(strip, edge), self.frame, self.options, 1, self.scene_name)
             chunks += [joined, inner]
         return chunks
 
