@@ -14,20 +14,28 @@ This bench measures that work on this machine, whatever its matrix units:
    to no cost. Polygons must be the real run's (count and area within 0.1 %; the real
    run is cached, so after a change of the tracer they compare the new code to the old).
 
+The work is spread as geoseg spreads it on a GPU machine with this machine's cores
+(``gpu_plan``: the read-ahead thread, the tracing thread, trace worker processes and
+torch's threads on the host, all from ``geoseg.runtime``; the stand-in itself runs on the
+CPU). ``--model``: another model's probability (e.g. ``geoseg/models/starter.pt``, a
+trained one: fewer, cleaner roofs than the benches' briefly trained model's speckle).
+
 Prints megapixels per second beside the model (best of ``--repeat``) and the share of
-each stage, timed exclusively (a stage's time excludes the stages it calls):
-read (GDAL reads and decoding), normalise (to tensors, scaled), stand-in (the model's
-place), blend (the stitcher), prob→uint8, trace (strip masks, components, polygons, the
-joins), clean (to map coordinates, simplification, areas), write (the vector file), other.
-``--cores 1,2`` repeats the measure pinned to 1 and to 2 cores (``os.sched_setaffinity``
-in a child process, inherited by its trace workers) with n − 1 processes tracing polygons
-beside the main one (``--trace-workers``), and prints the scaling. ``--real``: also the real model end to end
-and ``MP / (geoseg − bare)`` from the bare forward time, which must agree with the
-stand-in's figure.
+each stage, timed exclusively (a stage's time excludes the stages it calls) and added up
+over the threads: read (GDAL reads and decoding), normalise (to tensors, scaled),
+stand-in (the model's place), blend (the stitcher), trace (strip masks, components,
+polygons, the carry from strip to strip), clean (to map coordinates, simplification,
+areas), write (the vector file), other (the rest of the main thread's time: the
+probability to uint8, the hand-over of rows, waits). ``--cores 1,2`` repeats the measure
+pinned to 1 and to 2 cores (``os.sched_setaffinity`` in a child process, inherited by its
+threads and workers, which geoseg then plans for), and prints the scaling. ``--real``:
+also the real model end to end and ``MP / (geoseg − bare)`` from the bare forward time,
+which must agree with the stand-in's figure.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -45,26 +53,35 @@ ROOT = Path(__file__).resolve().parent.parent
 
 class StageClock:
     """Exclusive time per stage of wrapped functions: a stage called inside another is
-    taken out of the outer one's time."""
+    taken out of the outer one's time. Each thread keeps its own stack; ``seconds`` adds up
+    every thread's time, ``main`` the main thread's alone."""
 
     def __init__(self) -> None:
+        import threading
+
         self.seconds: dict[str, float] = defaultdict(float)
-        self._stack: list[list] = []  # [stage, start, time spent in inner stages]
+        self.main = 0.0
+        self._local = threading.local()  # .stack: [stage, start, time spent in inner stages]
 
     def wrap(self, owner, name: str, stage: str) -> None:
+        import threading
+
         inner = getattr(owner, name)
         clock = self
 
         def timed(*a, **k):
-            clock._stack.append([stage, time.perf_counter(), 0.0])
+            stack = clock._local.__dict__.setdefault("stack", [])
+            stack.append([stage, time.perf_counter(), 0.0])
             try:
                 return inner(*a, **k)
             finally:
-                st, t0, nested = clock._stack.pop()
+                st, t0, nested = stack.pop()
                 spent = time.perf_counter() - t0
                 clock.seconds[st] += spent - nested
-                if clock._stack:
-                    clock._stack[-1][2] += spent
+                if threading.current_thread() is threading.main_thread():
+                    clock.main += spent - nested
+                if stack:
+                    stack[-1][2] += spent
 
         setattr(owner, name, timed)
 
@@ -92,11 +109,25 @@ class StandIn:
         return torch.stack(out).float().mul_(1 / 255)
 
 
-def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, workers: int | None = None) -> dict:
+def gpu_plan() -> dict:
+    """geoseg's own choices for the work beside the model on a CUDA machine with the cores
+    this process may use (``runtime``): read-ahead and tracing threads, trace workers, and
+    torch's threads on the host."""
+    import torch
+
+    from geoseg import runtime
+    from geoseg.predict import use_prefetch
+
+    cuda = torch.device("cuda")
+    return {"prefetch": use_prefetch(None, cuda), "trace_threads": runtime.trace_threads(cuda),
+            "trace_workers": runtime.trace_workers(cuda), "torch_threads": runtime.host_threads(cuda)}
+
+
+def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, plan: dict | None = None) -> dict:
     """One stand-in run in this process: seconds per stage and the polygons' count and area.
-    ``workers``: processes tracing polygons beside it (None: geoseg's choice). Stages run
-    in those processes are not seen by the clock: their share is in the main process's
-    waits (``other``)."""
+    ``plan``: how the work is spread (``gpu_plan``'s keys; None: ``gpu_plan()``, as on a GPU
+    machine, where the model costs next to nothing). Stages run in trace workers are not
+    seen by the clock: their share is in the main thread's waits (``other``)."""
     import rasterio
 
     import geoseg.predict as gp
@@ -131,17 +162,26 @@ def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, 
     clock.wrap(gv, "_to_frame", "clean")
     clock.wrap(export.VectorWriter, "write", "write")
     clock.wrap(export.VectorWriter, "__exit__", "write")
-    with tempfile.TemporaryDirectory(dir=scene.parent) as tmp:
+    import torch
+
+    from geoseg.runtime import torch_threads
+
+    plan = plan or gpu_plan()
+    if plan["trace_workers"]:
+        gv.trace_pool(plan["trace_workers"])  # started before the clock, as a run's start while the model loads
+    with tempfile.TemporaryDirectory(dir=scene.parent) as tmp, torch_threads(plan["torch_threads"]):
         out = Path(tmp) / "roofs.geojson"
         t0 = time.perf_counter()
-        vector = VectorizeOptions() if workers is None else VectorizeOptions(trace_workers=workers)
-        r = run_predict(scene, model, Outputs(out, preview=False), TileOptions(tile_size=tile, overlap=overlap),
-                        vector)
+        vector = VectorizeOptions(trace_workers=plan["trace_workers"], trace_threads=plan["trace_threads"])
+        tiles = TileOptions(tile_size=tile, overlap=overlap, prefetch=plan["prefetch"], device="cpu")
+        r = run_predict(scene, model, Outputs(out, preview=False), tiles, vector)
         total = time.perf_counter() - t0
+        threads = torch.get_num_threads()
         area = geojson_area(out)
     stages = dict(clock.seconds)
-    stages["other"] = total - sum(stages.values())
-    return {"seconds": total, "stages": stages, "count": r.count, "area": area}
+    stages["other"] = total - clock.main
+    return {"seconds": total, "stages": stages, "count": r.count, "area": area,
+            "plan": {**plan, "torch_threads": threads}}
 
 
 def geojson_area(path: Path) -> float:
@@ -157,32 +197,29 @@ CHILD = """
 import json, os, sys
 sys.path.insert(0, {bench!r})
 os.sched_setaffinity(0, set(range({cores})))
-import torch
-torch.set_num_threads({cores})
 from beside import measure
 from pathlib import Path
-if {workers}:
-    from geoseg.vectorize import trace_pool
-    trace_pool({workers})  # started before the clock, as a run's workers start while the model loads
-print(json.dumps(measure(Path({scene!r}), Path({model!r}), Path({prob!r}), {tile}, {overlap}, {workers})))
+print(json.dumps(measure(Path({scene!r}), Path({model!r}), Path({prob!r}), {tile}, {overlap})))
 """
 
 
-def pinned(cores: int, scene: Path, model: Path, prob: Path, tile: int, overlap: int, workers: int) -> dict:
-    """``measure`` in a child process pinned to ``cores`` cores (its trace workers too)."""
+def pinned(cores: int, scene: Path, model: Path, prob: Path, tile: int, overlap: int) -> dict:
+    """``measure`` in a child process pinned to ``cores`` cores (its threads and trace
+    workers too), with geoseg's choices for that many cores (``gpu_plan``)."""
     code = CHILD.format(bench=str(Path(__file__).parent), cores=cores, scene=str(scene), model=str(model),
-                        prob=str(prob), tile=tile, overlap=overlap, workers=workers)
+                        prob=str(prob), tile=tile, overlap=overlap)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def stored_probability(scene: Path, model: Path, tile: int, overlap: int) -> tuple[Path, dict]:
-    """The real model's probability of the scene and its polygons (cached)."""
+def stored_probability(scene: Path, model: Path, tile: int, overlap: int, tag: str = "") -> tuple[Path, dict]:
+    """The real model's probability of the scene and its polygons (cached; ``tag`` names a
+    model other than the benches' own)."""
     from geoseg.pipeline import Outputs, run_predict
     from geoseg.predict import TileOptions
 
-    prob, roofs = scene.with_name(f"{scene.stem}-prob-{tile}-{overlap}.tif"), scene.with_name(
-        f"{scene.stem}-roofs-{tile}-{overlap}.geojson")
+    prob, roofs = scene.with_name(f"{scene.stem}-prob-{tile}-{overlap}{tag}.tif"), scene.with_name(
+        f"{scene.stem}-roofs-{tile}-{overlap}{tag}.geojson")
     seconds = None
     if not roofs.exists():
         t0 = time.perf_counter()
@@ -197,10 +234,14 @@ def stored_probability(scene: Path, model: Path, tile: int, overlap: int) -> tup
 def report(name: str, mp: float, runs: list[dict]) -> dict:
     best = min(runs, key=lambda r: r["seconds"])
     each = " ".join(f"{r['seconds']:.2f}" for r in runs)
-    shares = "  ".join(f"{k} {100 * v / best['seconds']:.0f} %" for k, v in
+    busy = sum(best["stages"].values())  # every thread's stages, and the main thread's waits
+    shares = "  ".join(f"{k} {100 * v / busy:.0f} %" for k, v in
                        sorted(best["stages"].items(), key=lambda kv: -kv[1]))
+    plan = best["plan"]
+    how = (f"{plan['torch_threads']} torch thread(s), read-ahead {'on' if plan['prefetch'] else 'off'},"
+           f" {plan['trace_threads']} tracing thread(s), {plan['trace_workers']} trace worker(s)")
     print(f"{name}: {best['seconds']:.2f} s = {mp / best['seconds']:.1f} MP/s beside the model"
-          f" (runs {each})\n  {shares}", flush=True)
+          f" (runs {each}; {how})\n  {shares} of {busy:.2f} s in all threads", flush=True)
     return best
 
 
@@ -212,7 +253,8 @@ def main() -> None:
     args = ap.parse_args()
     model, scene = prepare(args)
     mp = args.size**2 / 1e6
-    prob, real = stored_probability(scene, model, args.tile, args.overlap)
+    tag = "" if args.model is None else "-" + hashlib.sha1(str(args.model.resolve()).encode()).hexdigest()[:8]
+    prob, real = stored_probability(scene, model, args.tile, args.overlap, tag)
     print(f"scene {args.size}² ({mp:.1f} MP), tile {args.tile}, overlap {args.overlap}, {os.cpu_count()} cores;"
           f" real run: {real['count']} polygons", flush=True)
     best = report("stand-in, all cores", mp, [measure(scene, model, prob, args.tile, args.overlap)
@@ -221,9 +263,9 @@ def main() -> None:
     print(f"  polygons as the real run's (count and area within 0.1 %): {'yes' if same else 'NO'}"
           f" ({best['count']} vs {real['count']}, area ratio {best['area'] / real['area']:.5f})")
     pins = {}
-    for n in (int(c) for c in args.cores.split(",") if c):  # n cores: the main process and n - 1 tracers
-        pins[n] = report(f"stand-in, {n} core(s), {n - 1} trace worker(s)", mp,
-                         [pinned(n, scene, model, prob, args.tile, args.overlap, n - 1) for _ in range(args.repeat)])
+    for n in (int(c) for c in args.cores.split(",") if c):
+        pins[n] = report(f"stand-in, {n} core(s)", mp,
+                         [pinned(n, scene, model, prob, args.tile, args.overlap) for _ in range(args.repeat)])
     if len(pins) >= 2:
         lo, hi = min(pins), max(pins)
         print(f"scaling {lo} → {hi} cores: {pins[lo]['seconds'] / pins[hi]['seconds']:.2f}×")

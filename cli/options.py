@@ -165,6 +165,8 @@ vectorizing = options(
     field_option(V, "regularize", "Snap outlines to right angles along each roof's dominant direction."),
     field_option(V, "trace_workers", "Processes tracing polygons beside the model [default: none on a CPU, where"
                  " the model keeps every core busy; on CUDA the cores less two, at most 4].", type=int),
+    field_option(V, "trace_threads", "Threads tracing polygons beside the prediction [default: none on one core;"
+                 " one on a CPU; on CUDA the cores, at most 4].", type=int),
 )
 
 

@@ -202,11 +202,13 @@ class VectorizeOptions:
     regularize: bool = False
     strip_rows: int | None = None
     trace_workers: int | None = None  # processes tracing strips beside the main one; 0: none; None: by device
+    trace_threads: int | None = None  # threads tracing beside the prediction; 0: none; None: by device and cores
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise InputError(f"--threshold must be between 0 and 1 (exclusive), got {self.threshold}")
-        if self.trace_workers is not None and self.trace_workers < 0:
-            raise InputError(f"--trace-workers must be 0 or more, got {self.trace_workers}")
+        for name in ("trace_workers", "trace_threads"):
+            if (getattr(self, name) or 0) < 0:
+                raise InputError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
         if (self.min_area or 0) < 0 or (self.simplify or 0) < 0 or self.fill_holes < 0 or self.opening < 0:
             raise InputError("--min-area, --fill-holes, --simplify and --opening must not be negative")

@@ -42,7 +42,7 @@ from geoseg.io import (
 from geoseg.merge import Footprint, SceneMerger
 from geoseg.outputs import OutputSet, check_output, refuse_inputs_as_outputs, scratch_dir
 from geoseg.predict import GDAL_CACHE_MB, TileOptions, model_grid, predict_rows
-from geoseg.runtime import resolve_device, trace_workers
+from geoseg.runtime import resolve_device, trace_threads, trace_workers
 from geoseg.stac import is_item, item_scene
 from geoseg.style import qml_path, write_qml
 from geoseg.vectorize import PolygonStream, VectorizeOptions
@@ -266,8 +266,11 @@ def _local_polygons(scenes: list, ckpt: Checkpoint, tiles: TileOptions, vector: 
     rows the model finishes are traced as they come (``PolygonStream``), so no probability
     raster is written unless it is kept; the last scene's probability (and mask) then stay
     in ``tmpdir`` as prob.tif (mask.tif)."""
+    device = resolve_device(tiles.device)
     if vector.trace_workers is None:
-        vector = replace(vector, trace_workers=trace_workers(resolve_device(tiles.device)))
+        vector = replace(vector, trace_workers=trace_workers(device))
+    if vector.trace_threads is None:
+        vector = replace(vector, trace_threads=trace_threads(device))
     for k, path in enumerate(scenes):
         if report:
             report(f"scene {k + 1}/{len(scenes)}: {path}")

@@ -56,14 +56,27 @@ def label_polygons(labels: np.ndarray, row0: int = 0) -> tuple[np.ndarray, np.nd
     return shapely.polygons(rings, indices=owner), poly_labels
 
 
-def _line_runs(on: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Maximal runs of True along each row of ``on``: (row, first column, column after)."""
+def _row_runs(on: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximal runs of True along the rows of ``on``, in row-major order: (row, first
+    column, column after)."""
+    cols = on.shape[1]
+    begin, end = on.copy(), on.copy()
+    begin[:, 1:] &= ~on[:, :-1]
+    end[:, :-1] &= ~on[:, 1:]
+    b, e = np.flatnonzero(begin), np.flatnonzero(end)
+    return b // cols, b % cols, e % cols + 1
+
+
+def _column_runs(on: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximal runs of True down the columns of ``on``, in column-major order: (column,
+    first row, row after). Found along the rows (contiguous memory), then put in order."""
     rows, cols = on.shape
-    padded = np.zeros((rows, cols + 2), dtype=np.int8)
-    padded[:, 1:-1] = on
-    step = np.diff(padded, axis=1).ravel()
-    begin, end = np.flatnonzero(step == 1), np.flatnonzero(step == -1)
-    return begin // (cols + 1), begin % (cols + 1), end % (cols + 1)
+    begin, end = on.copy(), on.copy()
+    begin[1:] &= ~on[:-1]
+    end[:-1] &= ~on[1:]
+    b, e = np.flatnonzero(begin), np.flatnonzero(end)
+    b, e = b[np.argsort(b % cols * rows + b // cols)], e[np.argsort(e % cols * rows + e // cols)]
+    return b % cols, b // cols, e // cols + 1
 
 
 EAST, WEST, SOUTH, NORTH = range(4)
@@ -73,8 +86,8 @@ RIGHT_OF = np.array([SOUTH, NORTH, WEST, EAST], dtype=np.int8)  # the right turn
 def _runs(labels: np.ndarray):
     """Every run of boundary edges: start and end vertex (x, y), the label on its left, and
     the run that follows it; None when there is no component."""
-    padded = np.pad(labels, 1)
-    roof = padded > 0
+    roof = np.zeros((labels.shape[0] + 2, labels.shape[1] + 2), dtype=bool)
+    roof[1:-1, 1:-1] = labels > 0
     if not roof.any():
         return None
     height, width = labels.shape[0] + 1, labels.shape[1] + 1  # vertices down and across
@@ -83,14 +96,14 @@ def _runs(labels: np.ndarray):
     # horizontal runs on row line i (between pixel rows i − 1 and i): east with the roof above,
     # west below, in row-major order of their starts; vertical runs on column line j: south with
     # the roof on the right, north with it on the left, in column-major order of their starts
-    i, c0, c1 = _line_runs(up & ~down)
-    east = (c0, i, c1, i, padded[i, c0 + 1], i * width + c0)
-    i, c0, c1 = _line_runs(down & ~up)
-    west = (c1, i, c0, i, padded[i + 1, c0 + 1], i * width + c1)
-    j, r0, r1 = _line_runs((right & ~left).T)
-    south = (j, r0, j, r1, padded[r0 + 1, j + 1], j * height + r0)
-    j, r0, r1 = _line_runs((left & ~right).T)
-    north = (j, r1, j, r0, padded[r0 + 1, j], j * height + r1)
+    i, c0, c1 = _row_runs(up & ~down)
+    east = (c0, i, c1, i, labels[i - 1, c0], i * width + c0)
+    i, c0, c1 = _row_runs(down & ~up)
+    west = (c1, i, c0, i, labels[i, c0], i * width + c1)
+    j, r0, r1 = _column_runs(right & ~left)
+    south = (j, r0, j, r1, labels[r0, j], j * height + r0)
+    j, r0, r1 = _column_runs(left & ~right)
+    north = (j, r1, j, r0, labels[r0, j - 1], j * height + r1)
     parts = (east, west, south, north)
     sx, sy, ex, ey, label = (np.concatenate(a) for a in zip(*[p[:5] for p in parts]))
     heading = np.repeat(np.arange(4, dtype=np.int8), [len(p[0]) for p in parts])

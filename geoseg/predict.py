@@ -30,7 +30,15 @@ from geoseg.config import TileOptions
 from geoseg.errors import GeosegWarning, InputError
 from geoseg.inference import compile_for_inference, fuse_for_inference
 from geoseg.io import PROB_SCALE, SceneInfo, check_bands, open_raster, read_window, scene_info, value_scale
-from geoseg.runtime import autocast, resolve_device, resolve_precision, tune_allocator
+from geoseg.runtime import (
+    autocast,
+    cores,
+    host_threads,
+    resolve_device,
+    resolve_precision,
+    torch_threads,
+    tune_allocator,
+)
 from geoseg.stitch import Sink, Stitcher
 from geoseg.tiling import TileGrid, choose_grid
 
@@ -97,7 +105,8 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
 
     # GDAL decodes a read's blocks on as many threads as torch has (set before the file is
     # opened): the cores are idle while the model waits for its tiles
-    with rasterio.Env(GDAL_NUM_THREADS=torch.get_num_threads()), open_raster(scene) as src:
+    with torch_threads(host_threads(device)), rasterio.Env(GDAL_NUM_THREADS=torch.get_num_threads()), \
+            open_raster(scene) as src:
         info = scene_info(src)
         grid = choose_grid(src.height, src.width, mcfg.multiple, options.tile_size, options.overlap, ckpt.fixed_tile)
         if value_scale(info.dtype) != norm.scale:
@@ -239,13 +248,14 @@ PREFETCH_CORES = 8  # a CPU reads ahead from this many cores (measured on 2 only
 
 def use_prefetch(choice: bool | None, device: torch.device) -> bool:
     """Whether tiles are read in a thread ahead of the model: asked (True/False), or by
-    device and cores. On CUDA the GPU runs while the thread decodes the next tiles; on a
+    device and cores. On CUDA the GPU runs while the thread decodes the next tiles (given a
+    second core: on one, the switching cost more than it hid, ``bench/beside.py``); on a
     CPU the model keeps every core busy: on 2 cores the thread gained nothing beyond the
     noise (8192² scene 10.2 → 10.1 s, ``bench/speed.py --prefetch``), the decoding it
     hides being paid by the model's cores, so a CPU reads ahead from 8 cores (untried)."""
     if choice is not None:
         return choice
-    return device.type == "cuda" or (os.cpu_count() or 1) >= PREFETCH_CORES
+    return cores() >= (2 if device.type == "cuda" else PREFETCH_CORES)
 
 
 class Prefetch:

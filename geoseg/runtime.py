@@ -54,9 +54,17 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def cores() -> int:
+    """The cores this process may run on (``taskset``, a container's CPU set), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def threads_per_process(processes: int) -> int:
     """Torch threads for each of ``processes`` processes sharing this machine's cores (at least 1)."""
-    return max(1, (os.cpu_count() or 1) // max(processes, 1))
+    return max(1, cores() // max(processes, 1))
 
 
 def trace_workers(device: torch.device) -> int:
@@ -66,7 +74,39 @@ def trace_workers(device: torch.device) -> int:
     busy (``bench/beside.py`` measures the stages with and without them)."""
     if device.type != "cuda":
         return 0
-    return max(0, min(4, (os.cpu_count() or 1) - 2))
+    return max(0, min(4, cores() - 2))
+
+
+def trace_threads(device: torch.device) -> int:
+    """Threads tracing polygons beside the prediction (``VectorizeOptions.trace_threads``):
+    none on one core (the switching costs what it hides); on a CPU one, beside the model
+    that keeps the cores busy (8192² scene, starter model, 2 cores: 67.1 → 62.3 s); on CUDA
+    the cores, at most 4 (on 2 cores the weak model's speckle, 67 MP, went 18.6 s on one
+    core → 16.3 s with one thread, 13.5 s with two)."""
+    n = cores()
+    if n < 2:
+        return 0
+    return min(4, n) if device.type == "cuda" else 1
+
+
+def host_threads(device: torch.device) -> int | None:
+    """Torch's threads for the work on the host while a scene is predicted: on CUDA the
+    cores less the read-ahead and tracing threads' (torch's waiting threads would take
+    their cores: on 2 cores, 2 torch threads made the work beside the model 1.5× slower
+    than 1), at least 1; on a CPU None (torch's own choice: the model needs every core)."""
+    return max(1, cores() - 2) if device.type == "cuda" else None
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Torch's intra-op threads set to ``n`` inside (None: left as they are)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def loader_workers(device: torch.device, processes: int = 1) -> int:
@@ -77,7 +117,7 @@ def loader_workers(device: torch.device, processes: int = 1) -> int:
     CPU none, the model's steps keeping every core busy (the tiles are a tenth of a step)."""
     if device.type != "cuda":
         return 0
-    return max(0, min(4, (os.cpu_count() or 1) // max(processes, 1) - 1))
+    return max(0, min(4, cores() // max(processes, 1) - 1))
 
 
 def seed_everything(seed: int) -> None:

@@ -71,50 +71,66 @@ def _disk(radius: int) -> np.ndarray:
     return x * x + y * y <= radius * radius + radius  # the +r rounds the disk's rim out a little
 
 
+@dataclass
+class _Components:
+    """The 4-connected components of a strip's roof mask: ``labels`` (0 background, 1…n),
+    and the roof pixels once, as flat indices ``pixels`` and their ``label``s, so that every
+    count, sum and box after the labelling is over the roof pixels alone."""
+
+    labels: np.ndarray
+    n: int
+    pixels: np.ndarray
+    label: np.ndarray
+
+    @classmethod
+    def of(cls, mask: np.ndarray) -> _Components:
+        labels, n = ndimage.label(mask)
+        pixels = np.flatnonzero(mask)
+        return cls(labels, n, pixels, labels.ravel()[pixels])
+
+
 def _strip_parts(prob: np.ndarray, mask: np.ndarray, row0: int, min_box: float = 0.0,
-                 labels: tuple[np.ndarray, int] | None = None, hold: np.ndarray | None = None) -> list[_Part]:
+                 comps: _Components | None = None, hold: np.ndarray | None = None) -> list[_Part]:
     """Polygons (pixel coordinates, x = column, y = row) of one strip, with probability sums.
     Components whose bounding box is under ``min_box`` pixels² and that touch neither of the
     strip's edge rows are left out before they are traced (``StripTracer``), and so are the
-    components ``hold`` (their labels in ``labels``: ``ndimage.label(mask)``, made when not given)."""
-    labels, n = ndimage.label(mask) if labels is None else labels  # 4-connectivity
-    if n == 0:
+    labels ``hold``. ``comps``: the mask's components, when they are known (their labels
+    are then changed in place)."""
+    c = _Components.of(mask) if comps is None else comps
+    if c.n == 0:
         return []
-    if hold is not None and len(hold):
-        held = np.zeros(n + 1, dtype=bool)
-        held[hold] = True
-        mask = mask & ~held[labels]
-    inside = labels[mask]  # roof pixels only: a small share of the strip
-    counts = np.bincount(inside, minlength=n + 1)
+    counts = np.bincount(c.label, minlength=c.n + 1)
+    drop = np.zeros(c.n + 1, dtype=bool)
+    if hold is not None:
+        drop[hold] = True
     if min_box > 0:
-        mask = _drop_specks(labels, mask, counts, min_box)
-        inside = labels[mask]
-        counts = np.bincount(inside, minlength=n + 1)
-    sums = np.bincount(inside, weights=prob[mask], minlength=n + 1)[1:] / PROB_SCALE
-    counts = counts[1:]
-    polys, ks = label_polygons(np.where(mask, labels, 0), row0)
-    return [_Part(poly, float(sums[k - 1]), int(counts[k - 1])) for poly, k in zip(polys, ks.tolist())]
+        drop |= _specks(c, mask.shape, counts, min_box)
+    if drop.any():  # left out of the tracing: their pixels are background
+        c.labels.ravel()[c.pixels[drop[c.label]]] = 0
+    sums = np.bincount(c.label, weights=prob.ravel()[c.pixels], minlength=c.n + 1) / PROB_SCALE
+    polys, ks = label_polygons(c.labels, row0)
+    return [_Part(poly, float(sums[k]), int(counts[k])) for poly, k in zip(polys, ks.tolist())]
 
 
-def _drop_specks(labels: np.ndarray, mask: np.ndarray, counts: np.ndarray, min_box: float) -> np.ndarray:
-    """``mask`` less the components whose bounding box is under ``min_box`` pixels² and that
-    touch neither the first nor the last row. Only components of fewer pixels than that
-    can have such a box, and their pixels are few: boxes from those pixels alone."""
+def _specks(c: _Components, shape: tuple[int, int], counts: np.ndarray, min_box: float) -> np.ndarray:
+    """Which components (by label) have a bounding box under ``min_box`` pixels² and touch
+    neither the first nor the last row. Only components of fewer pixels than that can have
+    such a box, and their pixels are few: boxes from those pixels alone."""
     few = counts < min_box
     few[0] = False
-    rr, cc = np.nonzero(few[labels])
-    if not len(rr):
-        return mask
-    lab = labels[rr, cc]
+    on = few[c.label]
+    if not on.any():
+        return few
+    rr, cc = np.divmod(c.pixels[on], shape[1])
+    lab = c.label[on]
     n = len(counts)
-    top, left = np.full(n, labels.shape[0]), np.full(n, labels.shape[1])
+    top, left = np.full(n, shape[0]), np.full(n, shape[1])
     bottom, right = np.full(n, -1), np.full(n, -1)
     np.minimum.at(top, lab, rr)
     np.maximum.at(bottom, lab, rr)
     np.minimum.at(left, lab, cc)
     np.maximum.at(right, lab, cc)
-    small = few & ((bottom - top + 1) * (right - left + 1) < min_box) & (top > 0) & (bottom < labels.shape[0] - 1)
-    return mask & ~small[labels]
+    return few & ((bottom - top + 1) * (right - left + 1) < min_box) & (top > 0) & (bottom < shape[0] - 1)
 
 
 def _join(parts: list[_Part]) -> list[_Part]:
@@ -233,15 +249,15 @@ class StripTracer:
 
     def feed(self, row0: int, rows: np.ndarray) -> list[_Part]:
         done: list[_Part] = []
-        for strip, labels in self.strips(row0, rows, labelled=True):
-            parts = _strip_parts(strip.prob, strip.mask, strip.top, self.min_box, labels, strip.hold)
+        for strip, comps in self.strips(row0, rows, labelled=True):
+            parts = _strip_parts(strip.prob, strip.mask, strip.top, self.min_box, comps, strip.hold)
             done += self.settle(strip, [p for p in parts if strip.is_edge(p)])
             done += [p for p in parts if not strip.is_edge(p)]
         return done
 
     def strips(self, row0: int, rows: np.ndarray, labelled: bool = False):
         """Take a row block; yield each strip it completes (``_Strip``; with ``labelled``,
-        ``(strip, ndimage.label(strip.mask))``), in order. Every strip's edge parts must
+        ``(strip, its components)``), in order. Every strip's edge parts must
         then be ``settle``d, in the same order."""
         if row0 != self.top + (0 if self.held is None else len(self.held)):
             raise ValueError(f"row block at {row0} out of order")
@@ -252,37 +268,39 @@ class StripTracer:
             a0, a1 = max(r0 - halo, 0), min(r1 + halo, self.height)
             if self.top + len(self.held) < a1:
                 break
-            strip, labels = self._carried(*_strip_mask(self.held[a0 - self.top : a1 - self.top], r0, r1, a0,
+            strip, comps = self._carried(*_strip_mask(self.held[a0 - self.top : a1 - self.top], r0, r1, a0,
                                                        self.height, self.cut, self.radius), r0, r1)
-            yield (strip, labels) if labelled else strip
+            yield (strip, comps) if labelled else strip
             self.r0 = r1
             drop = max(r1 - halo, 0) - self.top
             self.held, self.top = self.held[drop:], self.top + drop
 
-    def _carried(self, prob: np.ndarray, mask: np.ndarray, r0: int, r1: int) -> tuple[_Strip, tuple]:
+    def _carried(self, prob: np.ndarray, mask: np.ndarray, r0: int, r1: int) -> tuple[_Strip, _Components]:
         """Strip r0…r1 below the pixels carried into it; the components that reach its last
         row are carried on (unless they reach too far up: then they are traced in parts)."""
         top = r0
         if self.carry is not None:
             top, carried_prob, carried_mask = self.carry
             prob, mask = np.concatenate([carried_prob, prob]), np.concatenate([carried_mask, mask])
-        labels, n = ndimage.label(mask)
+        c = _Components.of(mask)
         self.carry, hold, raw_top = None, np.empty(0, dtype=np.int64), self.split
-        if r1 < self.height and n:
-            ids = np.unique(labels[-1])
+        if r1 < self.height and c.n:
+            ids = np.unique(c.labels[-1])
             ids = ids[ids > 0]
             if raw_top:  # those reaching the strip's first row may continue open parts: traced, joined
-                ids = np.setdiff1d(ids, labels[: r0 - top + 1])
+                ids = np.setdiff1d(ids, c.labels[: r0 - top + 1])
             if len(ids):
-                on = np.zeros(n + 1, dtype=bool)
+                on = np.zeros(c.n + 1, dtype=bool)
                 on[ids] = True
-                pixels = on[labels]
-                first = int(np.argmax(pixels.any(axis=1)))
+                pixels = c.pixels[on[c.label]]
+                first = int(pixels[0]) // mask.shape[1]  # the carried components' first row
                 if r1 - (top + first) <= CARRY_STRIPS * self.step:
-                    hold, self.carry = ids, (top + first, prob[first:], pixels[first:])
+                    carried = np.zeros((mask.shape[0] - first, mask.shape[1]), dtype=bool)
+                    carried.ravel()[pixels - first * mask.shape[1]] = True
+                    hold, self.carry = ids, (top + first, prob[first:], carried)
                 else:
                     self.split = True
-        return _Strip(prob, mask, top, r0, r1, self.height, hold, raw_top), (labels, n)
+        return _Strip(prob, mask, top, r0, r1, self.height, hold, raw_top), c
 
     def close(self) -> list[_Part]:
         if self.r0 < self.height:
@@ -308,11 +326,12 @@ class StripTracer:
         return done
 
 
-def _trace_strip(strip: _Strip, min_box: float, frame: _Frame, options: VectorizeOptions, scene_name: str):
-    """A strip traced in a worker process: its edge parts (raw, for ``StripTracer.settle``),
-    and the others finished: cleaned and measured, ids from 1."""
+def _trace_strip(strip: _Strip, min_box: float, frame: _Frame, options: VectorizeOptions, scene_name: str,
+                 comps: _Components | None = None):
+    """A strip traced in a worker thread or process: its edge parts (raw, for
+    ``StripTracer.settle``), and the others finished: cleaned and measured, ids from 1."""
     edge, inner = [], []
-    for part in _strip_parts(strip.prob, strip.mask, strip.top, min_box, hold=strip.hold):
+    for part in _strip_parts(strip.prob, strip.mask, strip.top, min_box, comps, strip.hold):
         (edge if strip.is_edge(part) else inner).append(part)
     return edge, _to_frame(inner, frame, options, 1, scene_name)
 
@@ -418,7 +437,9 @@ def _to_frame(parts: list[_Part], frame: _Frame, options: VectorizeOptions, firs
     geoms = _clean_outlines(geoms, [frame.at_edge(p.geom) for p in parts], frame, options)
     gdf = gpd.GeoDataFrame({"score": [round(p.prob_sum / max(p.pixels, 1), 4) for p in parts]},
                            geometry=geoms, crs=frame.crs)
-    gdf = gdf[gdf.is_valid & ~gdf.is_empty]
+    # traced, simplified (``_simplify``) or holes filled, a polygon is valid already; regularised or
+    # taken to and back from metres, it is checked
+    gdf = gdf[(gdf.is_valid if options.regularize or frame.area_crs is not None else True) & ~gdf.is_empty]
     metric = gdf.to_crs(frame.area_crs) if frame.area_crs is not None else gdf
     areas, perimeters = metric.area, metric.length
     min_area = frame.min_area(options)
@@ -582,15 +603,92 @@ def iter_polygons(prob_path: str | os.PathLike, options: VectorizeOptions = Vect
     yield stream.close()
 
 
+class _Worker:
+    """A thread that applies ``work(*item)`` to the items ``put`` to it, in order, keeping the
+    results for ``results()``; at most ``depth`` items wait. Its error is raised in the
+    caller at the next ``put``, ``results`` or ``finish``."""
+
+    def __init__(self, work, depth: int) -> None:
+        import queue
+        import threading
+
+        self.work, self.items, self.done = work, queue.Queue(depth), queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="geoseg-trace", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import queue
+
+        while not self.stopped.is_set():
+            try:
+                item = self.items.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
+            try:
+                self.done.put(self.work(*item))
+            except BaseException as exc:  # raised in the caller
+                self.error = exc
+                return
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, *item) -> None:
+        self._put(item)
+
+    def _put(self, item: tuple | None) -> None:
+        import queue
+
+        while True:
+            self._check()
+            if not self.thread.is_alive():
+                raise RuntimeError("the tracing thread has stopped")
+            try:
+                self.items.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def results(self) -> list:
+        self._check()
+        out = []
+        while not self.done.empty():
+            out.append(self.done.get())
+        return out
+
+    def finish(self) -> list:
+        """Wait for every item; their results not yet taken."""
+        self._put(None)  # the end: the thread stops once every item before it is done
+        self.thread.join()
+        self._check()
+        return self.results()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
 class PolygonStream:
     """``iter_polygons`` of a probability handed over in row blocks as a prediction finishes
     them (no raster written): ``feed(first row, rows)`` (uint8, p × 255, top to bottom, on
     the grid of the raster ``grid_path``, the scene) and ``close()`` each return a chunk.
 
-    ``options.trace_workers`` above 0: strips are traced and their inner polygons cleaned in that
-    many worker processes while this one goes on (with the model, reading, blending);
-    the strips' edge polygons are joined here, in order. The polygons are the same, in the
-    same order. At most two strips per worker are in flight (memory stays flat)."""
+    ``options.trace_threads`` 1 or more: the rows are traced and cleaned in a thread of
+    their own while the caller goes on (reading, the model, blending): ``feed`` hands the
+    rows over and returns the polygons finished by then (numpy, shapely and GDAL work
+    outside Python's lock, so the two overlap); at most ``QUEUED_BLOCKS`` row blocks wait.
+    From 2, that thread hands each strip (its components found, the carry settled) to as
+    many threads, which trace it and clean its inner polygons. ``options.trace_workers``
+    above 0: worker processes do that instead. The strips' edge polygons are joined in
+    order; at most two strips per thread or worker are in flight (memory stays flat).
+    Either way the polygons are the same, in the same order, with the same ids."""
+
+    QUEUED_BLOCKS = 2
 
     def __init__(self, grid_path: str | os.PathLike, options: VectorizeOptions = VectorizeOptions(),
                  scene_name: str | None = None) -> None:
@@ -603,28 +701,55 @@ class PolygonStream:
         self.tracer = StripTracer(height, width, options.threshold, options.strip_rows,
                                   round(options.opening / pixel_m), _min_box(self.frame, options))
         self.next_id = 1
-        self.pool = trace_pool(options.trace_workers) if options.trace_workers else None
+        threads = options.trace_threads or 0
+        self.threads = None  # strip tracers that are threads: they take the components as they are
+        if options.trace_workers:
+            self.pool, self.in_flight = trace_pool(options.trace_workers), 2 * options.trace_workers
+        elif threads >= 2:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = self.threads = ThreadPoolExecutor(threads, thread_name_prefix="geoseg-strip")
+            self.in_flight = 2 * threads
+        else:
+            self.pool = None
         self.pending: deque = deque()  # (strip, future) of the strips in flight, in order
+        self.thread = _Worker(self._feed, self.QUEUED_BLOCKS) if threads else None
 
     def feed(self, row0: int, rows: np.ndarray) -> gpd.GeoDataFrame:
-        if self.pool is None:
-            return self._chunk(self.tracer.feed(row0, rows))
-        for strip in self.tracer.strips(row0, rows):
-            self.pending.append((strip, self.pool.submit(_trace_strip, strip, self.tracer.min_box, self.frame,
-                                                         self.options, self.scene_name)))
-        return self._concat(self._settle(keep=2 * self.options.trace_workers))
+        if self.thread is None:
+            return self._feed(row0, rows)
+        self.thread.put(row0, rows)
+        return self._concat(self.thread.results(), ids=False)
 
     def close(self) -> gpd.GeoDataFrame:
+        done = self.thread.finish() if self.thread is not None else []
         if self.pool is None:
-            return self._chunk(self.tracer.close())
-        return self._concat([*self._settle(keep=0), _to_frame(self.tracer.close(), self.frame, self.options, 1,
-                                                             self.scene_name)])
+            last = self._chunk(self.tracer.close())
+        else:
+            last = self._concat([*self._settle(keep=0), _to_frame(self.tracer.close(), self.frame, self.options, 1,
+                                                                self.scene_name)])
+        if self.threads is not None:
+            self.threads.shutdown()
+        return self._concat([*done, last], ids=False)
 
     def abandon(self) -> None:
-        """Cancel the strips in flight (the run stopped)."""
+        """Stop the threads and cancel the strips in flight (the run stopped)."""
+        if self.thread is not None:
+            self.thread.stop()
         for _, future in self.pending:
             future.cancel()
         self.pending.clear()
+        if self.threads is not None:
+            self.threads.shutdown(cancel_futures=True)
+
+    def _feed(self, row0: int, rows: np.ndarray) -> gpd.GeoDataFrame:
+        if self.pool is None:
+            return self._chunk(self.tracer.feed(row0, rows))
+        for strip, comps in self.tracer.strips(row0, rows, labelled=True):
+            job = (strip, self.tracer.min_box, self.frame, self.options, self.scene_name)
+            # a process labels the strip again (cheaper than sending the labels over)
+            self.pending.append((strip, self.pool.submit(_trace_strip, *job, comps if self.threads else None)))
+        return self._concat(self._settle(keep=self.in_flight))
 
     def _settle(self, keep: int) -> list[gpd.GeoDataFrame]:
         """Settle the strips whose tracing is done, in order, waiting while more than
@@ -637,13 +762,15 @@ class PolygonStream:
             chunks += [joined, inner]
         return chunks
 
-    def _concat(self, chunks: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
-        chunks = [c for c in chunks if len(c)]
-        if not chunks:
-            return self._chunk([])
-        chunk = gpd.GeoDataFrame(pd.concat(chunks, ignore_index=True), crs=chunks[0].crs)
-        chunk["id"] = np.arange(self.next_id, self.next_id + len(chunk))
-        self.next_id += len(chunk)
+    def _concat(self, chunks: list[gpd.GeoDataFrame], ids: bool = True) -> gpd.GeoDataFrame:
+        """One chunk of ``chunks``; ``ids``: numbered on (else they are numbered already)."""
+        full = [c for c in chunks if len(c)]
+        if not full:
+            return chunks[0] if chunks and not ids else self._chunk([])
+        chunk = gpd.GeoDataFrame(pd.concat(full, ignore_index=True), crs=full[0].crs) if len(full) > 1 else full[0]
+        if ids:
+            chunk["id"] = np.arange(self.next_id, self.next_id + len(chunk))
+            self.next_id += len(chunk)
         return chunk
 
     def _chunk(self, parts: list[_Part]) -> gpd.GeoDataFrame:

@@ -325,12 +325,20 @@ def test_stopping_a_prediction_early_stops_its_reading_thread(tiny_model, synth_
     assert _reader_threads() == 0
 
 
-def test_prefetch_is_chosen_by_device_and_cores(monkeypatch):
+def test_work_beside_the_model_is_spread_by_device_and_cores(monkeypatch):
+    import geoseg.runtime as rt
     from geoseg.predict import PREFETCH_CORES, use_prefetch
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert use_prefetch(None, cuda) and use_prefetch(True, cpu) and not use_prefetch(False, cuda)
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    assert not use_prefetch(None, cpu)
-    monkeypatch.setattr("os.cpu_count", lambda: PREFETCH_CORES)
-    assert use_prefetch(None, cpu)
+    assert use_prefetch(True, cpu) and not use_prefetch(False, cuda)
+    monkeypatch.setattr(rt, "cores", lambda: 1)  # one core: every thread beside the main one costs
+    monkeypatch.setattr("geoseg.predict.cores", rt.cores)
+    assert not use_prefetch(None, cuda) and rt.trace_threads(cuda) == 0 and rt.host_threads(cuda) == 1
+    monkeypatch.setattr(rt, "cores", lambda: 2)
+    monkeypatch.setattr("geoseg.predict.cores", rt.cores)
+    assert use_prefetch(None, cuda) and not use_prefetch(None, cpu) and rt.trace_threads(cpu) == 1
+    assert rt.trace_threads(cuda) == 2
+    assert rt.host_threads(cuda) == 1 and rt.host_threads(cpu) is None and rt.trace_workers(cuda) == 0
+    monkeypatch.setattr(rt, "cores", lambda: PREFETCH_CORES)
+    monkeypatch.setattr("geoseg.predict.cores", rt.cores)
+    assert use_prefetch(None, cpu) and rt.trace_workers(cpu) == 0 and rt.trace_workers(cuda) == 4

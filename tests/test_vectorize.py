@@ -221,7 +221,7 @@ def test_specks_left_untraced_change_no_polygon(tmp_path, monkeypatch, crs, opti
 
 
 @pytest.mark.parametrize("options", [VectorizeOptions(strip_rows=16), VectorizeOptions(strip_rows=24, opening=1.0)])
-def test_strips_traced_in_worker_processes_give_the_same_polygons_in_the_same_order(tmp_path, options):
+def test_strips_traced_in_a_thread_or_worker_processes_give_the_same_polygons_in_the_same_order(tmp_path, options):
     from dataclasses import replace
 
     import pandas as pd
@@ -234,18 +234,34 @@ def test_strips_traced_in_worker_processes_give_the_same_polygons_in_the_same_or
     path = prob_raster(tmp_path, p)
     data = (p * 255).round().astype(np.uint8)
 
-    def stream(workers):
-        s = PolygonStream(path, replace(options, trace_workers=workers))
+    def stream(workers, threads):
+        s = PolygonStream(path, replace(options, trace_workers=workers, trace_threads=threads))
         chunks = [s.feed(r, data[r : r + 13]) for r in range(0, len(data), 13)] + [s.close()]
         return pd.concat([c for c in chunks if len(c)], ignore_index=True)
 
-    alone, workers = stream(0), stream(2)
-    assert len(alone) == len(workers) >= 4
-    assert all(a.equals_exact(b, 0) for a, b in zip(alone.geometry, workers.geometry))
-    assert alone.drop(columns="geometry").equals(workers.drop(columns="geometry"))
-    assert list(workers.id) == list(range(1, len(workers) + 1))
+    alone = stream(0, 0)
+    assert len(alone) >= 4
+    for other in (stream(2, 0), stream(0, 1), stream(0, 3), stream(1, 1)):
+        assert len(other) == len(alone)
+        assert all(a.equals_exact(b, 0) for a, b in zip(alone.geometry, other.geometry))
+        assert alone.drop(columns="geometry").equals(other.drop(columns="geometry"))
+        assert list(other.id) == list(range(1, len(other) + 1))
 
 
-def test_a_negative_number_of_trace_workers_is_refused():
-    with pytest.raises(InputError, match="--trace-workers"):
-        VectorizeOptions(trace_workers=-1)
+def test_an_error_in_the_tracing_thread_is_raised_in_the_caller(tmp_path):
+    from geoseg.vectorize import PolygonStream
+
+    path = prob_raster(tmp_path, np.zeros((64, 40)))
+    s = PolygonStream(path, VectorizeOptions(trace_threads=1, trace_workers=0, strip_rows=16))
+    s.feed(0, np.zeros((16, 40), np.uint8))
+    s.feed(32, np.zeros((16, 40), np.uint8))  # rows 16…31 skipped: the thread's tracer refuses it
+    with pytest.raises(ValueError, match="out of order"):
+        for _ in range(100):
+            s.feed(48, np.zeros((16, 40), np.uint8))
+    s.abandon()
+
+
+@pytest.mark.parametrize("name", ["trace_workers", "trace_threads"])
+def test_a_negative_number_of_tracers_is_refused(name):
+    with pytest.raises(InputError, match=f"--{name.replace('_', '-')} must be 0 or more"):
+        VectorizeOptions(**{name: -1})
