@@ -176,8 +176,10 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                         x = torch.from_numpy(np.stack([_as_tensor_type(data[:, :, c]) for c in cols]))
                         if device.type == "cuda":  # page-locked: the copy runs while the GPU works
                             x = x.pin_memory().to(device, non_blocking=True)
-                        x = x.to(device).contiguous(memory_format=torch.channels_last)
-                        x = torch.addcmul(shift, x, gain)  # float, (x / scale − mean) / std in one pass
+                        x = x.to(device)
+                        # float, (x / scale − mean) / std, written channels-last: one pass, no copy before it
+                        x = torch.addcmul(shift, x, gain, out=torch.empty(x.shape, dtype=torch.float32, device=device,
+                                                                         memory_format=torch.channels_last))
                         prob = roof_probability(model, x, options.tta).cpu()
                         for tl, p, c in zip(chunk, prob, cols):
                             stitcher.add(tl, p if valid is None else p * torch.from_numpy(valid[:, c]))

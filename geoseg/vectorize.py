@@ -32,7 +32,6 @@ import shapely
 from scipy import ndimage
 from shapely import STRtree, affinity
 from shapely.geometry import Polygon, box
-from shapely.geometry.polygon import orient
 from shapely.ops import unary_union
 
 from geoseg.config import VectorizeOptions
@@ -209,10 +208,14 @@ class _Strip:
     hold: np.ndarray
     raw_top: bool
 
-    def is_edge(self, part: _Part) -> bool:
-        """Whether a part of this strip is to be settled with the parts above or below it."""
-        y0, y1 = part.geom.bounds[1], part.geom.bounds[3]
-        return (self.raw_top and y0 <= self.r0) or (self.r1 < self.height and y1 >= self.r1)
+    def split(self, parts: list[_Part]) -> tuple[list[_Part], list[_Part]]:
+        """``(edge, inner)``: the parts to be settled with the parts above or below them, and
+        the others."""
+        if not parts:
+            return [], []
+        box = shapely.bounds([p.geom for p in parts])
+        edge = ((box[:, 1] <= self.r0) & self.raw_top) | ((box[:, 3] >= self.r1) & (self.r1 < self.height))
+        return [p for p, e in zip(parts, edge) if e], [p for p, e in zip(parts, edge) if not e]
 
 
 class StripTracer:
@@ -251,8 +254,8 @@ class StripTracer:
         done: list[_Part] = []
         for strip, comps in self.strips(row0, rows, labelled=True):
             parts = _strip_parts(strip.prob, strip.mask, strip.top, self.min_box, comps, strip.hold)
-            done += self.settle(strip, [p for p in parts if strip.is_edge(p)])
-            done += [p for p in parts if not strip.is_edge(p)]
+            edge, inner = strip.split(parts)
+            done += self.settle(strip, edge) + inner
         return done
 
     def strips(self, row0: int, rows: np.ndarray, labelled: bool = False):
@@ -309,7 +312,7 @@ class StripTracer:
         return [p.whole() for p in rest]
 
     def settle(self, strip: _Strip, parts: list[_Part]) -> list[_Part]:
-        """A strip's edge parts (``_Strip.is_edge``) joined with the open ones they touch;
+        """A strip's edge parts (``_Strip.split``) joined with the open ones they touch;
         returns those done (the joined ones first), keeps the rest open."""
         r0, r1 = strip.r0, strip.r1
         fresh, touching = [], []
@@ -330,9 +333,7 @@ def _trace_strip(strip: _Strip, min_box: float, frame: _Frame, options: Vectoriz
                  comps: _Components | None = None):
     """A strip traced in a worker thread or process: its edge parts (raw, for
     ``StripTracer.settle``), and the others finished: cleaned and measured, ids from 1."""
-    edge, inner = [], []
-    for part in _strip_parts(strip.prob, strip.mask, strip.top, min_box, comps, strip.hold):
-        (edge if strip.is_edge(part) else inner).append(part)
+    edge, inner = strip.split(_strip_parts(strip.prob, strip.mask, strip.top, min_box, comps, strip.hold))
     return edge, _to_frame(inner, frame, options, 1, scene_name)
 
 
@@ -402,10 +403,12 @@ class _Frame:
         """``options.min_area``, or ``MIN_AREA_PX`` pixels' area."""
         return MIN_AREA_PX * self.pixel_area if options.min_area is None else options.min_area
 
-    def at_edge(self, pixel_geom: Polygon) -> bool:
-        """Whether a polygon (pixel coordinates) is cut by the raster's edge."""
-        x0, y0, x1, y1 = pixel_geom.bounds
-        return x0 <= 0 or y0 <= 0 or x1 >= self.size[0] or y1 >= self.size[1]
+    def at_edge(self, pixel_geoms: list[Polygon]) -> np.ndarray:
+        """Which polygons (pixel coordinates) the raster's edge cuts."""
+        if not pixel_geoms:
+            return np.zeros(0, dtype=bool)
+        x0, y0, x1, y1 = shapely.bounds(pixel_geoms).T
+        return (x0 <= 0) | (y0 <= 0) | (x1 >= self.size[0]) | (y1 >= self.size[1])
 
 
 def _frame(prob_path) -> _Frame:
@@ -434,7 +437,7 @@ def _to_frame(parts: list[_Part], frame: _Frame, options: VectorizeOptions, firs
     if options.fill_holes > 0:  # the threshold in the scene CRS's units² (m² → degree² when geographic)
         per_unit2 = 1.0 if frame.area_crs is None else frame.pixel_side_m2 / frame.pixel_side**2
         geoms = [_fill_holes(g, options.fill_holes / per_unit2) for g in geoms]
-    geoms = _clean_outlines(geoms, [frame.at_edge(p.geom) for p in parts], frame, options)
+    geoms = _clean_outlines(geoms, frame.at_edge([p.geom for p in parts]).tolist(), frame, options)
     gdf = gpd.GeoDataFrame({"score": [round(p.prob_sum / max(p.pixels, 1), 4) for p in parts]},
                            geometry=geoms, crs=frame.crs)
     # traced, simplified (``_simplify``) or holes filled, a polygon is valid already; regularised or
@@ -450,7 +453,7 @@ def _to_frame(parts: list[_Part], frame: _Frame, options: VectorizeOptions, firs
     gdf.insert(0, f"area_{unit}2", areas.round(2).to_numpy())
     gdf.insert(0, "id", np.arange(first_id, first_id + len(gdf)))
     gdf["scene"] = scene_name
-    gdf.geometry = [orient(g, 1.0) for g in gdf.geometry]  # exterior counter-clockwise
+    gdf.geometry = shapely.orient_polygons(gdf.geometry.values)  # exterior counter-clockwise
     return gdf.reset_index(drop=True)
 
 
