@@ -62,11 +62,13 @@ class StageClock:
         self.seconds: dict[str, float] = defaultdict(float)
         self.main = 0.0
         self._local = threading.local()  # .stack: [stage, start, time spent in inner stages]
+        self._saved: list[tuple] = []  # (owner, name, the function wrapped)
 
     def wrap(self, owner, name: str, stage: str) -> None:
         import threading
 
         inner = getattr(owner, name)
+        self._saved.append((owner, name, inner))
         clock = self
 
         def timed(*a, **k):
@@ -84,6 +86,11 @@ class StageClock:
                     stack[-1][2] += spent
 
         setattr(owner, name, timed)
+
+    def restore(self) -> None:
+        """Put every wrapped function back."""
+        while self._saved:
+            setattr(*self._saved.pop())
 
 
 class StandIn:
@@ -131,11 +138,6 @@ def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, 
     import rasterio
 
     import geoseg.predict as gp
-    import geoseg.vectorize as gv
-    from geoseg import export, stitch
-    from geoseg.config import VectorizeOptions
-    from geoseg.pipeline import Outputs, run_predict
-    from geoseg.predict import TileOptions
 
     with rasterio.open(prob_file) as src:
         stand_in = StandIn(src.read(1))
@@ -146,8 +148,24 @@ def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, 
         stand_in.start(grid)
         return grid
 
+    real = gp.choose_grid, gp.roof_probability
     gp.choose_grid = grid_and_start
     gp.roof_probability = stand_in
+    try:
+        return _timed_run(scene, model, tile, overlap, plan)
+    finally:  # the real engine back, for a real run after this one
+        gp.choose_grid, gp.roof_probability = real
+
+
+def _timed_run(scene: Path, model: Path, tile: int, overlap: int, plan: dict | None) -> dict:
+    """``run_predict`` with each stage's functions timed (``StageClock``), put back after."""
+    import geoseg.predict as gp
+    import geoseg.vectorize as gv
+    from geoseg import export, stitch
+    from geoseg.config import VectorizeOptions
+    from geoseg.pipeline import Outputs, run_predict
+    from geoseg.predict import TileOptions
+
     clock = StageClock()
     clock.wrap(gp, "read_window", "read")
     clock.wrap(gp, "_as_tensor_type", "normalise")
@@ -169,15 +187,18 @@ def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, 
     plan = plan or gpu_plan()
     if plan["trace_workers"]:
         gv.trace_pool(plan["trace_workers"])  # started before the clock, as a run's start while the model loads
-    with tempfile.TemporaryDirectory(dir=scene.parent) as tmp, torch_threads(plan["torch_threads"]):
-        out = Path(tmp) / "roofs.geojson"
-        t0 = time.perf_counter()
-        vector = VectorizeOptions(trace_workers=plan["trace_workers"], trace_threads=plan["trace_threads"])
-        tiles = TileOptions(tile_size=tile, overlap=overlap, prefetch=plan["prefetch"], device="cpu")
-        r = run_predict(scene, model, Outputs(out, preview=False), tiles, vector)
-        total = time.perf_counter() - t0
-        threads = torch.get_num_threads()
-        area = geojson_area(out)
+    try:
+        with tempfile.TemporaryDirectory(dir=scene.parent) as tmp, torch_threads(plan["torch_threads"]):
+            out = Path(tmp) / "roofs.geojson"
+            t0 = time.perf_counter()
+            vector = VectorizeOptions(trace_workers=plan["trace_workers"], trace_threads=plan["trace_threads"])
+            tiles = TileOptions(tile_size=tile, overlap=overlap, prefetch=plan["prefetch"], device="cpu")
+            r = run_predict(scene, model, Outputs(out, preview=False), tiles, vector)
+            total = time.perf_counter() - t0
+            threads = torch.get_num_threads()
+            area = geojson_area(out)
+    finally:
+        clock.restore()
     stages = dict(clock.seconds)
     stages["other"] = total - clock.main
     return {"seconds": total, "stages": stages, "count": r.count, "area": area,
