@@ -31,7 +31,6 @@ def child(code: str, cores: int, prob: str, model: str, scene: str, tile: int, o
     """One stand-in run of the geoseg in ``code``, pinned to ``cores`` cores; prints JSON."""
     os.sched_setaffinity(0, set(range(cores)))
     sys.path.insert(0, code)
-    import rasterio
     import torch
 
     import geoseg.predict as gp
@@ -41,7 +40,7 @@ def child(code: str, cores: int, prob: str, model: str, scene: str, tile: int, o
 
     assert Path(gp.__file__).resolve().is_relative_to(Path(code).resolve()), f"geoseg from {gp.__file__}, not {code}"
     sys.path.insert(1, str(BENCH))
-    from beside import StandIn  # numpy and torch only: works with either checkout
+    from beside import use_stand_in  # numpy and torch only: works with either checkout
 
     if Path(code).resolve() == ROOT:
         from beside import gpu_plan
@@ -50,16 +49,7 @@ def child(code: str, cores: int, prob: str, model: str, scene: str, tile: int, o
     else:
         plan = {"prefetch": False, "trace_workers": 1 if cores > 1 else 0, "torch_threads": cores}
     torch.set_num_threads(plan.pop("torch_threads"))
-    with rasterio.open(prob) as src:
-        stand_in = StandIn(src.read(1))
-    choose = gp.choose_grid
-
-    def grid_and_start(*a, **k):
-        grid = choose(*a, **k)
-        stand_in.start(grid)
-        return grid
-
-    gp.choose_grid, gp.roof_probability = grid_and_start, stand_in
+    use_stand_in(gp, Path(prob))
     if plan.get("trace_workers"):
         from geoseg.vectorize import trace_pool
 

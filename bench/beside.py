@@ -135,26 +135,36 @@ def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, 
     ``plan``: how the work is spread (``gpu_plan``'s keys; None: ``gpu_plan()``, as on a GPU
     machine, where the model costs next to nothing). Stages run in trace workers are not
     seen by the clock: their share is in the main thread's waits (``other``)."""
-    import rasterio
-
     import geoseg.predict as gp
 
-    with rasterio.open(prob_file) as src:
-        stand_in = StandIn(src.read(1))
-    choose = gp.choose_grid
-
-    def grid_and_start(*a, **k):
-        grid = choose(*a, **k)
-        stand_in.start(grid)
-        return grid
-
-    real = gp.choose_grid, gp.roof_probability
-    gp.choose_grid = grid_and_start
-    gp.roof_probability = stand_in
+    restore = use_stand_in(gp, prob_file)
     try:
         return _timed_run(scene, model, tile, overlap, plan)
     finally:  # the real engine back, for a real run after this one
+        restore()
+
+
+def use_stand_in(gp, prob_file: Path):
+    """Put ``StandIn`` (the probability stored in ``prob_file``) in the place of the forward
+    pass of ``gp`` (``geoseg.predict``, of this checkout or an older one); returns the
+    function that puts the real one back."""
+    import rasterio
+
+    with rasterio.open(prob_file) as src:
+        stand_in = StandIn(src.read(1))
+    real = gp.choose_grid, gp.roof_probability
+
+    def grid_and_start(*a, **k):
+        grid = real[0](*a, **k)
+        stand_in.start(grid)
+        return grid
+
+    gp.choose_grid, gp.roof_probability = grid_and_start, stand_in
+
+    def restore() -> None:
         gp.choose_grid, gp.roof_probability = real
+
+    return restore
 
 
 def _timed_run(scene: Path, model: Path, tile: int, overlap: int, plan: dict | None) -> dict:
