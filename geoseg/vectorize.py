@@ -119,7 +119,7 @@ def _specks(c: _Components, shape: tuple[int, int], counts: np.ndarray, min_box:
     few[0] = False
     on = few[c.label]
     if not on.any():
-        return few
+        return np.zeros_like(few)
     rr, cc = np.divmod(c.pixels[on], shape[1])
     lab = c.label[on]
     n = len(counts)
