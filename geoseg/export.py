@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -43,6 +44,30 @@ def _value(v):
     if isinstance(v, np.generic):
         return v.item()
     return v
+
+
+def properties_json(frame, names: list[str]) -> list[str]:
+    """Each row's ``properties`` object as ``json.dumps`` writes it (compact separators),
+    made column by column: integers, floats (their ``repr``, as json writes finite ones)
+    and booleans straight from the column's values, other values (text, missing) through
+    json, each distinct value once."""
+    columns = []
+    for name in names:
+        values = frame[name].tolist()
+        key = json.dumps(name) + ":"
+        kind = frame[name].dtype.kind
+        if kind in "iu":
+            texts = [key + str(v) for v in values]
+        elif kind == "f":
+            texts = [key + (repr(v) if math.isfinite(v) else json.dumps(v)) for v in values]
+        elif kind == "b":
+            texts = [key + ("true" if v else "false") for v in values]
+        else:
+            seen: dict = {}
+            texts = [key + (seen[v] if v in seen else seen.setdefault(v, json.dumps(_value(v))))
+                     if isinstance(v, (str, type(None))) else key + json.dumps(_value(v)) for v in values]
+        columns.append(texts)
+    return ["{" + ",".join(row) + "}" for row in zip(*columns)] if columns else ["{}"] * len(frame)
 
 
 class VectorWriter:
@@ -95,8 +120,7 @@ class VectorWriter:
         geoms = shapely.transform(shapely.orient_polygons(wgs84.geometry.values), lambda xy: xy.round(DECIMALS))
         texts = polygon_coordinates_json(geoms)
         lines = []
-        for row, geom, text in zip(wgs84[props].itertuples(index=False), geoms, texts):
-            properties = json.dumps({k: _value(v) for k, v in zip(props, row)}, separators=(",", ":"))
+        for properties, geom, text in zip(properties_json(wgs84, props), geoms, texts):
             if text is None:  # not a polygon (a multi-scene merge may join parts): the general way
                 geometry = json.dumps(mapping(geom), separators=(",", ":"))
             else:

@@ -107,3 +107,18 @@ def test_geojson_coordinates_from_arrays_read_as_pythons_own_json():
     assert texts[-1] is None
     for g, text in zip(geoms[:-1], texts[:-1]):
         assert text == json.dumps(mapping(g)["coordinates"], separators=(",", ":"))
+
+
+def test_properties_are_written_as_json_writes_them():
+    import json
+
+    import pandas as pd
+
+    from geoseg.export import _value, properties_json
+
+    frame = pd.DataFrame({"id": [1, 2, 3], "area_m2": [12.5, 0.1 + 0.2, float("nan")], "score": [1.0, 1e-7, 3.25],
+                          "flag": [True, False, True], "scene": ["a.tif", "ünï \"q\"", None],
+                          "big": [2**40, -3, 0]})
+    expected = [json.dumps({k: _value(v) for k, v in zip(frame.columns, row)}, separators=(",", ":"))
+                for row in frame.itertuples(index=False)]
+    assert properties_json(frame, list(frame.columns)) == expected
