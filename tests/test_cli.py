@@ -106,6 +106,7 @@ G = "o.geojson"
     (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r"], ["one labelled pair cannot be split"]),
     (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r", "--loss", "focal"], ["unknown loss", "dice"]),
     (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r", "--tile-size", "100"], ["multiple of 32"]),
+    (lambda t, m, s: ["train", bad_pairs(t), "--out", t / "r", "--loader-workers", "-1"], ["workers must be 0"]),
     (lambda t, m, s: ["predict", t / "missing.tif", "--model", m, "--out", t / G], ["missing.tif", "no such file"]),
     (lambda t, m, s: ["predict", s, "--model", t / "none.pt", "--out", t / G], ["none.pt", "no such checkpoint"]),
     (lambda t, m, s: ["predict", s, "--model", s, "--out", t / G], ["not a geoseg checkpoint"]),
@@ -116,6 +117,7 @@ G = "o.geojson"
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--overlap", "300"], ["overlap"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--blend", "x"], ["blending window"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "no" / "o.geojson"], ["does not exist"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--trace-threads", "-1"], ["threads must be 0"]),
 ])
 def test_bad_inputs_give_one_line_errors_and_no_output(make_args, fragments, tiny_model, synth_task, tmp_path):
     args = make_args(tmp_path, tiny_model, synth_task["scene"])
