@@ -65,8 +65,6 @@ def child(code: str, cores: int, prob: str, model: str, scene: str, tile: int, o
 
 def main() -> None:
     sys.path.insert(0, str(BENCH))
-    import hashlib
-
     from _common import prepare, scene_args
     from beside import stored_probability
 
@@ -76,8 +74,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     model, scene = prepare(args)
-    tag = "" if args.model is None else "-" + hashlib.sha1(str(args.model.resolve()).encode()).hexdigest()[:8]
-    prob, real = stored_probability(scene, model, args.tile, args.overlap, tag)
+    prob, real = stored_probability(scene, model, args.tile, args.overlap, args.model)
     mp = args.size**2 / 1e6
     cores = [int(c) for c in args.cores.split(",")]
     sides = {"before": str(args.before.resolve()), "after": str(ROOT)}

@@ -243,12 +243,14 @@ def pinned(cores: int, scene: Path, model: Path, prob: Path, tile: int, overlap:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def stored_probability(scene: Path, model: Path, tile: int, overlap: int, tag: str = "") -> tuple[Path, dict]:
-    """The real model's probability of the scene and its polygons (cached; ``tag`` names a
-    model other than the benches' own)."""
+def stored_probability(scene: Path, model: Path, tile: int, overlap: int, chosen: Path | None = None
+                       ) -> tuple[Path, dict]:
+    """The real model's probability of the scene and its polygons (cached, named after
+    ``chosen``, the ``--model`` given, when it is not the benches' own)."""
     from geoseg.pipeline import Outputs, run_predict
     from geoseg.predict import TileOptions
 
+    tag = "" if chosen is None else "-" + hashlib.sha1(str(chosen.resolve()).encode()).hexdigest()[:8]
     prob, roofs = scene.with_name(f"{scene.stem}-prob-{tile}-{overlap}{tag}.tif"), scene.with_name(
         f"{scene.stem}-roofs-{tile}-{overlap}{tag}.geojson")
     seconds = None
@@ -284,8 +286,7 @@ def main() -> None:
     args = ap.parse_args()
     model, scene = prepare(args)
     mp = args.size**2 / 1e6
-    tag = "" if args.model is None else "-" + hashlib.sha1(str(args.model.resolve()).encode()).hexdigest()[:8]
-    prob, real = stored_probability(scene, model, args.tile, args.overlap, tag)
+    prob, real = stored_probability(scene, model, args.tile, args.overlap, args.model)
     print(f"scene {args.size}² ({mp:.1f} MP), tile {args.tile}, overlap {args.overlap}, {os.cpu_count()} cores;"
           f" real run: {real['count']} polygons", flush=True)
     best = report("stand-in, all cores", mp, [measure(scene, model, prob, args.tile, args.overlap)

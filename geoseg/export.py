@@ -11,6 +11,7 @@ only when the writer closes without error.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -46,6 +47,16 @@ def _value(v):
     return v
 
 
+@functools.lru_cache(maxsize=1024)
+def _json_text(v) -> str:
+    return json.dumps(v)
+
+
+def _json_once(v) -> str:
+    """``v`` as JSON; text and missing values (a scene's name on every row) made once."""
+    return _json_text(v) if isinstance(v, (str, type(None))) else json.dumps(_value(v))
+
+
 def properties_json(frame, names: list[str]) -> list[str]:
     """Each row's ``properties`` object as ``json.dumps`` writes it (compact separators),
     made column by column: integers, floats (their ``repr``, as json writes finite ones)
@@ -63,9 +74,7 @@ def properties_json(frame, names: list[str]) -> list[str]:
         elif kind == "b":
             texts = [key + ("true" if v else "false") for v in values]
         else:
-            seen: dict = {}
-            texts = [key + (seen[v] if v in seen else seen.setdefault(v, json.dumps(_value(v))))
-                     if isinstance(v, (str, type(None))) else key + json.dumps(_value(v)) for v in values]
+            texts = [key + _json_once(v) for v in values]
         columns.append(texts)
     return ["{" + ",".join(row) + "}" for row in zip(*columns)] if columns else ["{}"] * len(frame)
 
