@@ -1,6 +1,7 @@
 """Touching roofs apart: object F1 on terraced houses with and without the contact gap.
 
-    python bench/terraces.py [--steps 250] [--gaps 0,2] [--terraces 0.5] [--average 0]
+    python bench/terraces.py [--steps 250] [--gaps 0,2] [--terraces 0.5] [--average 0] [--init starter]
+                               [--loss auto]
 
 Trains on a synthetic orthophoto whose footprints include rows of 2–5 terraced houses
 (``make_town(terraces=…)``: each house its own footprint, sharing walls with its
@@ -8,7 +9,9 @@ neighbours; half the rows one roof colour, half with one ridge along the row), o
 ``--contact-gap`` in ``--gaps``, each for the same fixed number of steps (batches of 8)
 with the defaults otherwise (but ``--average``: weight averaging over the last cycles, the
 default of ``geoseg train``, takes in early, unfinished weights when a run is this short);
-predicts an unseen town of the same kind and scores:
+``--init``: fine-tune from a model (``starter``: the shipped one, which already knows roofs;
+its network replaces the default) instead of training from scratch. Predicts an unseen
+town of the same kind and scores:
 
 - object F1 at IoU 0.5 (one-to-one, SpaceNet's rule) over all roofs, and over the
   terraced houses alone (true roofs that touch another; predictions lying mostly on
@@ -64,6 +67,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=2048, help="the training orthophoto's side, pixels")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--average", type=int, default=0, help="as geoseg train's (its default: 5)")
+    ap.add_argument("--init", default=None, help="as geoseg train's: a model.pt or starter")
+    ap.add_argument("--loss", default="auto", help="as geoseg train's")
     args = ap.parse_args()
 
     import geopandas as gpd
@@ -81,14 +86,17 @@ def main() -> None:
     scene, truth_path = test_town(args.terraces)
     truth = gpd.read_file(truth_path)
     per_epoch = 8 * BATCH
+    tag = ("" if args.init is None else "-init-" + Path(args.init).stem) + (
+        "" if args.loss == "auto" else "-" + args.loss)
     for gap in (int(g) for g in args.gaps.split(",")):
         t0 = time.perf_counter()
         run = fit(TrainConfig(data_dir=str(data / "ortho.tif"), labels=str(data / "buildings.gpkg"),
-                              out_dir=str(WORK / f"run-gap{gap}"), contact_gap=gap, val_fraction=0.0,
+                              out_dir=str(WORK / f"run-gap{gap}{tag}"), contact_gap=gap, val_fraction=0.0,
                               samples_per_epoch=per_epoch, epochs=max(1, args.steps * BATCH // per_epoch),
-                              seed=args.seed, average=args.average, overwrite=True), progress=False)
+                              seed=args.seed, average=args.average, init=args.init, loss=args.loss,
+                              overwrite=True), progress=False)
         seconds = time.perf_counter() - t0
-        out = WORK / f"roofs-gap{gap}.gpkg"
+        out = WORK / f"roofs-gap{gap}{tag}.gpkg"
         run_predict(scene, run / "model.pt", Outputs(out, preview=True, overwrite=True), TileOptions())
         pred = gpd.read_file(out, layer="roofs")
         every = object_scores(pred, truth).counts

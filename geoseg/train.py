@@ -235,7 +235,8 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
     loss_fn = get_loss(config.resolved_loss())
     if progress and config.loss == "auto":
         budget = "this --time-limit" if config.time_limit else "a budget of 5 minutes or more"
-        tqdm.write(f"loss: {config.resolved_loss()} (the best measured for {budget}; --loss to choose)")
+        why = "the one that teaches --contact-gap" if config.contact_gap else f"the best measured for {budget}"
+        tqdm.write(f"loss: {config.resolved_loss()} ({why}; --loss to choose)")
     if progress and start is None:
         weights = sum(p.numel() for p in model.parameters()) / 1e6
         tqdm.write(f"network: {mcfg.describe()}, {weights:.3g} M weights (--encoder to choose)")
