@@ -1,0 +1,102 @@
+"""What this machine allows the work beside the model: the decoding floor and the cores' own scaling.
+
+    python bench/ceiling.py [--size 8192] [--model geoseg/models/starter.pt]
+
+Two figures bound what ``bench/beside.py`` can reach here, whatever geoseg does:
+
+1. **decoding**: the scene read in the windows ``geoseg predict`` reads (a grid row of
+   tiles at a time, margins included), GDAL on one thread, nothing else done with the
+   pixels. No pipeline beside the model can run faster than this on one core, and on
+   ``n`` cores the rest of the work must fit in what decoding leaves:
+   ``n / goal − 1 / decode`` seconds per megapixel for a goal of ``goal`` MP/s;
+2. **the cores' scaling** on work that never takes Python's lock: the same decoding,
+   and labelling the probability's roof mask strip by strip (``scipy.ndimage.label``, as
+   the tracer does), run in one process and then in one process per core at once
+   (throughput ratio). The pipeline's own 1 → n scaling cannot beat these.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import prepare, scene_args  # noqa: E402
+
+
+def decode(scene: str, tile: int, overlap: int, core: int | None = None) -> float:
+    """Seconds to read the scene in geoseg's row windows, GDAL on one thread."""
+    import rasterio
+
+    from geoseg.io import read_window
+    from geoseg.predict import choose_grid
+
+    if core is not None:
+        os.sched_setaffinity(0, {core})
+    with rasterio.Env(GDAL_NUM_THREADS=1), rasterio.open(scene) as src:
+        grid = choose_grid(src.height, src.width, 32, tile, overlap)
+        t0 = time.perf_counter()
+        for r in range(grid.rows):
+            tiles = grid.row_tiles(r)
+            c0, size = tiles[0].col_off, tiles[0].size
+            read_window(src, tiles[0].row_off, c0, size, tiles[-1].col_off + size - c0, range(1, src.count + 1),
+                        dtype=None)
+        return time.perf_counter() - t0
+
+
+STRIP = 512
+
+
+def label(prob: str, core: int | None = None) -> float:
+    """Seconds to label the probability's roof mask (p ≥ 0.5) in strips of ``STRIP`` rows."""
+    import rasterio
+    from scipy import ndimage
+
+    if core is not None:
+        os.sched_setaffinity(0, {core})
+    with rasterio.open(prob) as src:
+        mask = src.read(1) >= 128
+    t0 = time.perf_counter()
+    for r in range(0, mask.shape[0], STRIP):
+        ndimage.label(mask[r : r + STRIP])
+    return time.perf_counter() - t0
+
+
+def scaling(fn, args: tuple, cores: int) -> tuple[float, float]:
+    """(seconds alone on one core, throughput ratio of ``cores`` processes at once, one per core)."""
+    ctx = get_context("spawn")
+    with ctx.Pool(1) as pool:
+        alone = min(pool.apply(fn, (*args, 0)) for _ in range(2))
+    with ctx.Pool(cores) as pool:
+        together = max(pool.starmap(fn, [(*args, c) for c in range(cores)]))
+    return alone, cores * alone / together
+
+
+def main() -> None:
+    ap = scene_args(__doc__, size=8192, tile=512, precision="auto")
+    args = ap.parse_args()
+    model, scene = prepare(args)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from beside import stored_probability
+
+    prob, _ = stored_probability(scene, model, args.tile, args.overlap, args.model)
+    mp = args.size**2 / 1e6
+    cores = len(os.sched_getaffinity(0))
+    seconds, ratio = scaling(decode, (str(scene), args.tile, args.overlap), cores)
+    print(f"decoding the {args.size}² scene in geoseg's windows, one core: {seconds:.2f} s = {mp / seconds:.1f} MP/s;"
+          f" {cores} processes at once: {ratio:.2f}× the throughput")
+    for goal in (30, 60):
+        left = cores / goal - seconds / mp
+        print(f"  for {goal} MP/s beside the model on {cores} cores, everything else must take"
+              f" ≤ {1e3 * left:.1f} ms of one core per MP ({left * mp:.2f} s for this scene)"
+              f" with perfect overlap")
+    seconds, ratio = scaling(label, (str(prob),), cores)
+    print(f"labelling its roof mask in {STRIP}-row strips, one core: {seconds:.2f} s; {cores} processes at once:"
+          f" {ratio:.2f}× the throughput")
+
+
+if __name__ == "__main__":
+    main()
