@@ -203,9 +203,9 @@ def test_train_defaults_to_the_best_recipe_measured_and_the_original_one_is_a_pr
     assert TrainConfig(data_dir="d", out_dir="o", time_limit=7).resolved_loss() == "dice"
     assert TrainConfig(data_dir="d", out_dir="o", loss="pixel-softmax", time_limit=2).resolved_loss() == "pixel-softmax"
     # the gap between touching footprints is taught by the weighted loss; dice left it roof
-    gap = TrainConfig(data_dir="s.tif", out_dir="o", labels="f.gpkg", contact_gap=2)
-    assert gap.resolved_loss() == "pixel-softmax"
-    assert TrainConfig(data_dir="s.tif", out_dir="o", labels="f.gpkg", contact_gap=2, loss="dice").resolved_loss() == "dice"
+    gap = dict(data_dir="s.tif", out_dir="o", labels="f.gpkg", contact_gap=2)
+    assert TrainConfig(**gap).resolved_loss() == "pixel-softmax"
+    assert TrainConfig(**gap, loss="dice").resolved_loss() == "dice"
     out = tmp_path / "run"
     r = run("train", labelled, "--out", out, "--preset", "original", "--encoder", "unet", "--depth", "3", "--width",
             "4", "--epochs", "1",
