@@ -91,8 +91,8 @@ class TrainConfig:
         roof tiles for the budget (5-fold held-out IoU, README Figures): dice (with weight
         averaging) from 5 minutes of training on, plain softmax below (it led at 1.8 min).
         With ``contact_gap`` the paper's weighted cross-entropy, which weighs the gap between
-        touching roofs most: trained with dice, the gap's pixels stayed roof (0.99 against
-        0.99 without the gap, ``bench/terraces.py``), as if there were none."""
+        touching roofs most: trained with dice, the gap's pixels came out roof (probability
+        0.990, as without the gap; ``bench/terraces.py``), as if it were not there."""
         if self.loss != "auto":
             return self.loss
         if self.contact_gap > 0:
