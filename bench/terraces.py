@@ -1,7 +1,7 @@
 """Touching roofs apart: object F1 on terraced houses with and without the contact gap.
 
     python bench/terraces.py [--steps 250] [--gaps 0,2] [--terraces 0.5] [--average 0] [--init starter]
-                               [--loss auto]
+                               [--loss auto] [--splits 0,0.82] [--reuse]
 
 Trains on a synthetic orthophoto whose footprints include rows of 2–5 terraced houses
 (``make_town(terraces=…)``: each house its own footprint, sharing walls with its
@@ -10,8 +10,10 @@ neighbours; half the rows one roof colour, half with one ridge along the row), o
 with the defaults otherwise (but ``--average``: weight averaging over the last cycles, the
 default of ``geoseg train``, takes in early, unfinished weights when a run is this short);
 ``--init``: fine-tune from a model (``starter``: the shipped one, which already knows roofs;
-its network replaces the default) instead of training from scratch. Predicts an unseen
-town of the same kind and scores:
+its network replaces the default) instead of training from scratch; ``--reuse``: a run
+already trained with the same settings is predicted again, not trained again. Predicts an
+unseen town of the same kind, once per ``--split`` in ``--splits`` (0: components whole;
+a seed probability: touching roofs cut apart at the probability's valleys), and scores:
 
 - object F1 at IoU 0.5 (one-to-one, SpaceNet's rule) over all roofs, and over the
   terraced houses alone (true roofs that touch another; predictions lying mostly on
@@ -69,11 +71,13 @@ def main() -> None:
     ap.add_argument("--average", type=int, default=0, help="as geoseg train's (its default: 5)")
     ap.add_argument("--init", default=None, help="as geoseg train's: a model.pt or starter")
     ap.add_argument("--loss", default="auto", help="as geoseg train's")
+    ap.add_argument("--splits", default="0,0.82", help="geoseg predict's --split values to score each model with")
+    ap.add_argument("--reuse", action="store_true", help="predict a run already trained, do not train it again")
     args = ap.parse_args()
 
     import geopandas as gpd
 
-    from geoseg.config import TileOptions
+    from geoseg.config import TileOptions, VectorizeOptions
     from geoseg.evaluate import area_iou, object_scores
     from geoseg.pipeline import Outputs, run_predict
     from geoseg.synth import write_scene_dataset
@@ -89,21 +93,24 @@ def main() -> None:
     tag = ("" if args.init is None else "-init-" + Path(args.init).stem) + (
         "" if args.loss == "auto" else "-" + args.loss)
     for gap in (int(g) for g in args.gaps.split(",")):
+        run = WORK / f"run-gap{gap}{tag}"
         t0 = time.perf_counter()
-        run = fit(TrainConfig(data_dir=str(data / "ortho.tif"), labels=str(data / "buildings.gpkg"),
-                              out_dir=str(WORK / f"run-gap{gap}{tag}"), contact_gap=gap, val_fraction=0.0,
-                              samples_per_epoch=per_epoch, epochs=max(1, args.steps * BATCH // per_epoch),
-                              seed=args.seed, average=args.average, init=args.init, loss=args.loss,
-                              overwrite=True), progress=False)
+        if not (args.reuse and (run / "model.pt").exists()):
+            fit(TrainConfig(data_dir=str(data / "ortho.tif"), labels=str(data / "buildings.gpkg"), out_dir=str(run),
+                            contact_gap=gap, val_fraction=0.0, samples_per_epoch=per_epoch,
+                            epochs=max(1, args.steps * BATCH // per_epoch), seed=args.seed, average=args.average,
+                            init=args.init, loss=args.loss, overwrite=True), progress=False)
         seconds = time.perf_counter() - t0
-        out = WORK / f"roofs-gap{gap}{tag}.gpkg"
-        run_predict(scene, run / "model.pt", Outputs(out, preview=True, overwrite=True), TileOptions())
-        pred = gpd.read_file(out, layer="roofs")
-        every = object_scores(pred, truth).counts
-        rows_f1, n_rows = terrace_scores(pred, truth)
-        print(f"--contact-gap {gap}: object F1 all roofs {every.f1:.3f} (P {every.precision:.3f} R {every.recall:.3f})"
-              f"  terraced houses {rows_f1:.3f} ({n_rows} houses)  area IoU {area_iou(pred, truth):.3f}"
-              f"  [{args.steps} steps, {seconds / 60:.1f} min]", flush=True)
+        for split in (float(v) for v in args.splits.split(",")):
+            out = WORK / f"roofs-gap{gap}{tag}{f'-split{split:g}' if split else ''}.gpkg"
+            run_predict(scene, run / "model.pt", Outputs(out, preview=True, overwrite=True), TileOptions(),
+                        VectorizeOptions(split=split))
+            pred = gpd.read_file(out, layer="roofs")
+            every = object_scores(pred, truth).counts
+            rows_f1, n_rows = terrace_scores(pred, truth)
+            print(f"--contact-gap {gap} --split {split:g}: object F1 all roofs {every.f1:.3f} (P {every.precision:.3f}"
+                  f" R {every.recall:.3f})  terraced houses {rows_f1:.3f} ({n_rows} houses)"
+                  f"  area IoU {area_iou(pred, truth):.3f}  [{args.steps} steps, {seconds / 60:.1f} min]", flush=True)
 
 
 if __name__ == "__main__":

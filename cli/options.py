@@ -17,6 +17,7 @@ from geoseg.config import (
     ENCODERS,
     PRECISIONS,
     PRESETS,
+    SPLIT_SEED,
     TileOptions,
     TrainConfig,
     VectorizeOptions,
@@ -163,6 +164,9 @@ vectorizing = options(
     field_option(V, "opening", "Radius of a morphological opening of the mask, metres: splits roofs joined by a"
                  " thin bridge."),
     field_option(V, "regularize", "Snap outlines to right angles along each roof's dominant direction."),
+    field_option(V, "split", "Cut touching roofs (terraces, semi-detached pairs) apart at the probability's"
+                 " valleys, seeding each roof where the probability is at least this [default:"
+                 f" {SPLIT_SEED:g} for a model trained with --contact-gap, else off; 0: off].", type=float),
     field_option(V, "trace_workers", "Processes tracing polygons beside the model [default: none on a CPU, where"
                  " the model keeps every core busy; on CUDA the cores less two, at most 4].", type=int),
     field_option(V, "trace_threads", "Threads tracing polygons beside the prediction [default: none on one core;"

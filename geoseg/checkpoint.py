@@ -57,6 +57,11 @@ class Checkpoint:
     extra: dict = field(default_factory=dict)
 
     @property
+    def contact_gap(self) -> int:
+        """The ``--contact-gap`` the model was trained with (0: none, or not recorded)."""
+        return int((self.train_config or {}).get("contact_gap") or 0)
+
+    @property
     def fixed_tile(self) -> int | None:
         """The tile side predictions must use: the training tile for instance-normalised
         models (their output depends on the tile), else None (any tile)."""

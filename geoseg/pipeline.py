@@ -26,6 +26,7 @@ from rasterio.windows import Window
 
 from geoseg import checkpoint
 from geoseg.checkpoint import Checkpoint
+from geoseg.config import split_for
 from geoseg.errors import InputError
 from geoseg.export import VectorWriter, vector_format
 from geoseg.io import (
@@ -56,6 +57,7 @@ class PredictResult:
     preview: Path | None
     scene: SceneInfo  # the first scene
     scenes: int = 1
+    split: float = 0.0  # the seed probability touching roofs were cut apart from (0: not cut)
 
 
 def preview_path(out: str | os.PathLike) -> Path:
@@ -151,6 +153,7 @@ def _run_predict(scenes: list, model_path, outputs: Outputs, tiles: TileOptions,
     for p in files.values():
         check_output(p, outputs.overwrite)
     ckpt = checkpoint.load(model_path)
+    vector = split_for(vector, ckpt.contact_gap)
     infos = [_scene_info(s, outputs.out, several=len(scenes) > 1) for s in scenes]
     crs = rasterio.crs.CRS.from_wkt(infos[0].crs_wkt) if infos[0].crs_wkt else None
     merger = SceneMerger([footprint(i, crs) for i in infos], crs) if len(scenes) > 1 else None
@@ -167,7 +170,8 @@ def _run_predict(scenes: list, model_path, outputs: Outputs, tiles: TileOptions,
             _write_outputs(stack, writer, tmp, tmpdir, scenes, ckpt, tiles, vector, infos[0], merger, outputs,
                            progress, cluster, area)
         publisher.publish()  # all outputs appear together, or none
-    return PredictResult(outputs.out, writer.count, outputs.prob, files.get("the preview"), infos[0], len(scenes))
+    return PredictResult(outputs.out, writer.count, outputs.prob, files.get("the preview"), infos[0], len(scenes),
+                         vector.split)
 
 
 def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict[str, Path], tmpdir: Path,

@@ -6,9 +6,11 @@ pixels' edges (``polygonize``: the polygons GDAL's polygonize writes, in whole-a
 numpy operations) in pixel coordinates. A component that reaches a strip's lower edge
 is carried, as pixels, into the next strip and traced there whole, so a roof across
 strip edges is one polygon, traced as from the whole raster (only a component taller
-than ``CARRY_STRIPS`` strips is traced in parts, joined along their common edge). Then
-pixel → map coordinates, clean-up in map units (opening, minimum area, holes,
-simplification or regularisation), and attributes.
+than ``CARRY_STRIPS`` strips is traced in parts, joined along their common edge). With
+``split``, a component holding two or more cores of high probability is traced as its
+pieces cut at the probability's valleys (``geoseg.split``). Then pixel → map
+coordinates, clean-up in map units (opening, minimum area, holes, simplification or
+regularisation), and attributes.
 
 Regularisation (``regularize``) snaps a roof outline to its dominant orientation with
 right angles: the outline is simplified, its dominant direction found as the
@@ -38,6 +40,7 @@ from geoseg.config import VectorizeOptions
 from geoseg.io import PROB_SCALE, local_utm, open_raster, probability_cut, raster_strips, shapely_affine, strip_rows
 from geoseg.metrics import polygon_iou
 from geoseg.polygonize import label_polygons
+from geoseg.split import piece_polygons, split_components
 
 
 @dataclass
@@ -89,12 +92,14 @@ class _Components:
 
 
 def _strip_parts(prob: np.ndarray, mask: np.ndarray, row0: int, min_box: float = 0.0,
-                 comps: _Components | None = None, hold: np.ndarray | None = None) -> list[_Part]:
+                 comps: _Components | None = None, hold: np.ndarray | None = None,
+                 split: int = 0) -> list[_Part]:
     """Polygons (pixel coordinates, x = column, y = row) of one strip, with probability sums.
     Components whose bounding box is under ``min_box`` pixels² and that touch neither of the
     strip's edge rows are left out before they are traced (``StripTracer``), and so are the
     labels ``hold``. ``comps``: the mask's components, when they are known (their labels
-    are then changed in place)."""
+    are then changed in place). ``split``: a seed cut (uint8; 0: none): components holding
+    two or more seeds are cut at the probability's valleys (``geoseg.split``)."""
     c = _Components.of(mask) if comps is None else comps
     if c.n == 0:
         return []
@@ -107,8 +112,19 @@ def _strip_parts(prob: np.ndarray, mask: np.ndarray, row0: int, min_box: float =
     if drop.any():  # left out of the tracing: their pixels are background
         c.labels.ravel()[c.pixels[drop[c.label]]] = 0
     sums = np.bincount(c.label, weights=prob.ravel()[c.pixels], minlength=c.n + 1) / PROB_SCALE
+    cut = split_components(prob, c.labels, c.n, split) if split else None
+    if cut is not None:  # the cut components are traced as their pieces
+        c.labels.ravel()[c.pixels[cut[0][c.label]]] = 0
     polys, ks = label_polygons(c.labels, row0)
-    return [_Part(poly, float(sums[k]), int(counts[k])) for poly, k in zip(polys, ks.tolist())]
+    parts = [_Part(poly, float(sums[k]), int(counts[k])) for poly, k in zip(polys, ks.tolist())]
+    if cut is not None:
+        polys, ks = piece_polygons(cut[1], row0)
+        at = np.flatnonzero(cut[1])
+        piece = cut[1].ravel()[at]
+        counts = np.bincount(piece)
+        sums = np.bincount(piece, weights=prob.ravel()[at]) / PROB_SCALE
+        parts += [_Part(poly, float(sums[k]), int(counts[k])) for poly, k in zip(polys, ks.tolist())]
+    return parts
 
 
 def _specks(c: _Components, shape: tuple[int, int], counts: np.ndarray, min_box: float) -> np.ndarray:
@@ -207,6 +223,7 @@ class _Strip:
     height: int
     hold: np.ndarray
     raw_top: bool
+    valleys: int = 0  # a seed cut (uint8): touching roofs cut apart (``geoseg.split``); 0: never
 
     def split(self, parts: list[_Part]) -> tuple[list[_Part], list[_Part]]:
         """``(edge, inner)``: the parts to be settled with the parts above or below them, and
@@ -237,12 +254,15 @@ class StripTracer:
     weak model's probability can hold fifty times more specks than roofs, each costing a
     polygon). The caller chooses it so that no such component could have passed its
     minimum area: simplified or regularised, a polygon stays inside its bounding box.
+    ``split_seed``: a probability above ``threshold``: components holding two or more cores
+    of it are cut at the probability's valleys (``geoseg.split``); None: never.
     """
 
     def __init__(self, height: int, width: int, threshold: float = 0.5, rows: int | None = None,
-                 opening_px: int = 0, min_box: float = 0.0) -> None:
+                 opening_px: int = 0, min_box: float = 0.0, split_seed: float | None = None) -> None:
         self.height, self.step, self.radius, self.min_box = height, strip_rows(width, rows), opening_px, min_box
         self.cut = probability_cut(threshold)
+        self.valleys = 0 if split_seed is None else probability_cut(split_seed)
         self.held: np.ndarray | None = None  # raster rows top… in hand
         self.top = 0
         self.r0 = 0  # the next strip's first row
@@ -253,7 +273,7 @@ class StripTracer:
     def feed(self, row0: int, rows: np.ndarray) -> list[_Part]:
         done: list[_Part] = []
         for strip, comps in self.strips(row0, rows, labelled=True):
-            parts = _strip_parts(strip.prob, strip.mask, strip.top, self.min_box, comps, strip.hold)
+            parts = _strip_parts(strip.prob, strip.mask, strip.top, self.min_box, comps, strip.hold, strip.valleys)
             edge, inner = strip.split(parts)
             done += self.settle(strip, edge) + inner
         return done
@@ -303,7 +323,7 @@ class StripTracer:
                     hold, self.carry = ids, (top + first, prob[first:], carried)
                 else:
                     self.split = True
-        return _Strip(prob, mask, top, r0, r1, self.height, hold, raw_top), c
+        return _Strip(prob, mask, top, r0, r1, self.height, hold, raw_top, self.valleys), c
 
     def close(self) -> list[_Part]:
         if self.r0 < self.height:
@@ -333,7 +353,8 @@ def _trace_strip(strip: _Strip, min_box: float, frame: _Frame, options: Vectoriz
                  comps: _Components | None = None):
     """A strip traced in a worker thread or process: its edge parts (raw, for
     ``StripTracer.settle``), and the others finished: cleaned and measured, ids from 1."""
-    edge, inner = strip.split(_strip_parts(strip.prob, strip.mask, strip.top, min_box, comps, strip.hold))
+    edge, inner = strip.split(_strip_parts(strip.prob, strip.mask, strip.top, min_box, comps, strip.hold,
+                                           strip.valleys))
     return edge, _to_frame(inner, frame, options, 1, scene_name)
 
 
@@ -371,10 +392,10 @@ def _raster_rows(prob_path: str | os.PathLike, step: int):
 
 
 def iter_pixel_parts(prob_path: str | os.PathLike, threshold: float = 0.5, rows: int | None = None,
-                     opening_px: int = 0):
+                     opening_px: int = 0, split_seed: float | None = None):
     """``StripTracer`` over a probability raster on disk: lists of finished parts, strip by strip."""
     with open_raster(prob_path) as src:
-        tracer = StripTracer(src.height, src.width, threshold, rows, opening_px)
+        tracer = StripTracer(src.height, src.width, threshold, rows, opening_px, split_seed=split_seed)
     for r0, block in _raster_rows(prob_path, tracer.step):
         yield tracer.feed(r0, block)
     yield tracer.close()
@@ -702,7 +723,8 @@ class PolygonStream:
         pixel_m = float(np.sqrt(self.frame.pixel_side_m2)) if self.frame.area_crs is not None else self.frame.pixel_side
         width, height = self.frame.size
         self.tracer = StripTracer(height, width, options.threshold, options.strip_rows,
-                                  round(options.opening / pixel_m), _min_box(self.frame, options))
+                                  round(options.opening / pixel_m), _min_box(self.frame, options),
+                                  options.split or None)
         self.next_id = 1
         threads = options.trace_threads or 0
         self.threads = None  # strip tracers that are threads: they take the components as they are
@@ -803,7 +825,7 @@ def band_polygons(prob_path: str | os.PathLike, scene_path: str | os.PathLike, r
     with open_raster(prob_path) as src:
         h = src.height
     done, edge = [], []
-    for chunk in iter_pixel_parts(prob_path, options.threshold, options.strip_rows):
+    for chunk in iter_pixel_parts(prob_path, options.threshold, options.strip_rows, split_seed=options.split or None):
         for p in chunk:
             y0, y1 = p.geom.bounds[1], p.geom.bounds[3]
             p = _Part(affinity.translate(p.geom, 0, row0), p.prob_sum, p.pixels)

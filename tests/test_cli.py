@@ -118,6 +118,7 @@ G = "o.geojson"
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--blend", "x"], ["blending window"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "no" / "o.geojson"], ["does not exist"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--trace-threads", "-1"], ["threads must be 0"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--split", "0.3"], ["--split must be 0", "above"]),
 ])
 def test_bad_inputs_give_one_line_errors_and_no_output(make_args, fragments, tiny_model, synth_task, tmp_path):
     args = make_args(tmp_path, tiny_model, synth_task["scene"])
@@ -135,6 +136,19 @@ def test_unreadable_scene_and_png_to_geojson(tiny_model, tmp_path):
     assert_one_line_error(run("predict", tmp_path / "s.png", "--model", tiny_model, "--out", tmp_path / "o.geojson"),
                           "no georeference", ".gpkg")
     assert not (tmp_path / "o.geojson").exists()
+
+
+def test_a_model_taught_contacts_cuts_touching_roofs_apart_and_says_so(tiny_model, synth_task, tmp_path):
+    state = torch.load(tiny_model, map_location="cpu", weights_only=False)
+    state["train_config"]["contact_gap"] = 2
+    taught = tmp_path / "taught.pt"
+    torch.save(state, taught)
+    args = ("predict", synth_task["scene"], "--out")
+    said = run(*args, tmp_path / "a.gpkg", "--model", taught, "--no-preview")
+    assert said.exit_code == 0 and "touching roofs cut apart" in said.output and "--split 0.86" in said.output
+    for model, extra in ((tiny_model, ()), (taught, ("--split", "0"))):
+        quiet = run(*args, tmp_path / f"{len(extra)}.gpkg", "--model", model, "--no-preview", *extra)
+        assert quiet.exit_code == 0 and "touching roofs" not in quiet.output
 
 
 def test_existing_output_is_not_overwritten(tiny_model, synth_task, tmp_path):

@@ -220,7 +220,8 @@ def test_specks_left_untraced_change_no_polygon(tmp_path, monkeypatch, crs, opti
     assert fast.drop(columns="geometry").equals(every.drop(columns="geometry"))
 
 
-@pytest.mark.parametrize("options", [VectorizeOptions(strip_rows=16), VectorizeOptions(strip_rows=24, opening=1.0)])
+@pytest.mark.parametrize("options", [VectorizeOptions(strip_rows=16), VectorizeOptions(strip_rows=24, opening=1.0),
+                                     VectorizeOptions(strip_rows=16, split=0.85)])
 def test_strips_traced_in_a_thread_or_worker_processes_give_the_same_polygons_in_the_same_order(tmp_path, options):
     from dataclasses import replace
 
@@ -231,6 +232,8 @@ def test_strips_traced_in_a_thread_or_worker_processes_give_the_same_polygons_in
     p[5:140, 10:20] = p[30:50, 15:110] = 0.9  # a roof across every strip edge
     p[60:66, 30:34] = p[100:118, 40:100] = p[120:148, 60:70] = 0.8  # small and large roofs, some on edges
     p[100:118, 69:71] = 0.0  # two roofs touching nothing but each other's corner rows
+    p[70:90, 40:100] = 0.95  # a terrace across a strip edge, its houses apart at valleys (with ``split``)
+    p[70:90, 59:61] = p[70:90, 79:81] = 0.7
     path = prob_raster(tmp_path, p)
     data = (p * 255).round().astype(np.uint8)
 
@@ -240,7 +243,8 @@ def test_strips_traced_in_a_thread_or_worker_processes_give_the_same_polygons_in
         return pd.concat([c for c in chunks if len(c)], ignore_index=True)
 
     alone = stream(0, 0)
-    assert len(alone) >= 4
+    assert len(alone) >= (7 if options.split else 5)
+    assert options.split or vectorize(path, replace(options, split=0.85)).shape[0] == len(alone) + 2
     for other in (stream(2, 0), stream(0, 1), stream(0, 3), stream(1, 1)):
         assert len(other) == len(alone)
         assert all(a.equals_exact(b, 0) for a, b in zip(alone.geometry, other.geometry))
