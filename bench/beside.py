@@ -187,7 +187,7 @@ def _timed_run(scene: Path, model: Path, tile: int, overlap: int, plan: dict | N
     clock.wrap(gv, "_strip_parts", "trace")
     clock.wrap(gv, "_join", "trace")
     clock.wrap(gv.StripTracer, "_carried", "trace")
-    clock.wrap(gv, "_to_frame", "clean")
+    clock.wrap(gv, "_to_table", "clean")
     clock.wrap(export.VectorWriter, "write", "write")
     clock.wrap(export.VectorWriter, "__exit__", "write")
     import torch

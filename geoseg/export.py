@@ -25,6 +25,7 @@ from shapely.geometry import mapping
 
 from geoseg.errors import InputError
 from geoseg.outputs import OutputSet, atomic_output
+from geoseg.table import PolygonTable, reproject
 
 FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG"}
 DECIMALS = 7  # RFC 7946 §11.2 suggests ~1 cm; 1e-7 degree is 1.1 cm at the equator
@@ -58,7 +59,8 @@ def _json_once(v) -> str:
 
 
 def properties_json(frame, names: list[str]) -> list[str]:
-    """Each row's ``properties`` object as ``json.dumps`` writes it (compact separators),
+    """Each row's ``properties`` object (``frame``: a DataFrame, or a mapping of names to
+    arrays) as ``json.dumps`` writes it (compact separators),
     made column by column: integers, floats (their ``repr``, as json writes finite ones)
     and booleans straight from the column's values, other values (text, missing) through
     json, each distinct value once."""
@@ -113,23 +115,23 @@ class VectorWriter:
             self._fh.write('{"type": "FeatureCollection", "features": [\n')
         return self
 
-    def write(self, gdf: gpd.GeoDataFrame) -> None:
+    def write(self, polygons: gpd.GeoDataFrame | PolygonTable) -> None:
+        """Append ``polygons`` (a GeoDataFrame or a ``PolygonTable``, in the writer's CRS)."""
         if self.driver == "GeoJSON":
-            self._write_geojson(gdf)
-        elif len(gdf) or not self._started:
-            self._write_gpkg(gdf)
-        self.count += len(gdf)
+            self._write_geojson(polygons if isinstance(polygons, PolygonTable) else PolygonTable.of(polygons))
+        elif len(polygons) or not self._started:
+            self._write_gpkg(polygons.frame() if isinstance(polygons, PolygonTable) else polygons)
+        self.count += len(polygons)
 
-    def _write_geojson(self, gdf: gpd.GeoDataFrame) -> None:
-        if not len(gdf):
+    def _write_geojson(self, table: PolygonTable) -> None:
+        if not len(table):
             return
-        wgs84 = gdf.to_crs(4326)
-        props = [c for c in wgs84.columns if c != wgs84.geometry.name]
-        # exteriors counter-clockwise, holes clockwise; coordinates rounded, all in arrays
-        geoms = shapely.transform(shapely.orient_polygons(wgs84.geometry.values), lambda xy: xy.round(DECIMALS))
+        # WGS 84; exteriors counter-clockwise, holes clockwise; coordinates rounded, all in arrays
+        wgs84 = shapely.orient_polygons(reproject(table.geometry, table.crs, "EPSG:4326"))
+        geoms = shapely.transform(wgs84, lambda xy: xy.round(DECIMALS))
         texts = polygon_coordinates_json(geoms)
         lines = []
-        for properties, geom, text in zip(properties_json(wgs84, props), geoms, texts):
+        for properties, geom, text in zip(properties_json(table.columns, list(table.columns)), geoms, texts):
             if text is None:  # not a polygon (a multi-scene merge may join parts): the general way
                 geometry = json.dumps(mapping(geom), separators=(",", ":"))
             else:

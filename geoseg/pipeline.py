@@ -46,6 +46,7 @@ from geoseg.predict import GDAL_CACHE_MB, TileOptions, model_grid, predict_rows
 from geoseg.runtime import resolve_device, trace_threads, trace_workers
 from geoseg.stac import is_item, item_scene
 from geoseg.style import qml_path, write_qml
+from geoseg.table import PolygonTable
 from geoseg.vectorize import PolygonStream, VectorizeOptions
 
 
@@ -195,16 +196,18 @@ def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict[
 
     picture = None  # made once the scene has been read without error
     next_id = 1
-    for k, chunk in source:
+    for k, chunk in source:  # PolygonTables (GeoDataFrames from a cluster)
         if png and picture is None:
             picture = Preview(scenes[0])
-        if area is not None:
-            chunk = _clip(chunk, area)
-        if merger is not None:
-            chunk = merger.add(chunk.to_crs(merger.crs) if chunk.crs != merger.crs else chunk, k)
-        else:  # ids run on over the chunks (blocks of a scene each count from 1)
-            chunk["id"] = range(next_id, next_id + len(chunk))
-            next_id += len(chunk)
+        if area is not None or merger is not None:  # the frame's spatial operations
+            chunk = chunk.frame() if isinstance(chunk, PolygonTable) else chunk
+            if area is not None:
+                chunk = _clip(chunk, area)
+            if merger is not None:
+                chunk = merger.add(chunk.to_crs(merger.crs) if chunk.crs != merger.crs else chunk, k)
+        if merger is None:  # ids run on over the chunks (blocks of a scene each count from 1)
+            chunk = chunk if isinstance(chunk, PolygonTable) else PolygonTable.of(chunk)
+            next_id = chunk.number(next_id)
         writer.write(chunk)
         if picture is not None:
             picture.draw(chunk)

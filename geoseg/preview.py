@@ -17,6 +17,7 @@ from rasterio.errors import RasterioIOError
 
 from geoseg.errors import RasterReadError, first_line
 from geoseg.io import open_raster
+from geoseg.table import PolygonTable, reproject
 
 
 def _display_rgb(data: np.ndarray) -> np.ndarray:
@@ -56,11 +57,13 @@ class Preview:
         self.draw_ = ImageDraw.Draw(self.image)
         self.line = max(1, round(2 / f)) if f < 2 else 1
 
-    def draw(self, gdf: gpd.GeoDataFrame, colour: tuple[int, int, int] = (255, 230, 0)) -> None:
-        if self.crs is not None and gdf.crs is not None and len(gdf):
-            gdf = gdf.to_crs(self.crs)
+    def draw(self, polygons: gpd.GeoDataFrame | PolygonTable, colour: tuple[int, int, int] = (255, 230, 0)) -> None:
+        """Outline ``polygons`` (a GeoDataFrame or a ``PolygonTable``, in any CRS)."""
+        geoms = np.asarray(polygons.geometry, dtype=object)
+        if self.crs is not None and polygons.crs is not None:
+            geoms = reproject(geoms, polygons.crs, self.crs)
         t = self.to_px
-        for geom in gdf.geometry:
+        for geom in geoms:
             for poly in getattr(geom, "geoms", [geom]):
                 for ring in (poly.exterior, *poly.interiors):
                     pts = [((x, y) if t is None else (t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f))

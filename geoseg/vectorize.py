@@ -41,6 +41,7 @@ from geoseg.io import PROB_SCALE, local_utm, open_raster, probability_cut, raste
 from geoseg.metrics import polygon_iou
 from geoseg.polygonize import label_polygons
 from geoseg.split import piece_polygons, split_components
+from geoseg.table import PolygonTable, reproject
 
 
 @dataclass
@@ -355,7 +356,7 @@ def _trace_strip(strip: _Strip, min_box: float, frame: _Frame, options: Vectoriz
     ``StripTracer.settle``), and the others finished: cleaned and measured, ids from 1."""
     edge, inner = strip.split(_strip_parts(strip.prob, strip.mask, strip.top, min_box, comps, strip.hold,
                                            strip.valleys))
-    return edge, _to_frame(inner, frame, options, 1, scene_name)
+    return edge, _to_table(inner, frame, options, 1, scene_name)
 
 
 def _quiet_worker() -> None:
@@ -446,36 +447,42 @@ def _frame(prob_path) -> _Frame:
     return _Frame(crs, tuple(shapely_affine(t)), abs(t.a), area_crs, size=size)
 
 
-def _to_frame(parts: list[_Part], frame: _Frame, options: VectorizeOptions, first_id: int,
-              scene_name: str) -> gpd.GeoDataFrame:
+def _to_table(parts: list[_Part], frame: _Frame, options: VectorizeOptions, first_id: int,
+              scene_name: str) -> PolygonTable:
     """Pixel parts → cleaned, measured polygons in the scene's CRS, numbered from ``first_id``."""
     georef = frame.crs is not None
-    geoms = [p.geom for p in parts]
-    if georef and geoms:  # all coordinates at once
+    geoms = np.array([p.geom for p in parts], dtype=object)
+    if georef and len(geoms):  # all coordinates at once
         a, b, d, e, xoff, yoff = frame.coeffs
         matrix, offset = np.array([[a, d], [b, e]]), np.array([xoff, yoff])
-        geoms = list(shapely.transform(np.array(geoms, dtype=object), lambda xy: xy @ matrix + offset))
+        geoms = shapely.transform(geoms, lambda xy: xy @ matrix + offset)
     if options.fill_holes > 0:  # the threshold in the scene CRS's units² (m² → degree² when geographic)
         per_unit2 = 1.0 if frame.area_crs is None else frame.pixel_side_m2 / frame.pixel_side**2
-        geoms = [_fill_holes(g, options.fill_holes / per_unit2) for g in geoms]
-    geoms = _clean_outlines(geoms, frame.at_edge([p.geom for p in parts]).tolist(), frame, options)
-    gdf = gpd.GeoDataFrame({"score": [round(p.prob_sum / max(p.pixels, 1), 4) for p in parts]},
-                           geometry=geoms, crs=frame.crs)
+        geoms = np.array([_fill_holes(g, options.fill_holes / per_unit2) for g in geoms], dtype=object)
+    geoms = np.array(_clean_outlines(list(geoms), frame.at_edge([p.geom for p in parts]).tolist(), frame, options),
+                     dtype=object).reshape(-1)
+    score = np.array([round(p.prob_sum / max(p.pixels, 1), 4) for p in parts], dtype=np.float64)
     # traced, simplified (``_simplify``) or holes filled, a polygon is valid already; regularised or
     # taken to and back from metres, it is checked
-    gdf = gdf[(gdf.is_valid if options.regularize or frame.area_crs is not None else True) & ~gdf.is_empty]
-    metric = gdf.to_crs(frame.area_crs) if frame.area_crs is not None else gdf
-    areas, perimeters = metric.area, metric.length
-    min_area = frame.min_area(options)
-    keep = areas >= min_area
-    gdf, areas, perimeters = gdf[keep].copy(), areas[keep], perimeters[keep]
+    keep = ~shapely.is_empty(geoms)
+    if options.regularize or frame.area_crs is not None:
+        keep &= shapely.is_valid(geoms)
+    geoms, score = geoms[keep], score[keep]
+    metric = reproject(geoms, frame.crs, frame.area_crs) if frame.area_crs is not None else geoms
+    areas, perimeters = shapely.area(metric), shapely.length(metric)
+    keep = areas >= frame.min_area(options)
+    geoms, score, areas, perimeters = geoms[keep], score[keep], areas[keep], perimeters[keep]
     unit = "m" if georef else "px"
-    gdf.insert(0, f"perimeter_{unit}", perimeters.round(2).to_numpy())
-    gdf.insert(0, f"area_{unit}2", areas.round(2).to_numpy())
-    gdf.insert(0, "id", np.arange(first_id, first_id + len(gdf)))
-    gdf["scene"] = scene_name
-    gdf.geometry = shapely.orient_polygons(gdf.geometry.values)  # exterior counter-clockwise
-    return gdf.reset_index(drop=True)
+    columns = {"id": np.arange(first_id, first_id + len(geoms), dtype=np.int64), f"area_{unit}2": areas.round(2),
+               f"perimeter_{unit}": perimeters.round(2), "score": score,
+               "scene": np.full(len(geoms), scene_name, dtype=object)}
+    return PolygonTable(shapely.orient_polygons(geoms), columns, frame.crs)  # exteriors counter-clockwise
+
+
+def _to_frame(parts: list[_Part], frame: _Frame, options: VectorizeOptions, first_id: int,
+              scene_name: str) -> gpd.GeoDataFrame:
+    """``_to_table`` as a GeoDataFrame."""
+    return _to_table(parts, frame, options, first_id, scene_name).frame()
 
 
 def _clean_outlines(geoms: list[Polygon], at_edge: list[bool], frame: _Frame,
@@ -487,7 +494,7 @@ def _clean_outlines(geoms: list[Polygon], at_edge: list[bool], frame: _Frame,
     if not geoms or (not options.regularize and options.simplify == 0):
         return geoms
     geographic = frame.area_crs is not None
-    metric = gpd.GeoSeries(geoms, crs=frame.crs).to_crs(frame.area_crs) if geographic else geoms
+    metric = list(reproject(np.array(geoms, dtype=object), frame.crs, frame.area_crs)) if geographic else geoms
     pixel = float(np.sqrt(frame.pixel_side_m2)) if geographic else frame.pixel_side
     tol = pixel if options.simplify is None else options.simplify
     if options.regularize:
@@ -495,7 +502,7 @@ def _clean_outlines(geoms: list[Polygon], at_edge: list[bool], frame: _Frame,
                    for g, cut in zip(metric, at_edge)]
     else:
         cleaned = list(_simplify(np.array(list(metric), dtype=object), tol))
-    return list(gpd.GeoSeries(cleaned, crs=frame.area_crs).to_crs(frame.crs)) if geographic else cleaned
+    return list(reproject(np.array(cleaned, dtype=object), frame.area_crs, frame.crs)) if geographic else cleaned
 
 
 def _simplify(geoms: np.ndarray, tol: float) -> np.ndarray:
@@ -623,8 +630,8 @@ def iter_polygons(prob_path: str | os.PathLike, options: VectorizeOptions = Vect
     """
     stream = PolygonStream(prob_path, options, scene_name)
     for r0, block in _raster_rows(prob_path, stream.tracer.step):
-        yield stream.feed(r0, block)
-    yield stream.close()
+        yield stream.feed(r0, block).frame()
+    yield stream.close().frame()
 
 
 class _Worker:
@@ -700,7 +707,8 @@ class _Worker:
 class PolygonStream:
     """``iter_polygons`` of a probability handed over in row blocks as a prediction finishes
     them (no raster written): ``feed(first row, rows)`` (uint8, p × 255, top to bottom, on
-    the grid of the raster ``grid_path``, the scene) and ``close()`` each return a chunk.
+    the grid of the raster ``grid_path``, the scene) and ``close()`` each return a chunk (a
+    ``PolygonTable``: no GeoDataFrame per strip).
 
     ``options.trace_threads`` 1 or more: the rows are traced and cleaned in a thread of
     their own while the caller goes on (reading, the model, blending): ``feed`` hands the
@@ -740,18 +748,18 @@ class PolygonStream:
         self.pending: deque = deque()  # (strip, future) of the strips in flight, in order
         self.thread = _Worker(self._feed, self.QUEUED_BLOCKS) if threads else None
 
-    def feed(self, row0: int, rows: np.ndarray) -> gpd.GeoDataFrame:
+    def feed(self, row0: int, rows: np.ndarray) -> PolygonTable:
         if self.thread is None:
             return self._feed(row0, rows)
         self.thread.put(row0, rows)
         return self._concat(self.thread.results(), ids=False)
 
-    def close(self) -> gpd.GeoDataFrame:
+    def close(self) -> PolygonTable:
         done = self.thread.finish() if self.thread is not None else []
         if self.pool is None:
             last = self._chunk(self.tracer.close())
         else:
-            last = self._concat([*self._settle(keep=0), _to_frame(self.tracer.close(), self.frame, self.options, 1,
+            last = self._concat([*self._settle(keep=0), _to_table(self.tracer.close(), self.frame, self.options, 1,
                                                                 self.scene_name)])
         if self.threads is not None:
             self.threads.shutdown()
@@ -767,7 +775,7 @@ class PolygonStream:
         if self.threads is not None:
             self.threads.shutdown(cancel_futures=True)
 
-    def _feed(self, row0: int, rows: np.ndarray) -> gpd.GeoDataFrame:
+    def _feed(self, row0: int, rows: np.ndarray) -> PolygonTable:
         if self.pool is None:
             return self._chunk(self.tracer.feed(row0, rows))
         for strip, comps in self.tracer.strips(row0, rows, labelled=True):
@@ -776,30 +784,29 @@ class PolygonStream:
             self.pending.append((strip, self.pool.submit(_trace_strip, *job, comps if self.threads else None)))
         return self._concat(self._settle(keep=self.in_flight))
 
-    def _settle(self, keep: int) -> list[gpd.GeoDataFrame]:
+    def _settle(self, keep: int) -> list[PolygonTable]:
         """Settle the strips whose tracing is done, in order, waiting while more than
         ``keep`` are in flight; their polygons, without ids."""
         chunks = []
         while self.pending and (len(self.pending) > keep or self.pending[0][1].done()):
             strip, future = self.pending.popleft()
             edge, inner = future.result()
-            joined = _to_frame(self.tracer.settle(strip, edge), self.frame, self.options, 1, self.scene_name)
+            joined = _to_table(self.tracer.settle(strip, edge), self.frame, self.options, 1, self.scene_name)
             chunks += [joined, inner]
         return chunks
 
-    def _concat(self, chunks: list[gpd.GeoDataFrame], ids: bool = True) -> gpd.GeoDataFrame:
+    def _concat(self, chunks: list[PolygonTable], ids: bool = True) -> PolygonTable:
         """One chunk of ``chunks``; ``ids``: numbered on (else they are numbered already)."""
         full = [c for c in chunks if len(c)]
         if not full:
             return chunks[0] if chunks and not ids else self._chunk([])
-        chunk = gpd.GeoDataFrame(pd.concat(full, ignore_index=True), crs=full[0].crs) if len(full) > 1 else full[0]
+        chunk = PolygonTable.concat(full)
         if ids:
-            chunk["id"] = np.arange(self.next_id, self.next_id + len(chunk))
-            self.next_id += len(chunk)
+            self.next_id = chunk.number(self.next_id)
         return chunk
 
-    def _chunk(self, parts: list[_Part]) -> gpd.GeoDataFrame:
-        chunk = _to_frame(parts, self.frame, self.options, self.next_id, self.scene_name)
+    def _chunk(self, parts: list[_Part]) -> PolygonTable:
+        chunk = _to_table(parts, self.frame, self.options, self.next_id, self.scene_name)
         self.next_id += len(chunk)
         return chunk
 

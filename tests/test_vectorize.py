@@ -225,7 +225,7 @@ def test_specks_left_untraced_change_no_polygon(tmp_path, monkeypatch, crs, opti
 def test_strips_traced_in_a_thread_or_worker_processes_give_the_same_polygons_in_the_same_order(tmp_path, options):
     from dataclasses import replace
 
-    import pandas as pd
+    from geoseg.table import PolygonTable
 
     rng = np.random.default_rng(1)
     p = (rng.random((150, 120)) > 0.97).astype(float)  # specks
@@ -240,7 +240,7 @@ def test_strips_traced_in_a_thread_or_worker_processes_give_the_same_polygons_in
     def stream(workers, threads):
         s = PolygonStream(path, replace(options, trace_workers=workers, trace_threads=threads))
         chunks = [s.feed(r, data[r : r + 13]) for r in range(0, len(data), 13)] + [s.close()]
-        return pd.concat([c for c in chunks if len(c)], ignore_index=True)
+        return PolygonTable.concat([c for c in chunks if len(c)]).frame()
 
     alone = stream(0, 0)
     assert len(alone) >= (7 if options.split else 5)
