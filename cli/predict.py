@@ -49,7 +49,7 @@ def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out
         click.echo("model: the starter model shipped with geoseg (RGB, 0.3 m/px; 'geoseg info' for its card)", err=True)
 
     vector = VectorizeOptions(**o.pick(VectorizeOptions, settings))
-    settings_split = vector.split
+    split_given = vector.split is not None
     tiles = TileOptions(bands=parse_bands(bands), **o.pick(TileOptions, settings))
     cluster = None
     if scheduler or workers:
@@ -63,7 +63,7 @@ def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out
     where = "EPSG:4326" if out.suffix.lower() != ".gpkg" else "the scene's CRS"
     if not result.scene.georeferenced:
         where = "pixel coordinates (the scene has no georeference)"
-    if result.split and settings_split is None:
+    if result.split and not split_given:
         click.echo(f"touching roofs cut apart at the probability's valleys (--split {result.split:g}: the model was"
                    " trained with --contact-gap; --split 0 for whole components)", err=True)
     several = f" from {result.scenes} scenes" if result.scenes > 1 else ""

@@ -206,6 +206,9 @@ def describe(ckpt: Checkpoint, path: str | os.PathLike) -> list[str]:
         t = ckpt.train_config
         lines.append(f"  trained on   {t.get('data_dir')}{' with ' + str(t['labels']) if t.get('labels') else ''}"
                      f" ({t.get('loss')} loss, epoch {ckpt.epoch})")
+    if ckpt.contact_gap:
+        lines.append(f"  contacts     taught with --contact-gap {ckpt.contact_gap}: predict cuts touching roofs apart"
+                     " (--split)")
     for name, scores in c.get("scores", {}).items():
         said = ", ".join(f"{k} {v}" for k, v in scores.items() if not isinstance(v, list))
         lines.append(f"  score        {name.replace('_', ' ')}: {said}")

@@ -146,6 +146,7 @@ def test_a_model_taught_contacts_cuts_touching_roofs_apart_and_says_so(tiny_mode
     args = ("predict", synth_task["scene"], "--out")
     said = run(*args, tmp_path / "a.gpkg", "--model", taught, "--no-preview")
     assert said.exit_code == 0 and "touching roofs cut apart" in said.output and "--split 0.86" in said.output
+    assert "taught with --contact-gap 2" in run("info", taught).output
     for model, extra in ((tiny_model, ()), (taught, ("--split", "0"))):
         quiet = run(*args, tmp_path / f"{len(extra)}.gpkg", "--model", model, "--no-preview", *extra)
         assert quiet.exit_code == 0 and "touching roofs" not in quiet.output

@@ -106,7 +106,7 @@ def test_resume_refuses_another_architecture_or_nothing_to_resume(labelled, tmp_
 
 def test_ctrl_c_saves_last_and_exits_130(synth_task, tmp_path):
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}  # stacks on SIGABRT
     proc = subprocess.Popen(
         [sys.executable, "-m", "geoseg.cli", "train", str(synth_task["train"]), "--out", str(out), "--epochs", "1000",
          "--tile-size", "64", "--encoder", "unet", "--depth", "3", "--width", "4", "--samples-per-epoch", "8",
@@ -117,7 +117,12 @@ def test_ctrl_c_saves_last_and_exits_130(synth_task, tmp_path):
         time.sleep(0.2)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # say where it hangs: every thread's stack (faulthandler), then stop it
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=30)
+        pytest.fail(f"no exit within 60 s of Ctrl-C; its threads:\n{err[-6000:]}")
     assert proc.returncode == 130, err
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert lines[-1].startswith("Interrupted:") and "--resume" in lines[-1] and "Traceback" not in err
