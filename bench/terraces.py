@@ -1,7 +1,7 @@
 """Touching roofs apart: object F1 on terraced houses with and without the contact gap.
 
     python bench/terraces.py [--steps 250] [--gaps 0,2] [--terraces 0.5] [--average 0] [--init starter]
-                               [--loss auto] [--splits 0,0.82] [--reuse]
+                               [--loss auto] [--splits 0,0.82] [--reuse] [--tag T]
 
 Trains on a synthetic orthophoto whose footprints include rows of 2–5 terraced houses
 (``make_town(terraces=…)``: each house its own footprint, sharing walls with its
@@ -73,6 +73,7 @@ def main() -> None:
     ap.add_argument("--loss", default="auto", help="as geoseg train's")
     ap.add_argument("--splits", default="0,0.82", help="geoseg predict's --split values to score each model with")
     ap.add_argument("--reuse", action="store_true", help="predict a run already trained, do not train it again")
+    ap.add_argument("--tag", default="", help="appended to the run folders' names (to keep runs of other lengths)")
     args = ap.parse_args()
 
     import geopandas as gpd
@@ -91,7 +92,7 @@ def main() -> None:
     truth = gpd.read_file(truth_path)
     per_epoch = 8 * BATCH
     tag = ("" if args.init is None else "-init-" + Path(args.init).stem) + (
-        "" if args.loss == "auto" else "-" + args.loss)
+        "" if args.loss == "auto" else "-" + args.loss) + (f"-{args.tag}" if args.tag else "")
     for gap in (int(g) for g in args.gaps.split(",")):
         run = WORK / f"run-gap{gap}{tag}"
         t0 = time.perf_counter()

@@ -44,13 +44,12 @@ def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out
     from geoseg.config import TileOptions, VectorizeOptions
     from geoseg.pipeline import Outputs, expand_scenes, parse_bands, read_area, run_predict
 
-    if model_path is None:
-        model_path = checkpoint.resolve(None)
-        click.echo("model: the starter model shipped with geoseg (RGB, 0.3 m/px; 'geoseg info' for its card)", err=True)
-
     vector = VectorizeOptions(**o.pick(VectorizeOptions, settings))
     split_given = vector.split is not None
     tiles = TileOptions(bands=parse_bands(bands), **o.pick(TileOptions, settings))
+    if model_path is None:  # said once the options are known good: a bad one is the only line
+        model_path = checkpoint.resolve(None)
+        click.echo("model: the starter model shipped with geoseg (RGB, 0.3 m/px; 'geoseg info' for its card)", err=True)
     cluster = None
     if scheduler or workers:
         from geoseg.dask_predict import ClusterOptions

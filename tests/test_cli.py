@@ -119,6 +119,7 @@ G = "o.geojson"
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "no" / "o.geojson"], ["does not exist"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--trace-threads", "-1"], ["threads must be 0"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--split", "0.3"], ["--split must be 0", "above"]),
+    (lambda t, m, s: ["predict", s, "--out", t / G, "--split", "0.3"], ["--split must be 0", "above"]),  # no --model
 ])
 def test_bad_inputs_give_one_line_errors_and_no_output(make_args, fragments, tiny_model, synth_task, tmp_path):
     args = make_args(tmp_path, tiny_model, synth_task["scene"])
