@@ -12,6 +12,7 @@ from collections.abc import Callable
 import click
 
 from geoseg.config import (
+    CONTACT_GAP,
     DEFAULT_DEPTH,
     DEVICES,
     ENCODERS,
@@ -102,7 +103,8 @@ scenes = options(
     field_option(T, "extent_buffer", "Metres around each footprint taken as labelled, without --label-extent."),
     field_option(T, "positive_fraction", "Share of training windows centred on a footprint (the rest uniform)."),
     field_option(T, "contact_gap", "Pixels between touching footprints taught as background, so terraced roofs"
-                 " come out apart (with --loss pixel-softmax, which auto then picks); 0: off."),
+                 f" come out apart (with --loss pixel-softmax, which auto then picks) [default: {CONTACT_GAP} with"
+                 " footprints]; 0: off.", type=int),
     field_option(T, "gsd", "Training pixel size, metres [default: the finest scene's]; scenes of other sizes are"
                  " resampled on read."),
 )
@@ -121,7 +123,8 @@ def apply_preset(name: str | None, opts: dict) -> dict:
 
 
 loss = field_option(T, "loss", "auto (dice from 5 minutes of --time-limit on, softmax below: the best"
-                    " measured; pixel-softmax with --contact-gap), softmax, pixel-softmax, dice or dice+ce.")
+                    " measured; pixel-softmax with a contact gap, as footprints have by default), softmax,"
+                    " pixel-softmax, dice or dice+ce.")
 preset = click.option("--preset", type=click.Choice(sorted(PRESETS)),
                       help="A named recipe for the options not given: 'original' is the original roof project's"
                       " (softmax, lr 1e-4…1e-5, plain U-Net of depth 5, width 64, instance norm, no averaging).")

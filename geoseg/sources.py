@@ -149,13 +149,13 @@ def _scene_data(config: TrainConfig, weight_maps: bool) -> TrainingData:
     def train(norm, multiple, transform, length):
         ds = sc.WindowDataset(scenes, zones, norm, tile, transform=transform, length=length,
                               positive_fraction=config.positive_fraction, weight_maps=weight_maps,
-                              nodata=config.nodata, contact_gap=config.contact_gap)
+                              nodata=config.nodata, contact_gap=config.gap())
         made.append(ds)
         return ds
 
     def val(norm, multiple):
         ds = sc.WindowDataset(val_scenes, val_zones, norm, tile, weight_maps=weight_maps, nodata=config.nodata,
-                              windows=windows, contact_gap=config.contact_gap)
+                              windows=windows, contact_gap=config.gap())
         made.append(ds)
         return ds
 

@@ -18,7 +18,7 @@ import math
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -144,6 +144,7 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
     Under ``torchrun`` (or ``spawn``) each process trains a DistributedDataParallel
     replica and rank 0 writes the run folder (``ddp``)."""
     config.check()
+    config = replace(config, contact_gap=config.gap())  # decided once: the run folder and the model record it
     dist = ddp.from_env()
     device = resolve_device(config.device)
     tune_allocator()
@@ -235,8 +236,11 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
     loss_fn = get_loss(config.resolved_loss())
     if progress and config.loss == "auto":
         budget = "this --time-limit" if config.time_limit else "a budget of 5 minutes or more"
-        why = "the one that teaches --contact-gap" if config.contact_gap else f"the best measured for {budget}"
+        why = "the one that teaches the contact gap" if config.contact_gap else f"the best measured for {budget}"
         tqdm.write(f"loss: {config.resolved_loss()} ({why}; --loss to choose)")
+    if progress and config.contact_gap:
+        tqdm.write(f"contact gap: {config.contact_gap} px between touching footprints taught as background, and"
+                   " predict cuts such roofs apart (--contact-gap 0: none)")
     if progress and start is None:
         weights = sum(p.numel() for p in model.parameters()) / 1e6
         tqdm.write(f"network: {mcfg.describe()}, {weights:.3g} M weights (--encoder to choose)")

@@ -210,7 +210,7 @@ def test_evaluate_with_tta_scores_the_tta_prediction(tiny_model, synth_task, tmp
 
 
 def test_train_defaults_to_the_best_recipe_measured_and_the_original_one_is_a_preset(labelled, tmp_path):
-    from geoseg.config import TrainConfig
+    from geoseg.config import CONTACT_GAP, TrainConfig
 
     base = TrainConfig(data_dir="d", out_dir="o")
     assert (base.lr_max, base.lr_min, base.average) == (1e-3, 1e-4, 5)
@@ -222,6 +222,11 @@ def test_train_defaults_to_the_best_recipe_measured_and_the_original_one_is_a_pr
     gap = dict(data_dir="s.tif", out_dir="o", labels="f.gpkg", contact_gap=2)
     assert TrainConfig(**gap).resolved_loss() == "pixel-softmax"
     assert TrainConfig(**gap, loss="dice").resolved_loss() == "dice"
+    # footprints hold touching roofs apart: the gap is on by default for them, and off for tiles' masks
+    footprints = TrainConfig(data_dir="s.tif", out_dir="o", labels="f.gpkg")
+    assert footprints.gap() == CONTACT_GAP > 0 and footprints.resolved_loss() == "pixel-softmax"
+    assert TrainConfig(data_dir="s.tif", out_dir="o", labels="f.gpkg", contact_gap=0).resolved_loss() == "dice"
+    assert base.gap() == 0 and base.resolved_loss() == "dice"
     out = tmp_path / "run"
     r = run("train", labelled, "--out", out, "--preset", "original", "--encoder", "unet", "--depth", "3", "--width",
             "4", "--epochs", "1",

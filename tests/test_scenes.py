@@ -1,6 +1,7 @@
 """Training from whole scenes and footprints, read in windows: labels land on the roofs in
 every CRS and pixel size, the label extent and the hold-out are honoured, bad labels refused."""
 
+import json
 import warnings
 
 import geopandas as gpd
@@ -139,8 +140,10 @@ def test_training_on_a_scene_with_footprints_on_the_command_line(ortho, tmp_path
             "--samples-per-epoch", "8")
     assert r.exit_code == 0, r.output
     assert "training on 1 scene(s)" in r.output and "training pixel size 0.3 m" in r.output
+    assert "contact gap: 2 px" in r.output and "loss: pixel-softmax" in r.output  # footprints: on by default
     ckpt = checkpoint.load(tmp_path / "run" / "model.pt")
     assert ckpt.gsd == pytest.approx(0.3) and ckpt.model.in_channels == 3
+    assert ckpt.contact_gap == 2 and json.loads((tmp_path / "run" / "config.json").read_text())["contact_gap"] == 2
     assert (tmp_path / "run" / "preview.png").stat().st_size > 0
 
 
