@@ -64,7 +64,7 @@ def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out
         where = "pixel coordinates (the scene has no georeference)"
     if result.split and not split_given:
         click.echo(f"touching roofs cut apart at the probability's valleys (--split {result.split:g}: the model was"
-                   " trained with --contact-gap; --split 0 for whole components)", err=True)
+                   " taught a contact gap; --split 0 for whole components)", err=True)
     several = f" from {result.scenes} scenes" if result.scenes > 1 else ""
     click.echo(f"{result.count} roof polygons{several} → {result.out} ({where})")
     if result.preview:
