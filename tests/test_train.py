@@ -111,7 +111,10 @@ def test_ctrl_c_saves_last_and_exits_130(synth_task, tmp_path):
         [sys.executable, "-m", "geoseg.cli", "train", str(synth_task["train"]), "--out", str(out), "--epochs", "1000",
          "--tile-size", "64", "--encoder", "unet", "--depth", "3", "--width", "4", "--samples-per-epoch", "8",
          "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # Ctrl-C as a terminal delivers it: a test run started in the background by a shell without job
+        # control (``nohup … &``) ignores SIGINT, the child would inherit that, and Python then keeps it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (out / "last.pt").exists() and time.time() < deadline:
         time.sleep(0.2)
