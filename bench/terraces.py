@@ -96,12 +96,13 @@ def main() -> None:
     for gap in (int(g) for g in args.gaps.split(",")):
         run = WORK / f"run-gap{gap}{tag}"
         t0 = time.perf_counter()
-        if not (args.reuse and (run / "model.pt").exists()):
+        reused = args.reuse and (run / "model.pt").exists()
+        if not reused:
             fit(TrainConfig(data_dir=str(data / "ortho.tif"), labels=str(data / "buildings.gpkg"), out_dir=str(run),
                             contact_gap=gap, val_fraction=0.0, samples_per_epoch=per_epoch,
                             epochs=max(1, args.steps * BATCH // per_epoch), seed=args.seed, average=args.average,
                             init=args.init, loss=args.loss, overwrite=True), progress=False)
-        seconds = time.perf_counter() - t0
+        trained = "trained before" if reused else f"{(time.perf_counter() - t0) / 60:.1f} min"
         for split in (float(v) for v in args.splits.split(",")):
             out = WORK / f"roofs-gap{gap}{tag}{f'-split{split:g}' if split else ''}.gpkg"
             run_predict(scene, run / "model.pt", Outputs(out, preview=True, overwrite=True), TileOptions(),
@@ -111,7 +112,7 @@ def main() -> None:
             rows_f1, n_rows = terrace_scores(pred, truth)
             print(f"--contact-gap {gap} --split {split:g}: object F1 all roofs {every.f1:.3f} (P {every.precision:.3f}"
                   f" R {every.recall:.3f})  terraced houses {rows_f1:.3f} ({n_rows} houses)"
-                  f"  area IoU {area_iou(pred, truth):.3f}  [{args.steps} steps, {seconds / 60:.1f} min]", flush=True)
+                  f"  area IoU {area_iou(pred, truth):.3f}  [{args.steps} steps, {trained}]", flush=True)
 
 
 if __name__ == "__main__":

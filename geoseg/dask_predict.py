@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
-import pandas as pd
 
 from geoseg.errors import GeosegError, InputError, first_line
 
@@ -60,15 +59,14 @@ def predict_scene_polygons(scene: str, ckpt, tiles, vector, threads: int | None)
     import torch
 
     from geoseg.predict import GDAL_CACHE_MB, model_grid, predict_probability
-    from geoseg.vectorize import iter_polygons
+    from geoseg.vectorize import vectorize
 
     if threads:
         torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="geoseg-task-") as tmp, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         prob = Path(tmp) / "prob.tif"
         predict_probability(model_grid(scene, ckpt, tmp, tiles.gsd), ckpt, prob, tiles, compress="zstd")
-        chunks = list(iter_polygons(prob, vector, scene_name=Path(scene).name))
-    return gpd.GeoDataFrame(pd.concat(chunks, ignore_index=True), crs=chunks[0].crs)
+        return vectorize(prob, vector, scene_name=Path(scene).name)
 
 
 def predict_block(scene: str, ckpt, tiles, vector, block: tuple[int, int, int, bool], threads: int | None,

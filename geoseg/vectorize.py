@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 from scipy import ndimage
 from shapely import STRtree, affinity
@@ -628,10 +627,16 @@ def iter_polygons(prob_path: str | os.PathLike, options: VectorizeOptions = Vect
     Each chunk is in the raster's CRS (None: pixel coordinates) with the columns of
     ``vectorize``; ids run on across chunks. Memory does not grow with the scene.
     """
+    for table in _iter_tables(prob_path, options, scene_name):
+        yield table.frame()
+
+
+def _iter_tables(prob_path: str | os.PathLike, options: VectorizeOptions, scene_name: str | None):
+    """``iter_polygons``'s chunks as ``PolygonTable``s."""
     stream = PolygonStream(prob_path, options, scene_name)
     for r0, block in _raster_rows(prob_path, stream.tracer.step):
-        yield stream.feed(r0, block).frame()
-    yield stream.close().frame()
+        yield stream.feed(r0, block)
+    yield stream.close()
 
 
 class _Worker:
@@ -858,5 +863,4 @@ def vectorize(prob_path: str | os.PathLike, options: VectorizeOptions = Vectoriz
     ``scene``; one valid polygon per roof, exterior counter-clockwise. Holds every
     polygon in memory: for large scenes, ``iter_polygons`` streams them.
     """
-    chunks = list(iter_polygons(prob_path, options, scene_name))
-    return gpd.GeoDataFrame(pd.concat(chunks, ignore_index=True), crs=chunks[0].crs)
+    return PolygonTable.concat(list(_iter_tables(prob_path, options, scene_name))).frame()
