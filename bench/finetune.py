@@ -1,7 +1,7 @@
 """Fine-tuning from the starter against training from scratch, 5 folds of the reference tiles.
 
     python bench/finetune.py [--roofs ../shared/data/roofs] [--steps 120] [--pretrain-steps 300]
-                             [--starter synthetic|per-fold]
+                             [--starter synthetic|per-fold] [--encoder unet] [--arms starter,scratch,fine-tuned]
 
 For each fold of ``geoseg cv``'s 5-fold split of the 20 reference roof tiles (seed 0):
 
@@ -18,6 +18,10 @@ For each fold of ``geoseg cv``'s 5-fold split of the 20 reference roof tiles (se
    black) on the fold's 16 training tiles, ``--steps`` steps.
 3. **fine-tuned**: the same, started from that fold's starter (``--init``), the same
    number of steps: the same training time per fold as from scratch.
+
+``--encoder`` is the network of all three (``unet``: the shipped starter's plain U-Net;
+``resnet34``: geoseg train's default, whose start is then made with the starter's recipe
+but that network); ``--arms`` runs some of them only.
 
 Every arm runs a fixed number of steps (batches of 8), so a loaded machine changes the
 minutes, never the figures; the seconds each took are printed beside them. Scores on
@@ -102,14 +106,23 @@ def starter_data(folder: Path, train_pairs, seed: int) -> None:
         shutil.rmtree(tmp)
 
 
-def train_starter(work: Path, train_pairs, steps: int, per_epoch: int, seed: int) -> Path:
+def network(encoder: str) -> dict:
+    """TrainConfig's network settings: the starter's plain U-Net, or a ResNet encoder's."""
+    from make_starter import RECIPE
+
+    if encoder == "unet":
+        return {k: RECIPE[k] for k in ("encoder", "depth", "width")}
+    return {"encoder": encoder, "depth": None, "width": RECIPE["width"]}
+
+
+def train_starter(work: Path, train_pairs, steps: int, per_epoch: int, seed: int, encoder: str = "unet") -> Path:
     from make_starter import RECIPE
 
     from geoseg.train import TrainConfig, fit
 
     data = work / "starter-data"
     starter_data(data, train_pairs, seed)
-    recipe = {**RECIPE, "epochs": max(1, steps * BATCH // per_epoch)}
+    recipe = {**RECIPE, **network(encoder), "epochs": max(1, steps * BATCH // per_epoch)}
     return fit(TrainConfig(data_dir=str(data), seed=seed, samples_per_epoch=per_epoch, overwrite=True,
                            out_dir=str(work / "starter"), **recipe), progress=False) / "model.pt"
 
@@ -120,39 +133,46 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=120, help="steps of 8 tiles for scratch and fine-tuned")
     ap.add_argument("--pretrain-steps", type=int, default=300, help="steps of 8 tiles for the starter")
     ap.add_argument("--starter", choices=["synthetic", "per-fold"], default="synthetic")
+    ap.add_argument("--encoder", default="unet", help="the network of every arm (unet: the shipped starter's)")
+    ap.add_argument("--arms", default=",".join(ARMS), help="comma-separated, of " + ", ".join(ARMS))
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--only", type=int, nargs="*", help="run these folds only (0-based)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=ROOT / "bench-out" / "finetune")
     args = ap.parse_args()
+    arms = args.arms.split(",")
+    if not set(arms) <= set(ARMS):
+        raise SystemExit(f"--arms: choose among {', '.join(ARMS)}")
 
     from geoseg.sources import split_pairs
     from geoseg.train import TrainConfig, fit
 
     args.work.mkdir(parents=True, exist_ok=True)
-    results = args.work / f"results-{args.starter}.jsonl"
+    net = "" if args.encoder == "unet" else "-" + args.encoder  # in the names of its files and folders
+    results = args.work / f"results-{args.starter}{net}.jsonl"
     per_epoch = 8 * BATCH  # samples per epoch: 8 steps, as the defaults give these 16-36 tile sets
     base = TrainConfig(data_dir=str(args.roofs), out_dir="", folds=args.folds, seed=args.seed, select_best=False,
                        nodata=0.0, samples_per_epoch=per_epoch, epochs=max(1, args.steps * BATCH // per_epoch),
-                       overwrite=True)
+                       overwrite=True, **network(args.encoder))
     shared = None
     if args.starter == "synthetic":
         t0 = time.perf_counter()
-        shared = train_starter(args.work / "synthetic", [], args.pretrain_steps, per_epoch, args.seed)
+        shared = train_starter(args.work / f"synthetic{net}", [], args.pretrain_steps, per_epoch,
+                               args.seed, args.encoder)
         shared_seconds = time.perf_counter() - t0
     for k in args.only if args.only is not None else range(args.folds):
         fold = replace(base, fold=k)
         train_pairs, held = split_pairs(fold)
         t0 = time.perf_counter()
-        starter = shared or train_starter(args.work / f"fold-{k}", train_pairs, args.pretrain_steps, per_epoch,
-                                          args.seed)
+        starter = shared or train_starter(args.work / f"fold-{k}{net}", train_pairs, args.pretrain_steps,
+                                          per_epoch, args.seed, args.encoder)
         starter_seconds = shared_seconds if shared else time.perf_counter() - t0
-        for arm in ARMS:
+        for arm in arms:
             t0 = time.perf_counter()
             if arm == "starter":
                 model, steps, seconds = starter, args.pretrain_steps, starter_seconds
             else:
-                config = replace(fold, out_dir=str(args.work / f"fold-{k}" / arm),
+                config = replace(fold, out_dir=str(args.work / f"fold-{k}{net}" / arm),
                                  init=str(starter) if arm == "fine-tuned" else None)
                 model = fit(config, progress=False) / "model.pt"
                 steps, seconds = config.epochs * per_epoch // BATCH, time.perf_counter() - t0

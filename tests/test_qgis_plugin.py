@@ -48,14 +48,18 @@ def say(verdict):
 PREDICT = PRELUDE + r"""
 args = json.loads(sys.argv[2])
 algs = sorted(a.id() for a in QgsApplication.processingRegistry().providerById("geoseg").algorithms())
-result = processing.run("geoseg:predict", args, feedback=QgsProcessingFeedback())
+class Commands(QgsProcessingFeedback):
+    said = []
+    def pushCommandInfo(self, info):
+        self.said.append(info)
+result = processing.run("geoseg:predict", args, feedback=Commands())
 layer = QgsVectorLayer(result["OUTPUT"], "roofs", "ogr")
 e = layer.extent()
 symbol = layer.renderer().symbol().symbolLayer(0)
 scores = processing.run("geoseg:evaluate", {"PRED": result["OUTPUT"], "TRUTH": sys.argv[3]})
 say(dict(algs=algs, valid=layer.isValid(), authid=layer.crs().authid(), count=layer.featureCount(),
          extent=[e.xMinimum(), e.yMinimum(), e.xMaximum(), e.yMaximum()], stroke=symbol.strokeColor().name(),
-         output=result["OUTPUT"], scores=scores))
+         output=result["OUTPUT"], scores=scores, commands=Commands.said))
 """
 
 CANCEL = PRELUDE + r"""
@@ -93,7 +97,8 @@ def test_the_provider_predicts_a_styled_layer_in_place(tiny_model, synth_task, t
     write_plugin(plugins)
     out = tmp_path / "roofs.gpkg"
     v = run_qgis(PREDICT, plugins, {"INPUT": str(synth_task["scene"]), "MODEL": str(tiny_model), "THRESHOLD": 0.3,
-                                    "OUTPUT": str(out)}, synth_task["truth"])
+                                    "SPLIT": 0.6, "OUTPUT": str(out)}, synth_task["truth"])
+    assert " --threshold 0.3 " in v["commands"][0] and v["commands"][0].endswith(" --split 0.6")
     assert v["algs"] == ["geoseg:evaluate", "geoseg:predict", "geoseg:train"]
     assert v["valid"] and v["authid"] == "EPSG:25832" and v["count"] > 0 and v["stroke"] == "#ffc800"
     with rasterio.open(synth_task["scene"]) as src:

@@ -62,6 +62,9 @@ class PredictRoofs(_Geoseg):
         self.addParameter(QgsProcessingParameterNumber("SIMPLIFY", "Simplification, m (-1: one pixel)",
                                                        QgsProcessingParameterNumber.Double, -1.0, minValue=-1.0))
         self.addParameter(QgsProcessingParameterBoolean("REGULARIZE", "Regularise outlines (right angles)", False))
+        self.addParameter(QgsProcessingParameterNumber(
+            "SPLIT", "Cut touching roofs apart, seed probability (-1: the model's default; 0: off)",
+            QgsProcessingParameterNumber.Double, -1.0, minValue=-1.0, maxValue=0.99))
         self.addParameter(QgsProcessingParameterVectorDestination("OUTPUT", "Roofs"))
         self.addParameter(QgsProcessingParameterRasterDestination("PROBABILITY", "Roof probability", optional=True,
                                                                   createByDefault=False))
@@ -86,6 +89,9 @@ class PredictRoofs(_Geoseg):
             args += ["--simplify", str(simplify)]
         if self.parameterAsBool(parameters, "REGULARIZE", context):
             args.append("--regularize")
+        split = self.parameterAsDouble(parameters, "SPLIT", context)
+        if split >= 0:
+            args += ["--split", str(split)]
         prob = self.parameterAsOutputLayer(parameters, "PROBABILITY", context) if parameters.get("PROBABILITY") else ""
         if prob:
             args += ["--prob-out", prob]
