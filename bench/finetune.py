@@ -154,8 +154,8 @@ def main() -> None:
     base = TrainConfig(data_dir=str(args.roofs), out_dir="", folds=args.folds, seed=args.seed, select_best=False,
                        nodata=0.0, samples_per_epoch=per_epoch, epochs=max(1, args.steps * BATCH // per_epoch),
                        overwrite=True, **network(args.encoder))
-    shared = None
-    if args.starter == "synthetic":
+    shared, needs_start = None, arms != ["scratch"]
+    if args.starter == "synthetic" and needs_start:
         t0 = time.perf_counter()
         shared = train_starter(args.work / f"synthetic{net}", [], args.pretrain_steps, per_epoch,
                                args.seed, args.encoder)
@@ -164,8 +164,8 @@ def main() -> None:
         fold = replace(base, fold=k)
         train_pairs, held = split_pairs(fold)
         t0 = time.perf_counter()
-        starter = shared or train_starter(args.work / f"fold-{k}{net}", train_pairs, args.pretrain_steps,
-                                          per_epoch, args.seed, args.encoder)
+        starter = shared or needs_start and train_starter(args.work / f"fold-{k}{net}", train_pairs,
+                                                          args.pretrain_steps, per_epoch, args.seed, args.encoder)
         starter_seconds = shared_seconds if shared else time.perf_counter() - t0
         for arm in arms:
             t0 = time.perf_counter()
