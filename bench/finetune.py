@@ -2,6 +2,7 @@
 
     python bench/finetune.py [--roofs ../shared/data/roofs] [--steps 120] [--pretrain-steps 300]
                              [--starter synthetic|per-fold] [--encoder unet] [--arms starter,scratch,fine-tuned]
+                             [--loss auto]
 
 For each fold of ``geoseg cv``'s 5-fold split of the 20 reference roof tiles (seed 0):
 
@@ -21,7 +22,8 @@ For each fold of ``geoseg cv``'s 5-fold split of the 20 reference roof tiles (se
 
 ``--encoder`` is the network of all three (``unet``: the shipped starter's plain U-Net;
 ``resnet34``: geoseg train's default, whose start is then made with the starter's recipe
-but that network); ``--arms`` runs some of them only.
+but that network); ``--arms`` runs some of them only; ``--loss`` is scratch's and
+fine-tuned's (``auto``: ``geoseg train``'s choice).
 
 Every arm runs a fixed number of steps (batches of 8), so a loaded machine changes the
 minutes, never the figures; the seconds each took are printed beside them. Scores on
@@ -135,6 +137,7 @@ def main() -> None:
     ap.add_argument("--starter", choices=["synthetic", "per-fold"], default="synthetic")
     ap.add_argument("--encoder", default="unet", help="the network of every arm (unet: the shipped starter's)")
     ap.add_argument("--arms", default=",".join(ARMS), help="comma-separated, of " + ", ".join(ARMS))
+    ap.add_argument("--loss", default="auto", help="as geoseg train's, for scratch and fine-tuned")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--only", type=int, nargs="*", help="run these folds only (0-based)")
     ap.add_argument("--seed", type=int, default=0)
@@ -149,11 +152,12 @@ def main() -> None:
 
     args.work.mkdir(parents=True, exist_ok=True)
     net = "" if args.encoder == "unet" else "-" + args.encoder  # in the names of its files and folders
-    results = args.work / f"results-{args.starter}{net}.jsonl"
+    loss = "" if args.loss == "auto" else "-" + args.loss
+    results = args.work / f"results-{args.starter}{net}{loss}.jsonl"
     per_epoch = 8 * BATCH  # samples per epoch: 8 steps, as the defaults give these 16-36 tile sets
     base = TrainConfig(data_dir=str(args.roofs), out_dir="", folds=args.folds, seed=args.seed, select_best=False,
                        nodata=0.0, samples_per_epoch=per_epoch, epochs=max(1, args.steps * BATCH // per_epoch),
-                       overwrite=True, **network(args.encoder))
+                       overwrite=True, loss=args.loss, **network(args.encoder))
     shared, needs_start = None, arms != ["scratch"]
     if args.starter == "synthetic" and needs_start:
         t0 = time.perf_counter()
@@ -172,7 +176,7 @@ def main() -> None:
             if arm == "starter":
                 model, steps, seconds = starter, args.pretrain_steps, starter_seconds
             else:
-                config = replace(fold, out_dir=str(args.work / f"fold-{k}{net}" / arm),
+                config = replace(fold, out_dir=str(args.work / f"fold-{k}{net}" / (arm + loss)),
                                  init=str(starter) if arm == "fine-tuned" else None)
                 model = fit(config, progress=False) / "model.pt"
                 steps, seconds = config.epochs * per_epoch // BATCH, time.perf_counter() - t0
