@@ -55,6 +55,22 @@ def test_a_local_cluster_of_two_workers_writes_what_one_process_writes(tiny_mode
     assert all(x.equals_exact(y, 1e-9) for x, y in zip(a.geometry, b.geometry))
 
 
+def test_touching_roofs_are_cut_on_the_workers_as_in_one_process(tiny_model, scenes, tmp_path):
+    import numpy as np
+
+    run_predict(scenes[0], tiny_model, Outputs(tmp_path / "first.gpkg", prob=tmp_path / "prob.tif"), OPTS)
+    with rasterio.open(tmp_path / "prob.tif") as src:  # the tiny model's probability is nearly flat: seed in it
+        seed = float(np.percentile(src.read(1), 75)) / 255
+    vec = VectorizeOptions(threshold=0.3, split=seed)
+    whole = run_predict(scenes, tiny_model, tmp_path / "whole.gpkg", OPTS, VectorizeOptions(threshold=0.3, split=0))
+    one = run_predict(scenes, tiny_model, tmp_path / "one.gpkg", OPTS, vec)
+    two = run_predict(scenes, tiny_model, tmp_path / "two.gpkg", OPTS, vec, cluster=ClusterOptions(workers=2))
+    assert one.count > whole.count  # the cut is on: some components came apart
+    a, b = layer(one.out), layer(two.out)
+    assert one.count == two.count and list(a.scene) == list(b.scene)
+    assert all(x.equals_exact(y, 1e-9) for x, y in zip(a.geometry, b.geometry))
+
+
 def test_a_killed_worker_is_retried_and_the_output_is_still_whole(tiny_model, scenes, tmp_path):
     expected = layer(run_predict(scenes, tiny_model, tmp_path / "one.gpkg", OPTS).out)
     options = ClusterOptions(workers=2)
