@@ -168,8 +168,10 @@ def main() -> None:
         fold = replace(base, fold=k)
         train_pairs, held = split_pairs(fold)
         t0 = time.perf_counter()
-        starter = shared or needs_start and train_starter(args.work / f"fold-{k}{net}", train_pairs,
-                                                          args.pretrain_steps, per_epoch, args.seed, args.encoder)
+        starter = shared
+        if starter is None and needs_start:  # --starter per-fold: rebuilt without this fold's tiles
+            starter = train_starter(args.work / f"fold-{k}{net}", train_pairs, args.pretrain_steps, per_epoch,
+                                    args.seed, args.encoder)
         starter_seconds = shared_seconds if shared else time.perf_counter() - t0
         for arm in arms:
             t0 = time.perf_counter()

@@ -7,6 +7,7 @@ import threading
 import time
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
@@ -56,8 +57,6 @@ def test_a_local_cluster_of_two_workers_writes_what_one_process_writes(tiny_mode
 
 
 def test_touching_roofs_are_cut_on_the_workers_as_in_one_process(tiny_model, scenes, tmp_path):
-    import numpy as np
-
     run_predict(scenes[0], tiny_model, Outputs(tmp_path / "first.gpkg", prob=tmp_path / "prob.tif"), OPTS)
     with rasterio.open(tmp_path / "prob.tif") as src:  # the tiny model's probability is nearly flat: seed in it
         seed = float(np.percentile(src.read(1), 75)) / 255
