@@ -8,9 +8,10 @@ tile by tile) drives ``run_predict`` of each checkout in turn, pinned to each nu
 cores, round after round (the machine's load drifts: interleaving puts both sides under
 the same drift); prints the best of the rounds, the ratio after/before on each number of
 cores, and each side's scaling. The work is spread as each side would spread it on a GPU
-machine of that many cores: this checkout by ``beside.gpu_plan``; the older one without a
-read-ahead thread, with one trace worker process from 2 cores (what its own bench used),
-torch on every core. Polygon counts are printed for both: they must agree within 0.1 %.
+machine of that many cores: each by its own ``runtime`` choices (``beside.gpu_plan``); a
+checkout older than those choices without a read-ahead thread, with one trace worker
+process from 2 cores (what its own bench used), torch on every core. Polygon counts are
+printed for both: they must agree within 0.1 %.
 """
 
 from __future__ import annotations
@@ -40,13 +41,11 @@ def child(code: str, cores: int, prob: str, model: str, scene: str, tile: int, o
 
     assert Path(gp.__file__).resolve().is_relative_to(Path(code).resolve()), f"geoseg from {gp.__file__}, not {code}"
     sys.path.insert(1, str(BENCH))
-    from beside import use_stand_in  # numpy and torch only: works with either checkout
+    from beside import gpu_plan, use_stand_in  # numpy and torch only: work with either checkout
 
-    if Path(code).resolve() == ROOT:
-        from beside import gpu_plan
-
+    try:  # the checkout's own plan (``gpu_plan`` reads it from the geoseg imported)
         plan = gpu_plan()
-    else:
+    except (ImportError, AttributeError):  # a checkout older than its runtime's choices
         plan = {"prefetch": False, "trace_workers": 1 if cores > 1 else 0, "torch_threads": cores}
     torch.set_num_threads(plan.pop("torch_threads"))
     use_stand_in(gp, Path(prob))

@@ -177,7 +177,12 @@ def _timed_run(scene: Path, model: Path, tile: int, overlap: int, plan: dict | N
     from geoseg.predict import TileOptions
 
     clock = StageClock()
-    clock.wrap(gp, "read_window", "read")
+    from geoseg import io
+
+    if hasattr(io, "RowBands"):  # the rows of each grid row's windows, read once
+        clock.wrap(io.RowBands, "window", "read")
+    else:  # before: a read per window (an older checkout, ``before_after.py``)
+        clock.wrap(gp, "read_window", "read")
     clock.wrap(gp, "_as_tensor_type", "normalise")
     clock.wrap(gp.torch, "addcmul", "normalise")
     clock.wrap(gp, "roof_probability", "stand-in")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.enums import MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
@@ -282,12 +283,29 @@ def read_window(
     r1, c1 = min(row_off + height, src.height), min(col_off + width, src.width)
     if r1 <= r0 or c1 <= c0:
         raise InputError(f"{src.name}: window at row {row_off}, col {col_off} lies outside the scene")
-    win = Window(c0, r0, c1 - c0, r1 - r0)
+    data, valid = _read_inside(src, Window(c0, r0, c1 - c0, r1 - r0), bands, with_valid, nodata, dtype)
+    return _padded(data, valid, (r0 - row_off, row_off + height - r1), (c0 - col_off, col_off + width - c1))
+
+
+def _read_inside(src: rasterio.io.DatasetReader, win: Window, bands: Sequence[int], with_valid: bool,
+                 nodata: float | None, dtype: str | None, out: np.ndarray | None = None,
+                 valid_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``read_window``'s pixels and valid mask of a window inside the scene, unpadded; into
+    ``out`` and ``valid_out`` (views of the right shapes) when given."""
     try:
-        data = src.read(list(bands), window=win, out_dtype=dtype)
-        valid = src.dataset_mask(window=win) > 0 if with_valid else None
+        data = src.read(list(bands), window=win, out_dtype=dtype, out=out)
+        valid = None
+        if with_valid:
+            if all(f == [MaskFlags.all_valid] for f in src.mask_flag_enums):  # no mask to read: all valid
+                valid = np.ones(data.shape[1:], bool) if valid_out is None else valid_out
+                valid[...] = True
+            else:
+                valid = np.greater(src.dataset_mask(window=win), 0, out=valid_out)
         if valid is not None and nodata is not None:
-            valid &= ~np.all(data == nodata, axis=0)
+            missing = data[0] == nodata
+            for band in data[1:]:
+                missing &= band == nodata
+            valid &= ~missing
         if data.dtype.kind == "f":  # NaN and ±inf are missing data too: no roof there, and not fed on
             finite = np.isfinite(data)
             if not finite.all():
@@ -296,15 +314,88 @@ def read_window(
                     valid &= finite.all(axis=0)
     except RasterioIOError as exc:
         raise RasterReadError(
-            f"{src.name}: read failed at rows {r0}-{r1}, cols {c0}-{c1} ({first_line(exc)});"
+            f"{src.name}: read failed at rows {win.row_off}-{win.row_off + win.height},"
+            f" cols {win.col_off}-{win.col_off + win.width} ({first_line(exc)});"
             " the file may be truncated or a VRT source missing"
         ) from None
-    pad = ((r0 - row_off, row_off + height - r1), (c0 - col_off, col_off + width - c1))
-    if any(p for pair in pad for p in pair):
-        data = np.pad(data, ((0, 0), *pad), mode="symmetric")
-        if valid is not None:
-            valid = np.pad(valid, pad, mode="constant", constant_values=False)
     return data, valid
+
+
+def _padded(data: np.ndarray, valid: np.ndarray | None, rows: tuple[int, int], cols: tuple[int, int]
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pixels padded by reflection (``rows``, ``cols``: before and after), valid by False."""
+    if not any(rows + cols):
+        return data, valid
+    data = np.pad(data, ((0, 0), rows, cols), mode="symmetric")
+    if valid is not None:
+        valid = np.pad(valid, (rows, cols), mode="constant", constant_values=False)
+    return data, valid
+
+
+ROW_BAND_MAX_ROWS = 1024  # a file's blocks taller than this are read to the rows needed, not to their end
+
+
+class RowBands:
+    """Windows of fixed columns going down a scene, each pixel read and decoded once.
+
+    Overlapping windows read one by one decode the blocks they share again (GDAL bypasses
+    its block cache for large reads: an 8192² deflate scene in 512-row windows 480 rows
+    apart took 0.95 s against 0.65 s without overlap, whatever the cache). This keeps the
+    rows that the next window shares with the last, and reads only the rows below them,
+    to the end of the file's block row, so every block is decoded once (from a remote
+    file, fetched once). ``window`` takes windows in order of ``row_off`` and returns what
+    ``read_window`` returns for them, padded by reflection past the scene's edges; the
+    arrays it returns are never written again (a thread ahead of the model may keep
+    reading). Memory: the window's rows and at most one block row more, at these columns.
+    """
+
+    def __init__(self, src: rasterio.io.DatasetReader, col_off: int, width: int, bands: Sequence[int],
+                 with_valid: bool = False, nodata: float | None = None, dtype: str | None = "float32") -> None:
+        self.src, self.bands, self.with_valid, self.nodata = src, list(bands), with_valid, nodata
+        self.dtype = dtype or src.dtypes[self.bands[0] - 1]
+        self.col_off, self.width = col_off, width
+        self.c0, self.c1 = max(col_off, 0), min(col_off + width, src.width)
+        if self.c1 <= self.c0:
+            raise InputError(f"{src.name}: windows at col {col_off} lie outside the scene")
+        block = src.block_shapes[0][0] if src.block_shapes else 1
+        self.block = block if 1 <= block <= ROW_BAND_MAX_ROWS else 1
+        self.top = 0  # scene row of the buffers' first row
+        self.data = np.empty((len(self.bands), 0, self.c1 - self.c0), self.dtype)
+        self.valid = np.empty((0, self.c1 - self.c0), bool) if with_valid else None
+
+    def window(self, row_off: int, height: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """``read_window(src, row_off, col_off, height, width, …)`` from the rows kept and read."""
+        src = self.src
+        r0, r1 = max(row_off, 0), min(row_off + height, src.height)
+        if r1 <= r0:
+            raise InputError(f"{src.name}: window at row {row_off}, col {self.col_off} lies outside the scene")
+        if r0 < self.top:
+            raise ValueError(f"windows must go down the scene: row {r0} after row {self.top}")
+        bottom = self.top + self.data.shape[1]
+        if r1 > bottom:
+            self._extend(r0, r1)
+        data = self.data[:, r0 - self.top : r1 - self.top]
+        valid = None if self.valid is None else self.valid[r0 - self.top : r1 - self.top]
+        return _padded(data, valid, (r0 - row_off, row_off + height - r1),
+                       (self.c0 - self.col_off, self.col_off + self.width - self.c1))
+
+    def _extend(self, r0: int, r1: int) -> None:
+        """New buffers holding rows ``r0`` to at least ``r1``: the rows kept copied, the rest read
+        to the end of their block row (the old buffers stay as they are for their readers)."""
+        src, bottom = self.src, self.top + self.data.shape[1]
+        start = max(r0, bottom)  # the first row to read
+        stop = min(-(-r1 // self.block) * self.block, src.height)
+        keep = max(bottom - r0, 0)
+        data = np.empty((len(self.bands), keep + stop - start, self.c1 - self.c0), self.dtype)
+        valid = None if self.valid is None else np.empty(data.shape[1:], bool)
+        if keep:
+            data[:, :keep] = self.data[:, r0 - self.top :]
+            if valid is not None:
+                valid[:keep] = self.valid[r0 - self.top :]
+        win = Window(self.c0, start, self.c1 - self.c0, stop - start)
+        _read_inside(src, win, self.bands, self.with_valid, self.nodata, self.dtype, out=data[:, keep:],
+                     valid_out=None if valid is None else valid[keep:])
+        self.data, self.valid, self.top = data, valid, start - keep
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str]:

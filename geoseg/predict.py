@@ -29,7 +29,7 @@ from geoseg.checkpoint import Checkpoint
 from geoseg.config import TileOptions
 from geoseg.errors import GeosegWarning, InputError
 from geoseg.inference import compile_for_inference, fuse_for_inference
-from geoseg.io import PROB_SCALE, SceneInfo, check_bands, open_raster, read_window, scene_info, value_scale
+from geoseg.io import PROB_SCALE, RowBands, SceneInfo, check_bands, open_raster, scene_info, value_scale
 from geoseg.runtime import (
     autocast,
     cores,
@@ -152,12 +152,16 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
             done, said = 0, -1  # tiles predicted, and the percentage said last (GEOSEG_PROGRESS=lines)
 
             def reads():  # (grid row, a run of its tiles, their pixels, valid), row-major
+                runs: dict[int, RowBands] = {}  # every grid row has the same runs of columns
                 for r in range(first, i1):
-                    for group in _read_groups(grid.row_tiles(r), tile_bytes):
-                        # one read for a run of tiles, in the file's own type: fewer, larger GDAL requests
+                    for k, group in enumerate(_read_groups(grid.row_tiles(r), tile_bytes)):
+                        # one window for a run of tiles, in the file's own type: fewer, larger GDAL
+                        # requests; the rows it shares with the row above are not read again
                         c0, t = group[0].col_off, group[0].size
-                        yield (r, group, *read_window(src, group[0].row_off, c0, t, group[-1].col_off + t - c0,
-                                                      bands, need_valid, nodata, read_type))
+                        if k not in runs:
+                            runs[k] = RowBands(src, c0, group[-1].col_off + t - c0, bands, need_valid, nodata,
+                                               read_type)
+                        yield (r, group, *runs[k].window(group[0].row_off, t))
 
             source = Prefetch(reads()) if use_prefetch(options.prefetch, device) else reads()
             # one autocast for the scene: its cache keeps the weights cast to bfloat16/float16

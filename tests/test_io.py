@@ -2,10 +2,11 @@ import contextlib
 
 import numpy as np
 import pytest
+import rasterio
 from PIL import Image
 
 from geoseg.errors import GeosegWarning, OutputExistsError, RasterReadError
-from geoseg.io import open_raster, read_mask, read_window, scene_info
+from geoseg.io import RowBands, open_raster, read_mask, read_window, scene_info
 from geoseg.outputs import atomic_output
 from tests.conftest import write_tif
 
@@ -28,6 +29,61 @@ def test_nodata_pixels_are_invalid(tmp_path):
     with open_raster(p) as src:
         _, valid = read_window(src, 0, 0, 8, 8, [1], with_valid=True)
     assert not valid[2, 3] and valid.sum() == 63
+
+
+@pytest.mark.parametrize("layout", [dict(tiled=True, blockxsize=16, blockysize=16, compress="deflate"),
+                                    dict(blockysize=3), dict(blockysize=5, nodata=7), dict(float_nan=True),
+                                    dict(mask=True)])
+def test_row_bands_give_what_read_window_gives(tmp_path, layout):
+    """Windows going down a scene, overlapping and past its edges, read through ``RowBands``
+    equal ``read_window``'s, pixel and valid mask; the arrays handed out are never changed."""
+    rng = np.random.default_rng(1)
+    layout = dict(layout)
+    float_nan, mask = layout.pop("float_nan", False), layout.pop("mask", False)
+    data = rng.integers(0, 9, (3, 61, 45)).astype(np.float32 if float_nan else np.uint8)
+    if float_nan:
+        data[1, 10:14, 3:9] = np.nan
+    p = write_tif(tmp_path / "s.tif", data, **layout)
+    if mask:
+        with rasterio.open(p, "r+") as dst:
+            dst.write_mask(np.where(rng.random((61, 45)) < 0.2, 0, 255).astype(np.uint8))
+        with open_raster(p) as src:
+            assert not src.dataset_mask().all()
+    for size, stride, col_off, width in [(16, 12, -2, 30), (24, 8, 20, 40), (61, 61, 0, 45), (20, 17, -5, 60)]:
+        for nodata in (None, 0):
+            with open_raster(p) as src:
+                bands = RowBands(src, col_off, width, [3, 1], True, nodata, "float32")
+                given = []
+                for row_off in range(-size // 4, 61, stride):
+                    got = bands.window(row_off, size)
+                    want = read_window(src, row_off, col_off, size, width, [3, 1], True, nodata, "float32")
+                    np.testing.assert_array_equal(got[0], want[0])
+                    np.testing.assert_array_equal(got[1], want[1])
+                    given.append((got, [a.copy() for a in got]))
+                for handed, copied in given:
+                    for a, b in zip(handed, copied):
+                        np.testing.assert_array_equal(a, b)
+
+
+def test_row_bands_decode_each_block_once(tmp_path):
+    """Overlapping windows 512 rows tall and 480 apart over 256-row blocks: each read starts
+    where the last one ended, on a block row's edge."""
+    p = write_tif(tmp_path / "s.tif", np.zeros((1, 2000, 64), np.uint8), tiled=True, blockxsize=256,
+                  blockysize=256)
+    with open_raster(p) as src:
+        reads = []
+        real = src.read
+
+        def read(*a, **k):
+            reads.append((k["window"].row_off, k["window"].height))
+            return real(*a, **k)
+
+        src.read = read
+        bands = RowBands(src, -16, 96, [1], False, None, "uint8")
+        for row_off in range(-16, 2000, 480):
+            bands.window(row_off, 512)
+    assert reads[0] == (0, 512) and all(r0 == a + h for (a, h), (r0, _) in zip(reads, reads[1:]))
+    assert sum(h for _, h in reads) == 2000 and all(r0 % 256 == 0 for r0, _ in reads)
 
 
 def test_png_has_no_georeference(tmp_path):
