@@ -95,24 +95,28 @@ class StageClock:
 
 class StandIn:
     """The stored probability of an earlier run, handed back per tile in the order geoseg
-    predicts them (row by row; the grid is the one ``choose_grid`` gave)."""
+    predicts them (row by row; the grid is the one ``choose_grid`` gave). A tile reaching
+    past the scene is padded by reflection, that tile alone (padding the whole scene when
+    the grid is chosen took 0.17 s of the run's clock)."""
 
     def __init__(self, prob: np.ndarray) -> None:
-        self.prob, self.tiles, self.padded = prob, None, None
+        self.prob, self.tiles = prob, None
 
     def start(self, grid) -> None:
-        pad = grid.size
-        self.padded = np.pad(self.prob, pad, mode="reflect")
-        self.tiles = iter([(t, pad) for r in range(grid.rows) for t in grid.row_tiles(r)])
+        self.tiles = iter([t for r in range(grid.rows) for t in grid.row_tiles(r)])
 
     def __call__(self, model, x, tta=False):
         import torch
 
         out = []
+        h, w = self.prob.shape
         for _ in range(x.shape[0]):
-            t, pad = next(self.tiles)
-            r, c = t.row_off + pad, t.col_off + pad
-            out.append(torch.from_numpy(self.padded[r : r + t.size, c : c + t.size]))
+            t = next(self.tiles)
+            r0, c0 = max(t.row_off, 0), max(t.col_off, 0)
+            r1, c1 = min(t.row_off + t.size, h), min(t.col_off + t.size, w)
+            tile = self.prob[r0:r1, c0:c1]
+            pad = ((r0 - t.row_off, t.row_off + t.size - r1), (c0 - t.col_off, t.col_off + t.size - c1))
+            out.append(torch.from_numpy(np.pad(tile, pad, mode="reflect") if any(sum(pad, ())) else tile))
         return torch.stack(out).float().mul_(1 / 255)
 
 

@@ -56,27 +56,43 @@ def label_polygons(labels: np.ndarray, row0: int = 0) -> tuple[np.ndarray, np.nd
     return shapely.polygons(rings, indices=owner), poly_labels
 
 
-def _row_runs(on: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Maximal runs of True along the rows of ``on``, in row-major order: (row, first
-    column, column after)."""
-    cols = on.shape[1]
-    begin, end = on.copy(), on.copy()
-    begin[:, 1:] &= ~on[:, :-1]
-    end[:, :-1] &= ~on[:, 1:]
-    b, e = np.flatnonzero(begin), np.flatnonzero(end)
-    return b // cols, b % cols, e % cols + 1
+def _pixel_runs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Maximal runs of roof pixels (label > 0) along the rows, in row-major order: (row,
+    first column, column after); None when there are none. One pass over the image; all
+    that follows is over the runs alone."""
+    width = labels.shape[1] + 1
+    change = np.flatnonzero(np.diff(labels > 0, axis=1, prepend=False, append=False))  # starts and ends alternate
+    if not len(change):
+        return None
+    return change[0::2] // width, change[0::2] % width, change[1::2] % width
 
 
-def _column_runs(on: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Maximal runs of True down the columns of ``on``, in column-major order: (column,
-    first row, row after). Found along the rows (contiguous memory), then put in order."""
-    rows, cols = on.shape
-    begin, end = on.copy(), on.copy()
-    begin[1:] &= ~on[:-1]
-    end[:-1] &= ~on[1:]
-    b, e = np.flatnonzero(begin), np.flatnonzero(end)
-    b, e = b[np.argsort(b % cols * rows + b // cols)], e[np.argsort(e % cols * rows + e // cols)]
-    return b % cols, b // cols, e // cols + 1
+def _segments(line: np.ndarray, x0: np.ndarray, x1: np.ndarray, width: int, one: int, two: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Where on each row line the pixel runs above (``line`` = their row + 1) are and the
+    runs below (their row) are not, and the other way round: the sorted keys (line × width
+    + x) of the steps, and the coverage on the step after each (``one``: above alone,
+    ``two``: below alone, 0 or 3 otherwise). Each of the two run lists is in row-major
+    order, so the merge sort only interleaves two sorted halves."""
+    n = len(line)
+    key = np.empty(4 * n, dtype=np.int64)
+    key[0 : 2 * n : 2], key[1 : 2 * n : 2] = (line + 1) * width + x0, (line + 1) * width + x1  # above
+    key[2 * n :: 2], key[2 * n + 1 :: 2] = line * width + x0, line * width + x1  # below
+    step = np.empty(4 * n, dtype=np.int8)
+    step[0 : 2 * n : 2], step[1 : 2 * n : 2], step[2 * n :: 2], step[2 * n + 1 :: 2] = one, -one, two, -two
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    return key, np.cumsum(step[order], dtype=np.int8)
+
+
+def _vertical(column: np.ndarray, row: np.ndarray, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit edges on column lines (``column``, ``row``) merged into maximal runs down each
+    line, in column-major order: (column, first row, row after)."""
+    key = np.sort(column * height + row)
+    first = np.r_[True, key[1:] != key[:-1] + 1]
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], len(key)] - 1
+    return key[starts] // height, key[starts] % height, key[ends] % height + 1
 
 
 EAST, WEST, SOUTH, NORTH = range(4)
@@ -86,23 +102,25 @@ RIGHT_OF = np.array([SOUTH, NORTH, WEST, EAST], dtype=np.int8)  # the right turn
 def _runs(labels: np.ndarray):
     """Every run of boundary edges: start and end vertex (x, y), the label on its left, and
     the run that follows it; None when there is no component."""
-    roof = np.zeros((labels.shape[0] + 2, labels.shape[1] + 2), dtype=bool)
-    roof[1:-1, 1:-1] = labels > 0
-    if not roof.any():
+    pixel_runs = _pixel_runs(labels)
+    if pixel_runs is None:
         return None
     height, width = labels.shape[0] + 1, labels.shape[1] + 1  # vertices down and across
-    up, down = roof[:-1, 1:-1], roof[1:, 1:-1]  # the pixels above and below each row line
-    left, right = roof[1:-1, :-1], roof[1:-1, 1:]  # left and right of each column line
+    r, a, b = pixel_runs
     # horizontal runs on row line i (between pixel rows i − 1 and i): east with the roof above,
     # west below, in row-major order of their starts; vertical runs on column line j: south with
     # the roof on the right, north with it on the left, in column-major order of their starts
-    i, c0, c1 = _row_runs(up & ~down)
-    east = (c0, i, c1, i, labels[i - 1, c0], i * width + c0)
-    i, c0, c1 = _row_runs(down & ~up)
+    key, cover = _segments(r, a, b, width, 1, 2)
+    gap = key[1:] > key[:-1]
+    at = np.flatnonzero(gap & (cover[:-1] == 1))
+    i, c0, c1 = key[at] // width, key[at] % width, key[at + 1] % width
+    east = (c0, i, c1, i, labels[i - 1, c0], key[at])
+    at = np.flatnonzero(gap & (cover[:-1] == 2))
+    i, c0, c1 = key[at] // width, key[at] % width, key[at + 1] % width
     west = (c1, i, c0, i, labels[i, c0], i * width + c1)
-    j, r0, r1 = _column_runs(right & ~left)
+    j, r0, r1 = _vertical(a, r, height)
     south = (j, r0, j, r1, labels[r0, j], j * height + r0)
-    j, r0, r1 = _column_runs(left & ~right)
+    j, r0, r1 = _vertical(b, r, height)
     north = (j, r1, j, r0, labels[r0, j - 1], j * height + r1)
     parts = (east, west, south, north)
     sx, sy, ex, ey, label = (np.concatenate(a) for a in zip(*[p[:5] for p in parts]))
