@@ -22,6 +22,8 @@ the other (signed area).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import shapely
 
@@ -30,12 +32,36 @@ def label_polygons(labels: np.ndarray, row0: int = 0) -> tuple[np.ndarray, np.nd
     """``(polygons, their labels)`` of a label image (``H × W`` integers, 0 background,
     components 4-connected), in pixel coordinates (x = column, y = ``row0`` + row): one
     polygon per label present, ordered by label."""
-    runs = _runs(np.asarray(labels))
-    if runs is None:
+    labels = np.asarray(labels)
+    runs = pixel_runs(labels > 0)
+    return run_polygons(*runs, labels[runs.row, runs.start], labels.shape, row0)
+
+
+class PixelRuns(NamedTuple):
+    """Maximal runs of roof pixels along the rows of a mask, in row-major order."""
+
+    row: np.ndarray
+    start: np.ndarray  # first column
+    stop: np.ndarray  # column after the last
+
+
+def pixel_runs(on: np.ndarray) -> PixelRuns:
+    """The runs of True along the rows of a boolean image: one pass over the image (all
+    that follows is over the runs alone)."""
+    width = on.shape[1] + 1
+    change = np.flatnonzero(np.diff(on, axis=1, prepend=False, append=False))  # starts and ends alternate
+    return PixelRuns(change[0::2] // width, change[0::2] % width, change[1::2] % width)
+
+
+def run_polygons(row: np.ndarray, start: np.ndarray, stop: np.ndarray, label: np.ndarray,
+                 shape: tuple[int, int], row0: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``label_polygons`` of an image of ``shape`` given as its pixel runs (``pixel_runs``, in
+    row-major order) and the label of each (positive; components 4-connected)."""
+    if not len(row):
         return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
-    sx, sy, ex, ey, label, succ = runs
+    sx, sy, ex, ey, label, succ = _runs(row, start, stop, label, shape)
     n = len(succ)
-    ring, first = _cycles(succ, sy.astype(np.int64) * (labels.shape[1] + 1) + sx)
+    ring, first = _cycles(succ, sy.astype(np.int64) * (shape[1] + 1) + sx)
     pos, size = _positions(succ, first)
     # signed area (shoelace, over the runs in any order): exteriors, with the roof on their
     # left in y-down coordinates, are negative
@@ -56,72 +82,64 @@ def label_polygons(labels: np.ndarray, row0: int = 0) -> tuple[np.ndarray, np.nd
     return shapely.polygons(rings, indices=owner), poly_labels
 
 
-def _pixel_runs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Maximal runs of roof pixels (label > 0) along the rows, in row-major order: (row,
-    first column, column after); None when there are none. One pass over the image; all
-    that follows is over the runs alone."""
-    width = labels.shape[1] + 1
-    change = np.flatnonzero(np.diff(labels > 0, axis=1, prepend=False, append=False))  # starts and ends alternate
-    if not len(change):
-        return None
-    return change[0::2] // width, change[0::2] % width, change[1::2] % width
-
-
-def _segments(line: np.ndarray, x0: np.ndarray, x1: np.ndarray, width: int, one: int, two: int
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _segments(line: np.ndarray, x0: np.ndarray, x1: np.ndarray, width: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Where on each row line the pixel runs above (``line`` = their row + 1) are and the
     runs below (their row) are not, and the other way round: the sorted keys (line × width
-    + x) of the steps, and the coverage on the step after each (``one``: above alone,
-    ``two``: below alone, 0 or 3 otherwise). Each of the two run lists is in row-major
-    order, so the merge sort only interleaves two sorted halves."""
+    + x) of the steps; the coverage on the step after each (1: above alone, 2: below alone,
+    0 or 3 otherwise); and the runs above and below covering it (the last run opened of
+    each: runs are numbered in row-major order and do not overlap within a row). Each of
+    the two run lists is in row-major order, so the merge sort only interleaves two sorted
+    halves."""
     n = len(line)
     key = np.empty(4 * n, dtype=np.int64)
     key[0 : 2 * n : 2], key[1 : 2 * n : 2] = (line + 1) * width + x0, (line + 1) * width + x1  # above
     key[2 * n :: 2], key[2 * n + 1 :: 2] = line * width + x0, line * width + x1  # below
-    step = np.empty(4 * n, dtype=np.int8)
-    step[0 : 2 * n : 2], step[1 : 2 * n : 2], step[2 * n :: 2], step[2 * n + 1 :: 2] = one, -one, two, -two
+    step = np.zeros(4 * n, dtype=np.int8)
+    step[0 : 2 * n : 2], step[1 : 2 * n : 2], step[2 * n :: 2], step[2 * n + 1 :: 2] = 1, -1, 2, -2
+    opened = np.full((2, 4 * n), -1, dtype=np.int64)
+    opened[0, 0 : 2 * n : 2] = opened[1, 2 * n :: 2] = np.arange(n)
     order = np.argsort(key, kind="stable")
+    above, below = np.maximum.accumulate(opened[:, order], axis=1)
+    return key[order], np.cumsum(step[order], dtype=np.int8), above, below
+
+
+def _vertical(column: np.ndarray, row: np.ndarray, height: int) -> tuple[np.ndarray, ...]:
+    """Unit edges on column lines (``column``, ``row``), one per pixel run, merged into maximal
+    runs down each line, in column-major order: (column, first row, row after, the pixel
+    run of the first edge)."""
+    key = column * height + row
+    order = np.argsort(key)
     key = key[order]
-    return key, np.cumsum(step[order], dtype=np.int8)
-
-
-def _vertical(column: np.ndarray, row: np.ndarray, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unit edges on column lines (``column``, ``row``) merged into maximal runs down each
-    line, in column-major order: (column, first row, row after)."""
-    key = np.sort(column * height + row)
-    first = np.r_[True, key[1:] != key[:-1] + 1]
-    starts = np.flatnonzero(first)
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1] + 1])
     ends = np.r_[starts[1:], len(key)] - 1
-    return key[starts] // height, key[starts] % height, key[ends] % height + 1
+    return key[starts] // height, key[starts] % height, key[ends] % height + 1, order[starts]
 
 
 EAST, WEST, SOUTH, NORTH = range(4)
 RIGHT_OF = np.array([SOUTH, NORTH, WEST, EAST], dtype=np.int8)  # the right turn from each heading (y down)
 
 
-def _runs(labels: np.ndarray):
-    """Every run of boundary edges: start and end vertex (x, y), the label on its left, and
-    the run that follows it; None when there is no component."""
-    pixel_runs = _pixel_runs(labels)
-    if pixel_runs is None:
-        return None
-    height, width = labels.shape[0] + 1, labels.shape[1] + 1  # vertices down and across
-    r, a, b = pixel_runs
+def _runs(r: np.ndarray, a: np.ndarray, b: np.ndarray, run_label: np.ndarray, shape: tuple[int, int]):
+    """Every run of boundary edges of the image whose pixel runs (row ``r``, columns ``a`` to
+    ``b``) are labelled ``run_label``: start and end vertex (x, y), the label on its left,
+    and the run that follows it."""
+    height, width = shape[0] + 1, shape[1] + 1  # vertices down and across
     # horizontal runs on row line i (between pixel rows i − 1 and i): east with the roof above,
     # west below, in row-major order of their starts; vertical runs on column line j: south with
     # the roof on the right, north with it on the left, in column-major order of their starts
-    key, cover = _segments(r, a, b, width, 1, 2)
+    key, cover, above, below = _segments(r, a, b, width)
     gap = key[1:] > key[:-1]
     at = np.flatnonzero(gap & (cover[:-1] == 1))
     i, c0, c1 = key[at] // width, key[at] % width, key[at + 1] % width
-    east = (c0, i, c1, i, labels[i - 1, c0], key[at])
+    east = (c0, i, c1, i, run_label[above[at]], key[at])
     at = np.flatnonzero(gap & (cover[:-1] == 2))
     i, c0, c1 = key[at] // width, key[at] % width, key[at + 1] % width
-    west = (c1, i, c0, i, labels[i, c0], i * width + c1)
-    j, r0, r1 = _vertical(a, r, height)
-    south = (j, r0, j, r1, labels[r0, j], j * height + r0)
-    j, r0, r1 = _vertical(b, r, height)
-    north = (j, r1, j, r0, labels[r0, j - 1], j * height + r1)
+    west = (c1, i, c0, i, run_label[below[at]], i * width + c1)
+    j, r0, r1, run = _vertical(a, r, height)  # the pixel right of the line starts a pixel run
+    south = (j, r0, j, r1, run_label[run], j * height + r0)
+    j, r0, r1, run = _vertical(b, r, height)  # the pixel left of the line ends one
+    north = (j, r1, j, r0, run_label[run], j * height + r1)
     parts = (east, west, south, north)
     sx, sy, ex, ey, label = (np.concatenate(a) for a in zip(*[p[:5] for p in parts]))
     heading = np.repeat(np.arange(4, dtype=np.int8), [len(p[0]) for p in parts])

@@ -71,3 +71,15 @@ def test_strips_trace_what_the_whole_raster_traces(rows, monkeypatch):
                 assert a.geom.equals(b.geom) and len(a.geom.interiors) == len(b.geom.interiors)
             else:
                 assert _rings(a.geom) == _rings(b.geom)
+
+
+def test_components_of_the_runs_are_ndimage_labels():
+    # the same components, numbered alike (raster order of their first pixels): polygons come
+    # out in the same order as from ``ndimage.label``'s image
+    from geoseg.vectorize import _Components
+
+    for mask in _masks(2, 120):
+        c = _Components.of(mask)
+        labels, n = ndimage.label(mask)
+        assert c.n == n
+        np.testing.assert_array_equal(c.image(np.ones(len(c.label), dtype=bool)), labels)
