@@ -169,6 +169,8 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
             with contextlib.closing(source), torch.no_grad(), autocast(device, precision):
                 row = first
                 for r, group, data, valid in source:
+                    if valid is not None and valid.all():  # nothing to mask in these tiles
+                        valid = None
                     if r != row:  # a grid row is complete
                         stitcher.end_row()
                         yield row

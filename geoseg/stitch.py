@@ -4,9 +4,10 @@ Each tile's probability is multiplied by a blending window that falls towards th
 edges and accumulated with its weight; a pixel's value is the weighted mean of every
 tile that saw it, so the prediction made furthest from a tile edge counts most and no
 seam shows. Tiles arrive in row-major order; when a row of tiles is done, the scene rows
-that no later tile touches are final and go to ``sink`` — memory is three buffers of
-``tile size`` × ``scene width`` floats (sums, weights, a row's weight profile), whatever
-the scene's height.
+that no later tile touches are final and go to ``sink`` — memory is a buffer of ``tile
+size`` × ``scene width`` floats for the weighted sums and as many for the sums of weights
+as grid rows reach into one plus one (three with the default overlap), whatever the
+scene's height.
 """
 
 from __future__ import annotations
@@ -66,13 +67,20 @@ class Stitcher:
         width = grid.cols * grid.stride + 2 * grid.overlap
         # torch rather than numpy: in-place fused updates, on every core
         self.acc = torch.zeros((grid.size, width))
-        self.wsum = torch.zeros((grid.size, width))
         # every grid row has the same tiles across, so their weights add up to the same
-        # profile: added once a row instead of once a tile
-        self.row_weights = torch.zeros((grid.size, width))
+        # profile, and the rows a grid row shares with the rows above it add theirs: the sums
+        # of weights are known before any tile comes, the same for every grid row once as
+        # many rows as reach into one are done (added in the order tiles come: the same floats)
+        profile = torch.zeros((grid.size, width))
         for c in range(grid.cols):
-            self.row_weights[:, c * grid.stride : c * grid.stride + grid.size] += self.weights
-        self.row = start_row  # grid row being accumulated
+            profile[:, c * grid.stride : c * grid.stride + grid.size] += self.weights
+        s = grid.stride
+        self.wsums = [profile]  # by grid rows done since ``start_row``
+        for _ in range(-(-grid.size // s)):
+            wsum = torch.zeros_like(profile)
+            wsum[:-s] = self.wsums[-1][s:]
+            self.wsums.append(wsum.add_(profile))
+        self.start = self.row = start_row  # grid row being accumulated
         self.emitted = first_emitted  # scene rows already handed to sink
 
     @property
@@ -91,15 +99,12 @@ class Stitcher:
     def end_row(self) -> None:
         """Emit the scene rows that no later tile row reaches, and shift the buffers."""
         s = self.grid.stride
-        self.wsum += self.row_weights
         if self.row == self.grid.rows - 1:
             self._emit(self.grid.size)
         else:
             self._emit(s)
             self.acc[:-s] = self.acc[s:].clone()
-            self.wsum[:-s] = self.wsum[s:].clone()
             self.acc[-s:] = 0
-            self.wsum[-s:] = 0
         self.row += 1
 
     def _emit(self, n: int) -> None:
@@ -109,6 +114,7 @@ class Stitcher:
             return
         b0, b1 = r0 - self.top, r1 - self.top
         c0 = self.grid.overlap
-        rows = self.acc[b0:b1, c0 : c0 + self.grid.width] / self.wsum[b0:b1, c0 : c0 + self.grid.width]
+        wsum = self.wsums[min(self.row - self.start, len(self.wsums) - 1)]
+        rows = self.acc[b0:b1, c0 : c0 + self.grid.width] / wsum[b0:b1, c0 : c0 + self.grid.width]
         self.sink(r0, rows.numpy())
         self.emitted = r1

@@ -54,3 +54,37 @@ def test_window_shapes_and_unknown_name():
     assert w.shape == (64, 64) and (w > 0).all() and w[32, 32] == w.max()
     with pytest.raises(InputError, match="hann"):
         blend_window("gauss", 64)
+
+
+@pytest.mark.parametrize("overlap", [0, 16, 40, 63])
+def test_stitched_rows_are_the_weighted_means_to_the_last_bit(overlap):
+    # the sums of weights, known in advance, are the floats that adding each tile's weights as
+    # it comes gives: the same rows bit for bit as a whole-scene accumulation, however many
+    # grid rows reach into one
+    import torch
+
+    rng = np.random.default_rng(3)
+    h, w, size = 300, 170, 128
+    grid = TileGrid(h, w, size, overlap)
+    width = grid.cols * grid.stride + 2 * overlap
+    acc = torch.zeros((grid.rows * grid.stride + 2 * overlap + size, width))
+    wsum = torch.zeros_like(acc)
+    weights = torch.from_numpy(blend_window("hann", size))
+    tiles = {t: torch.from_numpy(rng.random((size, size), dtype=np.float32)) for r in range(grid.rows)
+             for t in grid.row_tiles(r)}
+    for t, p in tiles.items():
+        y, x = t.row_off + overlap, t.col_off + overlap
+        acc[y : y + size, x : x + size].addcmul_(p, weights)
+    profile = torch.zeros((size, width))  # a grid row's weights, added up across
+    for c in range(grid.cols):
+        profile[:, c * grid.stride : c * grid.stride + size] += weights
+    for r in range(grid.rows):
+        wsum[r * grid.stride : r * grid.stride + size] += profile
+    want = (acc / wsum)[overlap : overlap + h, overlap : overlap + w].numpy()
+    out = np.zeros((h, w), np.float32)
+    st = Stitcher(grid, lambda r0, rows: out.__setitem__(slice(r0, r0 + len(rows)), rows), "hann")
+    for r in range(grid.rows):
+        for t in grid.row_tiles(r):
+            st.add(t, tiles[t])
+        st.end_row()
+    assert np.array_equal(out, want)
