@@ -188,7 +188,11 @@ def _timed_run(scene: Path, model: Path, tile: int, overlap: int, plan: dict | N
     else:  # before: a read per window (an older checkout, ``before_after.py``)
         clock.wrap(gp, "read_window", "read")
     clock.wrap(gp, "_as_tensor_type", "normalise")
-    clock.wrap(gp.torch, "addcmul", "normalise")
+    if hasattr(gp, "normalised"):  # the batch cut from the window, then scaled into floats
+        clock.wrap(gp.torch, "stack", "normalise")
+        clock.wrap(gp, "normalised", "normalise")
+    else:  # an older checkout
+        clock.wrap(gp.torch, "addcmul", "normalise")
     clock.wrap(gp, "roof_probability", "stand-in")
     clock.wrap(stitch.Stitcher, "add", "blend")
     clock.wrap(stitch.Stitcher, "end_row", "blend")

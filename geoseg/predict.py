@@ -163,29 +163,31 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                                                read_type)
                         yield (r, group, *runs[k].window(group[0].row_off, t))
 
-            source = Prefetch(reads()) if use_prefetch(options.prefetch, device) else reads()
+            def staged():  # reads(), each window's pixels a tensor ready to go to the device
+                for r, group, data, valid in reads():
+                    yield r, group, host_pixels(data, device), None if valid is None or valid.all() else valid
+
+            # windows are read (and staged) in a thread ahead of the model when it pays; a
+            # window (a grid row's tiles) at a time: handing tiles over one by one between
+            # Python threads cost more than the work they moved
+            source = Prefetch(staged()) if use_prefetch(options.prefetch, device) else staged()
             # one autocast for the scene: its cache keeps the weights cast to bfloat16/float16
             # (entered per batch, every forward pass would cast them again)
             with contextlib.closing(source), torch.no_grad(), autocast(device, precision):
                 row = first
-                for r, group, data, valid in source:
-                    if valid is not None and valid.all():  # nothing to mask in these tiles
-                        valid = None
+                for r, group, pixels, valid in source:
                     if r != row:  # a grid row is complete
                         stitcher.end_row()
                         yield row
                         row = r
+                    # the window to the device at once (on CUDA from page-locked memory: copied while
+                    # the GPU works), cut into tiles and normalised there
+                    pixels = pixels.to(device, non_blocking=True)
                     c0, t = group[0].col_off, group[0].size
                     for i in range(0, len(group), batch):
                         chunk = group[i : i + batch]
                         cols = [slice(tl.col_off - c0, tl.col_off - c0 + t) for tl in chunk]
-                        x = torch.from_numpy(np.stack([_as_tensor_type(data[:, :, c]) for c in cols]))
-                        if device.type == "cuda":  # page-locked: the copy runs while the GPU works
-                            x = x.pin_memory().to(device, non_blocking=True)
-                        x = x.to(device)
-                        # float, (x / scale − mean) / std, written channels-last: one pass, no copy before it
-                        x = torch.addcmul(shift, x, gain, out=torch.empty(x.shape, dtype=torch.float32, device=device,
-                                                                         memory_format=torch.channels_last))
+                        x = normalised(torch.stack([pixels[:, :, c] for c in cols]), shift, gain)
                         prob = roof_probability(model, x, options.tta).cpu()
                         for tl, p, c in zip(chunk, prob, cols):
                             stitcher.add(tl, p if valid is None else p * torch.from_numpy(valid[:, c]))
@@ -319,6 +321,24 @@ def _read_groups(tiles: list, bytes_per_tile: int) -> list[list]:
     """A grid row's tiles in runs that are read at once, each at most ``READ_BYTES``."""
     n = max(1, READ_BYTES // bytes_per_tile)
     return [tiles[i : i + n] for i in range(0, len(tiles), n)]
+
+
+def host_pixels(data: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A window's pixels ``(bands, rows, columns)`` as a tensor on the host in a type torch
+    normalises (``_as_tensor_type``): for the CPU a view of ``data``; for CUDA a page-locked
+    copy, which copies to the GPU while it works (raw pixels: for 8-bit imagery a quarter of
+    the bytes of the model's float input)."""
+    pixels = torch.from_numpy(_as_tensor_type(data))
+    if device.type != "cuda":
+        return pixels
+    return torch.empty(pixels.shape, dtype=pixels.dtype, pin_memory=True).copy_(pixels)
+
+
+def normalised(x: torch.Tensor, shift: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """Raw pixels ``(N, bands, H, W)`` as the model's input: float, ``(x / scale − mean) / std``
+    (``gain``, ``shift``), written channels-last in one pass with no copy before it."""
+    return torch.addcmul(shift, x, gain, out=torch.empty(x.shape, dtype=torch.float32, device=x.device,
+                                                         memory_format=torch.channels_last))
 
 
 def _as_tensor_type(a: np.ndarray) -> np.ndarray:
