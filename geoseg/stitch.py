@@ -47,14 +47,15 @@ def blend_window(name: str, size: int) -> np.ndarray:
     return np.maximum(np.outer(w1, w1), 1e-4).astype(np.float32)
 
 
-Sink = Callable[[int, np.ndarray], None]  # (first scene row, rows float32 (n, width))
+Sink = Callable[[int, np.ndarray], None]  # (first scene row, rows (n, width))
 
 
 class Stitcher:
     """Accumulates tiles of a ``TileGrid`` and hands finished scene rows to ``sink``.
 
     Call ``add`` for every tile of a grid row, then ``end_row``; rows are emitted in
-    order, each exactly once, clipped to the scene.
+    order, each exactly once, clipped to the scene, as float32 in the stitcher's own
+    buffer: ``sink`` may change them but not keep them (the next rows are written there).
     """
 
     def __init__(self, grid: TileGrid, sink: Sink, window: str = "hann", start_row: int = 0,
@@ -80,6 +81,7 @@ class Stitcher:
             wsum = torch.zeros_like(profile)
             wsum[:-s] = self.wsums[-1][s:]
             self.wsums.append(wsum.add_(profile))
+        self.rows = torch.empty((grid.size, grid.width))  # the rows handed to ``sink``, each time
         self.start = self.row = start_row  # grid row being accumulated
         self.emitted = first_emitted  # scene rows already handed to sink
 
@@ -115,6 +117,7 @@ class Stitcher:
         b0, b1 = r0 - self.top, r1 - self.top
         c0 = self.grid.overlap
         wsum = self.wsums[min(self.row - self.start, len(self.wsums) - 1)]
-        rows = self.acc[b0:b1, c0 : c0 + self.grid.width] / wsum[b0:b1, c0 : c0 + self.grid.width]
+        rows = torch.div(self.acc[b0:b1, c0 : c0 + self.grid.width], wsum[b0:b1, c0 : c0 + self.grid.width],
+                         out=self.rows[: b1 - b0])
         self.sink(r0, rows.numpy())
         self.emitted = r1
