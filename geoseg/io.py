@@ -347,6 +347,7 @@ class RowBands:
     ``read_window`` returns for them, padded by reflection past the scene's edges; the
     arrays it returns are never written again (a thread ahead of the model may keep
     reading). Memory: the window's rows and at most one block row more, at these columns.
+    The columns past the scene's edges are mirrored once, as rows are read, not per window.
     """
 
     def __init__(self, src: rasterio.io.DatasetReader, col_off: int, width: int, bands: Sequence[int],
@@ -359,9 +360,11 @@ class RowBands:
             raise InputError(f"{src.name}: windows at col {col_off} lie outside the scene")
         block = src.block_shapes[0][0] if src.block_shapes else 1
         self.block = block if 1 <= block <= ROW_BAND_MAX_ROWS else 1
+        self.left, self.right = self.c0 - col_off, col_off + width - self.c1  # columns of padding
         self.top = 0  # scene row of the buffers' first row
-        self.data = np.empty((len(self.bands), 0, self.c1 - self.c0), self.dtype)
-        self.valid = np.empty((0, self.c1 - self.c0), bool) if with_valid else None
+        # the buffers hold the padding columns too: only a grid's first and last rows are padded on a read
+        self.data = np.empty((len(self.bands), 0, width), self.dtype)
+        self.valid = np.empty((0, width), bool) if with_valid else None
 
     def window(self, row_off: int, height: int) -> tuple[np.ndarray, np.ndarray | None]:
         """``read_window(src, row_off, col_off, height, width, …)`` from the rows kept and read."""
@@ -376,8 +379,7 @@ class RowBands:
             self._extend(r0, r1)
         data = self.data[:, r0 - self.top : r1 - self.top]
         valid = None if self.valid is None else self.valid[r0 - self.top : r1 - self.top]
-        return _padded(data, valid, (r0 - row_off, row_off + height - r1),
-                       (self.c0 - self.col_off, self.col_off + self.width - self.c1))
+        return _padded(data, valid, (r0 - row_off, row_off + height - r1), (0, 0))
 
     def _extend(self, r0: int, r1: int) -> None:
         """New buffers holding rows ``r0`` to at least ``r1``: the rows kept copied, the rest read
@@ -386,15 +388,25 @@ class RowBands:
         start = max(r0, bottom)  # the first row to read
         stop = min(-(-r1 // self.block) * self.block, src.height)
         keep = max(bottom - r0, 0)
-        data = np.empty((len(self.bands), keep + stop - start, self.c1 - self.c0), self.dtype)
+        data = np.empty((len(self.bands), keep + stop - start, self.width), self.dtype)
         valid = None if self.valid is None else np.empty(data.shape[1:], bool)
         if keep:
             data[:, :keep] = self.data[:, r0 - self.top :]
             if valid is not None:
                 valid[:keep] = self.valid[r0 - self.top :]
+        inside = slice(self.left, self.width - self.right)
         win = Window(self.c0, start, self.c1 - self.c0, stop - start)
-        _read_inside(src, win, self.bands, self.with_valid, self.nodata, self.dtype, out=data[:, keep:],
-                     valid_out=None if valid is None else valid[keep:])
+        _read_inside(src, win, self.bands, self.with_valid, self.nodata, self.dtype, out=data[:, keep:, inside],
+                     valid_out=None if valid is None else valid[keep:, inside])
+        new = data[:, keep:]
+        if max(self.left, self.right) <= self.c1 - self.c0:  # mirrored at the scene's edges
+            n = self.c1 - self.c0
+            new[:, :, : self.left] = new[:, :, self.left : 2 * self.left][:, :, ::-1]
+            new[:, :, self.left + n :] = new[:, :, self.left + n - self.right : self.left + n][:, :, ::-1]
+        else:  # a scene narrower than the padding
+            new[...] = np.pad(new[:, :, inside], ((0, 0), (0, 0), (self.left, self.right)), mode="symmetric")
+        if valid is not None:
+            valid[keep:, : self.left] = valid[keep:, self.width - self.right :] = False
         self.data, self.valid, self.top = data, valid, start - keep
 
 

@@ -165,7 +165,7 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
 
             def staged():  # reads(), each window's pixels a tensor ready to go to the device
                 for r, group, data, valid in reads():
-                    yield r, group, host_pixels(data, device), None if valid is None or valid.all() else valid
+                    yield r, group, host_pixels(data, device), valid
 
             # windows are read (and staged) in a thread ahead of the model when it pays; a
             # window (a grid row's tiles) at a time: handing tiles over one by one between
@@ -190,7 +190,9 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                         x = normalised(torch.stack([pixels[:, :, c] for c in cols]), shift, gain)
                         prob = roof_probability(model, x, options.tta).cpu()
                         for tl, p, c in zip(chunk, prob, cols):
-                            stitcher.add(tl, p if valid is None else p * torch.from_numpy(valid[:, c]))
+                            if valid is not None and not valid[:, c].all():  # the tile holds missing pixels
+                                p = p * torch.from_numpy(valid[:, c])
+                            stitcher.add(tl, p)
                         bar.update(len(chunk))
                         done += len(chunk)
                         said = say_progress(done, total, said)

@@ -49,7 +49,8 @@ def test_row_bands_give_what_read_window_gives(tmp_path, layout):
             dst.write_mask(np.where(rng.random((61, 45)) < 0.2, 0, 255).astype(np.uint8))
         with open_raster(p) as src:
             assert not src.dataset_mask().all()
-    for size, stride, col_off, width in [(16, 12, -2, 30), (24, 8, 20, 40), (61, 61, 0, 45), (20, 17, -5, 60)]:
+    for size, stride, col_off, width in [(16, 12, -2, 30), (24, 8, 20, 40), (61, 61, 0, 45), (20, 17, -5, 60),
+                                         (24, 8, -50, 150)]:
         for nodata in (None, 0):
             with open_raster(p) as src:
                 bands = RowBands(src, col_off, width, [3, 1], True, nodata, "float32")
