@@ -4,14 +4,14 @@
 
 Two figures bound what ``bench/beside.py`` can reach here, whatever geoseg does:
 
-1. **decoding**: the scene read in the windows ``geoseg predict`` reads (a grid row of
-   tiles at a time, margins included), GDAL on one thread, nothing else done with the
-   pixels. No pipeline beside the model can run faster than this on one core, and on
+1. **decoding**: the scene read as ``geoseg predict`` reads it (a grid row of tiles at a
+   time, margins included, through ``io.RowBands``: each block once), GDAL on one
+   thread, nothing else done with the pixels. No pipeline beside the model can run faster than this on one core, and on
    ``n`` cores the rest of the work must fit in what decoding leaves:
    ``n / goal − 1 / decode`` seconds per megapixel for a goal of ``goal`` MP/s;
 2. **the cores' scaling** on work that never takes Python's lock: the same decoding,
-   and labelling the probability's roof mask strip by strip (``scipy.ndimage.label``, as
-   the tracer does), run in one process and then in one process per core at once
+   and labelling the probability's roof mask strip by strip (the components of its pixel
+   runs, as the tracer finds them), run in one process and then in one process per core at once
    (throughput ratio). The pipeline's own 1 → n scaling cannot beat these.
 """
 
@@ -27,14 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import prepare, scene_args  # noqa: E402
 
 
-def decode(scene: str, model: str, tile: int, overlap: int, core: int | None = None) -> float:
-    """Seconds to read the scene in the windows ``geoseg predict`` reads with ``model`` (its
-    grid, a grid row's tiles in ``_read_groups``' runs), GDAL on one thread."""
+def decode(scene: str, model: str, tile: int, overlap: int, core: int | None = None, once: bool = True) -> float:
+    """Seconds to read the scene as ``geoseg predict`` reads it with ``model`` (its grid, a
+    grid row's tiles in ``_read_groups``' runs, through ``RowBands``), GDAL on one thread."""
     import numpy as np
     import rasterio
 
     from geoseg import checkpoint
-    from geoseg.io import read_window
+    from geoseg.io import RowBands, read_window
     from geoseg.predict import _read_groups, choose_grid
 
     if core is not None:
@@ -44,11 +44,17 @@ def decode(scene: str, model: str, tile: int, overlap: int, core: int | None = N
         grid = choose_grid(src.height, src.width, ckpt.model.multiple, tile, overlap, ckpt.fixed_tile)
         tile_bytes = grid.size * grid.stride * src.count * np.dtype(src.dtypes[0]).itemsize
         t0 = time.perf_counter()
+        runs: dict[int, RowBands] = {}
         for r in range(grid.rows):
-            for group in _read_groups(grid.row_tiles(r), tile_bytes):
+            for k, group in enumerate(_read_groups(grid.row_tiles(r), tile_bytes)):
                 c0, size = group[0].col_off, group[0].size
-                read_window(src, group[0].row_off, c0, size, group[-1].col_off + size - c0,
-                            range(1, src.count + 1), dtype=None)
+                width, bands = group[-1].col_off + size - c0, range(1, src.count + 1)
+                if not once:  # each window read on its own: the rows it shares with the last decoded again
+                    read_window(src, group[0].row_off, c0, size, width, bands, dtype=None)
+                    continue
+                if k not in runs:
+                    runs[k] = RowBands(src, c0, width, bands, dtype=None)
+                runs[k].window(group[0].row_off, size)
         return time.perf_counter() - t0
 
 
@@ -58,7 +64,8 @@ STRIP, PASSES = 512, 4  # passes: one takes a fraction of a second, too short to
 def label(prob: str, core: int | None = None) -> float:
     """Seconds to label the probability's roof mask (p ≥ 0.5) in strips of ``STRIP`` rows, a pass."""
     import rasterio
-    from scipy import ndimage
+
+    from geoseg.vectorize import _Components
 
     if core is not None:
         os.sched_setaffinity(0, {core})
@@ -67,7 +74,7 @@ def label(prob: str, core: int | None = None) -> float:
     t0 = time.perf_counter()
     for _ in range(PASSES):
         for r in range(0, mask.shape[0], STRIP):
-            ndimage.label(mask[r : r + STRIP])
+            _Components.of(mask[r : r + STRIP])
     return (time.perf_counter() - t0) / PASSES
 
 
@@ -95,6 +102,9 @@ def main() -> None:
     seconds, ratio = scaling(decode, (str(scene), str(model), args.tile, args.overlap), cores)
     print(f"decoding the {args.size}² scene in geoseg's windows, one core: {seconds:.2f} s = {mp / seconds:.1f} MP/s;"
           f" {cores} processes at once: {ratio:.2f}× the throughput")
+    with get_context("spawn").Pool(1) as pool:
+        alone = min(pool.apply(decode, (str(scene), str(model), args.tile, args.overlap, 0, False)) for _ in range(2))
+    print(f"  each window read on its own, as before ``RowBands``: {alone:.2f} s = {mp / alone:.1f} MP/s")
     for goal in (30, 60):
         left = cores / goal - seconds / mp
         print(f"  for {goal} MP/s beside the model on {cores} cores, everything else must take"
