@@ -203,17 +203,22 @@ def _join(parts: list[_Part]) -> list[_Part]:
     wide scene's strip edge cost seconds); the others pass as they are."""
     if len(parts) < 2:
         return list(parts)
+    out: list[_Part] = []
+    for members in _meeting(np.array([p.geom for p in parts], dtype=object)):
+        out += [parts[members[0]]] if len(members) == 1 else _union([parts[i] for i in members])
+    return out
+
+
+def _meeting(geoms: np.ndarray) -> list[np.ndarray]:
+    """The groups of ``geoms`` that meet one another, directly or through others (indices,
+    each group in order, the groups by their first member)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    geoms = np.array([p.geom for p in parts], dtype=object)
     a, b = STRtree(geoms).query(geoms, predicate="intersects")
-    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(parts), len(parts)))
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(geoms), len(geoms)))
     _, group = connected_components(graph, directed=False)
-    out: list[_Part] = []
-    for members in np.split(np.argsort(group, kind="stable"), np.flatnonzero(np.diff(np.sort(group))) + 1):
-        out += [parts[members[0]]] if len(members) == 1 else _union([parts[i] for i in members])
-    return out
+    return np.split(np.argsort(group, kind="stable"), np.flatnonzero(np.diff(np.sort(group))) + 1)
 
 
 def _union(parts: list[_Part]) -> list[_Part]:
@@ -876,29 +881,90 @@ def _min_box(frame: _Frame, options: VectorizeOptions) -> float:
 def band_polygons(prob_path: str | os.PathLike, scene_path: str | os.PathLike, row0: int, first: bool, last: bool,
                   options: VectorizeOptions = VectorizeOptions(), scene_name: str = ""):
     """Polygons of one block of rows of a scene (``prob_path``: the block's probability, its
-    first row being scene row ``row0``). Returns the polygons that do not touch the block's
-    inner edges, cleaned and measured (a GeoDataFrame, ids from 1), and the raw parts that
-    do, as ``(wkb in scene pixel coordinates, probability sum, pixels)``, for
-    ``join_band_edges`` once every block is done. (No opening here: it would need the
-    neighbours' rows.)"""
+    first row being scene row ``row0``). Returns the polygons of the components that do not
+    touch the block's inner edges, cleaned and measured (a GeoDataFrame, ids from 1), and
+    the components that do, whole and raw, as ``(wkb in scene pixel coordinates, probability
+    sum, pixels, pixels of their own)``, for ``join_band_edges`` once every block is done.
+    With ``options.split`` their own pixels, ``(column, scene row, probability)`` of their
+    bounding box with every other pixel 0, go along, for the client to cut each roof across
+    a block edge as one process cuts it (otherwise None: a union joins them exactly). (No
+    opening here: it would need the neighbours' rows.)"""
     frame = _frame(scene_path)
     with open_raster(prob_path) as src:
         h = src.height
-    done, edge = [], []
-    for chunk in iter_pixel_parts(prob_path, options.threshold, options.strip_rows, split_seed=options.split or None):
-        for p in chunk:
-            y0, y1 = p.geom.bounds[1], p.geom.bounds[3]
-            p = _Part(affinity.translate(p.geom, 0, row0), p.prob_sum, p.pixels)
-            (edge if (y0 <= 0 and not first) or (y1 >= h and not last) else done).append(p)
-    return _to_frame(done, frame, options, 1, scene_name), [(p.geom.wkb, p.prob_sum, p.pixels) for p in edge]
+    seed = options.split or None
+
+    def on_edge(p: _Part) -> bool:
+        return (p.geom.bounds[1] <= 0 and not first) or (p.geom.bounds[3] >= h and not last)
+
+    # whole components (not cut) first: those on an inner edge go to the client
+    whole = [p for chunk in iter_pixel_parts(prob_path, options.threshold, options.strip_rows) for p in chunk]
+    edge = [p for p in whole if on_edge(p)]
+    if seed is None:
+        done = [p for p in whole if not on_edge(p)]
+    else:  # the pieces of the components inside the block; the edge components are cut on the client
+        cut = [p for chunk in iter_pixel_parts(prob_path, options.threshold, options.strip_rows, split_seed=seed)
+               for p in chunk]
+        done = _outside(cut, [p.geom for p in edge])
+    done = [_Part(affinity.translate(p.geom, 0, row0), p.prob_sum, p.pixels) for p in done]
+    own = _own_pixels(prob_path, edge, row0) if seed is not None else [None] * len(edge)
+    return _to_frame(done, frame, options, 1, scene_name), [
+        (affinity.translate(p.geom, 0, row0).wkb, p.prob_sum, p.pixels, o) for p, o in zip(edge, own)]
+
+
+def _outside(parts: list[_Part], geoms: list[Polygon]) -> list[_Part]:
+    """The parts that lie in none of ``geoms`` (pieces of other components: a point of each
+    piece inside it tells)."""
+    if not parts or not geoms:
+        return list(parts)
+    points = shapely.point_on_surface(np.array([p.geom for p in parts], dtype=object))
+    inside = np.unique(STRtree(np.array(geoms, dtype=object)).query(points, predicate="intersects")[0])
+    keep = np.ones(len(parts), dtype=bool)
+    keep[inside] = False
+    return [p for p, k in zip(parts, keep) if k]
+
+
+def _own_pixels(prob_path: str | os.PathLike, parts: list[_Part], row0: int) -> list[tuple[int, int, np.ndarray]]:
+    """Each whole component's probability over its bounding box, 0 outside it: ``(first column,
+    first scene row, uint8 rows)`` (its pixel-edge outline says which pixels are its own)."""
+    from affine import Affine
+    from rasterio.features import rasterize
+    from rasterio.windows import Window
+
+    out = []
+    with open_raster(prob_path) as src:
+        for p in parts:
+            x0, y0, x1, y1 = (int(round(v)) for v in p.geom.bounds)
+            prob = src.read(1, window=Window(x0, y0, x1 - x0, y1 - y0))
+            mine = rasterize([(p.geom, 1)], out_shape=prob.shape, transform=Affine.translation(x0, y0), dtype="uint8")
+            out.append((x0, y0 + row0, np.where(mine > 0, prob, 0).astype(np.uint8)))
+    return out
 
 
 def join_band_edges(edge_parts: list, scene_path: str | os.PathLike, options: VectorizeOptions = VectorizeOptions(),
                     scene_name: str = "") -> gpd.GeoDataFrame:
-    """The parts that touched blocks' inner edges (``band_polygons``), joined with their
-    continuations, cleaned and measured."""
-    parts = [_Part(shapely.from_wkb(w), s, n) for w, s, n in edge_parts]
-    return _to_frame(_join(parts), _frame(scene_path), options, 1, scene_name)
+    """The components that touched blocks' inner edges (``band_polygons``), joined with their
+    continuations, cleaned and measured. With their own pixels (``options.split``), each
+    group of parts that meet is traced again whole from them, and cut as one process cuts
+    it; without, the parts are unioned."""
+    parts = [_Part(shapely.from_wkb(w), s, n) for w, s, n, _ in edge_parts]
+    if not options.split or not parts:
+        return _to_frame(_join(parts), _frame(scene_path), options, 1, scene_name)
+    own = [o for *_, o in edge_parts]
+    out: list[_Part] = []
+    for members in _meeting(np.array([p.geom for p in parts], dtype=object)):
+        x0, y0 = min(own[i][0] for i in members), min(own[i][1] for i in members)
+        x1 = max(own[i][0] + own[i][2].shape[1] for i in members)
+        y1 = max(own[i][1] + own[i][2].shape[0] for i in members)
+        canvas = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+        for i in members:
+            cx, cy, pixels = own[i]
+            at = canvas[cy - y0 : cy - y0 + pixels.shape[0], cx - x0 : cx - x0 + pixels.shape[1]]
+            np.maximum(at, pixels, out=at)
+        tracer = StripTracer(y1 - y0, x1 - x0, options.threshold, split_seed=options.split)
+        out += [_Part(affinity.translate(p.geom, x0, y0), p.prob_sum, p.pixels)
+                for p in tracer.feed(0, canvas) + tracer.close()]
+    return _to_frame(out, _frame(scene_path), options, 1, scene_name)
 
 
 def vectorize(prob_path: str | os.PathLike, options: VectorizeOptions = VectorizeOptions(),

@@ -10,6 +10,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from click.testing import CliRunner
 from rasterio.windows import Window
 
@@ -151,3 +152,27 @@ def test_one_scene_in_blocks_gives_the_single_process_probability_and_polygons(t
         edges_y = [src.xy(r, 0, offset="ul")[1] for r in (88, 184, 280)]  # rows where the blocks meet
     assert sum(g.bounds[1] < y < g.bounds[3] for g in a.geometry for y in edges_y) >= 2
     assert blocks.preview is not None and blocks.preview.exists()
+
+
+def test_touching_roofs_across_block_edges_are_cut_as_in_one_process(tiny_model, synth_task, tmp_path):
+    # the components on the blocks' inner edges go to the client with their own pixels and
+    # are traced and cut there whole: the same pieces as one process, polygon for polygon
+    scene = synth_task["scene"]
+    run_predict(scene, tiny_model, Outputs(tmp_path / "p.gpkg", prob=tmp_path / "prob.tif", preview=False), OPTS)
+    with rasterio.open(tmp_path / "prob.tif") as src:  # the tiny model's probability is nearly flat: seed in it
+        seed = float(np.percentile(src.read(1), 75)) / 255
+    vec = VectorizeOptions(simplify=0, threshold=0.3, split=seed)
+    whole = run_predict(scene, tiny_model, Outputs(tmp_path / "whole.gpkg", preview=False), OPTS,
+                        VectorizeOptions(simplify=0, threshold=0.3, split=0))
+    one = run_predict(scene, tiny_model, Outputs(tmp_path / "one.gpkg", preview=False), OPTS, vec)
+    blocks = run_predict(scene, tiny_model, Outputs(tmp_path / "blocks.gpkg", preview=False), OPTS, vec,
+                         cluster=ClusterOptions(workers=2, block=96))  # 4 blocks of 2 tile rows
+    assert one.count > whole.count  # the cut is on: some components came apart
+    a, b = layer(one.out), layer(blocks.out)
+    assert len(a) == len(b) and sorted(b.id) == list(range(1, len(b) + 1))
+    assert sorted(round(x, 6) for x in a.area_m2) == sorted(round(x, 6) for x in b.area_m2)
+    tree = shapely.STRtree(np.array(b.geometry))
+    assert all(any(b.geometry.iloc[j].equals(g) for j in tree.query(g)) for g in a.geometry)
+    with rasterio.open(scene) as src:
+        edges_y = [src.xy(r, 0, offset="ul")[1] for r in (88, 184, 280)]  # rows where the blocks meet
+    assert sum(g.bounds[1] < y < g.bounds[3] for g in a.geometry for y in edges_y) >= 2
