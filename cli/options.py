@@ -162,7 +162,8 @@ V = VectorizeOptions
 vectorizing = options(
     field_option(V, "threshold", "Roof probability cut."),
     field_option(V, "min_area", "Drop polygons under this area, m² [default: 20 pixels]."),
-    field_option(V, "fill_holes", "Fill holes under this area, m²."),
+    field_option(V, "fill_holes", "Fill holes under this area, m² [default: pinholes, under 20 pixels' area and"
+                 " at most 2 m²; 0: none]."),
     field_option(V, "simplify", "Simplification tolerance, metres [default: one pixel; 0: none]."),
     field_option(V, "opening", "Radius of a morphological opening of the mask, metres: splits roofs joined by a"
                  " thin bridge."),

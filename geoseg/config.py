@@ -216,11 +216,13 @@ class VectorizeOptions:
     4 M pixels' worth, so memory does not grow with the scene's width either.
     split: touching roofs cut apart at the probability's valleys, each roof seeded where
     p ≥ this (``geoseg.split``); 0: never; None: as the model was trained
-    (``split_for``: ``SPLIT_SEED`` for a model taught contacts with ``--contact-gap``, else never)."""
+    (``split_for``: ``SPLIT_SEED`` for a model taught contacts with ``--contact-gap``, else never).
+    fill_holes: fill holes under this area, m² (pixels²); 0: none; None: pinholes, under
+    ``FILL_HOLES_PX`` pixels' area and at most ``FILL_HOLES_M2``."""
 
     threshold: float = 0.5
     min_area: float | None = None
-    fill_holes: float = 0.0
+    fill_holes: float | None = None
     simplify: float | None = None
     opening: float = 0.0  # radius of a morphological opening, m (pixels): splits roofs joined by a bridge
     regularize: bool = False
@@ -238,10 +240,16 @@ class VectorizeOptions:
         for name in ("trace_workers", "trace_threads"):
             if (getattr(self, name) or 0) < 0:
                 raise InputError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
-        if (self.min_area or 0) < 0 or (self.simplify or 0) < 0 or self.fill_holes < 0 or self.opening < 0:
+        if (self.min_area or 0) < 0 or (self.simplify or 0) < 0 or (self.fill_holes or 0) < 0 or self.opening < 0:
             raise InputError("--min-area, --fill-holes, --simplify and --opening must not be negative")
 
 
+# --fill-holes by default: a hole under 20 pixels' area is a pinhole of the probability (the terraced
+# towns' roofs, which have no holes, held 29-49 of 0.18-1.9 m² at 0.3 m; filled, area IoU 0.888 → 0.890
+# and 0.888 → 0.891, object F1 the same with the cut on), and none under 2 m² is a courtyard at any
+# pixel size
+FILL_HOLES_PX = 20
+FILL_HOLES_M2 = 2.0
 SPLIT_SEED = 0.86  # --split for a model taught contacts: the best object F1 of 0.71…0.94 on a validation town
 
 

@@ -35,7 +35,7 @@ from shapely import STRtree, affinity
 from shapely.geometry import Polygon, box
 from shapely.ops import unary_union
 
-from geoseg.config import VectorizeOptions
+from geoseg.config import FILL_HOLES_M2, FILL_HOLES_PX, VectorizeOptions
 from geoseg.io import PROB_SCALE, local_utm, open_raster, probability_cut, raster_strips, shapely_affine, strip_rows
 from geoseg.metrics import polygon_iou
 from geoseg.polygonize import PixelRuns, pixel_runs, run_polygons
@@ -477,6 +477,14 @@ class _Frame:
         """``options.min_area``, or ``MIN_AREA_PX`` pixels' area."""
         return MIN_AREA_PX * self.pixel_area if options.min_area is None else options.min_area
 
+    def hole_area(self, options: VectorizeOptions) -> float:
+        """``options.fill_holes``, or ``FILL_HOLES_PX`` pixels' area, at most ``FILL_HOLES_M2``
+        where the units are metres."""
+        if options.fill_holes is not None:
+            return options.fill_holes
+        return FILL_HOLES_PX * self.pixel_area if self.crs is None else min(FILL_HOLES_PX * self.pixel_area,
+                                                                            FILL_HOLES_M2)
+
     def at_edge(self, pixel_geoms: list[Polygon]) -> np.ndarray:
         """Which polygons (pixel coordinates) the raster's edge cuts."""
         if not pixel_geoms:
@@ -508,9 +516,11 @@ def _to_table(parts: list[_Part], frame: _Frame, options: VectorizeOptions, firs
         a, b, d, e, xoff, yoff = frame.coeffs
         matrix, offset = np.array([[a, d], [b, e]]), np.array([xoff, yoff])
         geoms = shapely.transform(geoms, lambda xy: xy @ matrix + offset)
-    if options.fill_holes > 0:  # the threshold in the scene CRS's units² (m² → degree² when geographic)
+    holes, holed = frame.hole_area(options), np.flatnonzero(shapely.get_num_interior_rings(geoms) > 0)
+    if holes > 0 and len(holed):  # in the scene CRS's units² (m² → degree² when geographic)
         per_unit2 = 1.0 if frame.area_crs is None else frame.pixel_side_m2 / frame.pixel_side**2
-        geoms = np.array([_fill_holes(g, options.fill_holes / per_unit2) for g in geoms], dtype=object)
+        geoms = geoms.copy()
+        geoms[holed] = [_fill_holes(g, holes / per_unit2) for g in geoms[holed]]
     geoms = np.array(_clean_outlines(list(geoms), frame.at_edge([p.geom for p in parts]).tolist(), frame, options),
                      dtype=object).reshape(-1)
     score = np.array([round(p.prob_sum / max(p.pixels, 1), 4) for p in parts], dtype=np.float64)

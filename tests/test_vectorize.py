@@ -75,9 +75,26 @@ def test_perimeter_fill_holes_and_a_geographic_scene_measured_in_metres(tmp_path
     # the same roof in a scene in WGS 84: areas and perimeters still in metres (local UTM)
     deg = Affine(5e-6, 0, 6.96, 0, -5e-6, 50.95)  # ~0.35 m × 0.56 m pixels near Cologne
     geo = write_tif(tmp_path / "geo.tif", (p * 255).astype(np.uint8), crs="EPSG:4326", transform=deg)
-    g = vectorize(geo, VectorizeOptions(simplify=0)).iloc[0]
+    g = vectorize(geo, VectorizeOptions(simplify=0, fill_holes=0)).iloc[0]
     assert g.area_m2 == pytest.approx(1596 * 5e-6 * 111_320 * 5e-6 * 111_320 * np.cos(np.radians(50.95)), rel=0.01)
     assert len(g.geometry.interiors) == 1
+    filled = vectorize(geo, VectorizeOptions(simplify=0)).iloc[0]  # by default a pinhole (4 px, 0.8 m²) is filled
+    assert len(filled.geometry.interiors) == 0 and filled.area_m2 / g.area_m2 == pytest.approx(1600 / 1596, rel=1e-3)
+
+
+@pytest.mark.parametrize("pixel,rows,cols,filled", [(0.3, 2, 2, True), (0.3, 1, 19, True), (0.3, 3, 7, False),
+                                                    (0.3, 6, 6, False), (1.0, 1, 1, True), (1.0, 1, 2, False)])
+def test_pinholes_are_filled_by_default_and_courtyards_kept(tmp_path, pixel, rows, cols, filled):
+    # by default holes under 20 pixels' area, at most 2 m², are filled: pinholes of the probability
+    p = np.zeros((60, 60))
+    p[5:55, 5:55] = 0.9
+    p[20 : 20 + rows, 20 : 20 + cols] = 0.0  # a hole of rows × cols pixels
+    hole = rows * cols
+    t = Affine(pixel, 0, 356_000.0, 0, -pixel, 5_646_000.0)
+    g = vectorize(write_tif(tmp_path / "r.tif", (p * 255).astype(np.uint8), transform=t),
+                  VectorizeOptions(simplify=0)).iloc[0]
+    assert len(g.geometry.interiors) == (0 if filled else 1)
+    assert g.area_m2 == pytest.approx((2500 - (0 if filled else hole)) * pixel**2)
 
 
 def test_opening_splits_roofs_joined_by_a_bridge_and_is_the_same_strip_by_strip(tmp_path):
