@@ -343,11 +343,12 @@ class RowBands:
     apart took 0.95 s against 0.65 s without overlap, whatever the cache). This keeps the
     rows that the next window shares with the last, and reads only the rows below them,
     to the end of the file's block row, so every block is decoded once (from a remote
-    file, fetched once). ``window`` takes windows in order of ``row_off`` and returns what
-    ``read_window`` returns for them, padded by reflection past the scene's edges; the
-    arrays it returns are never written again (a thread ahead of the model may keep
-    reading). Memory: the window's rows and at most one block row more, at these columns.
-    The columns past the scene's edges are mirrored once, as rows are read, not per window.
+    file GDAL's cache already fetched each once). ``window`` takes windows in order of
+    ``row_off`` and returns what ``read_window`` returns for them, padded by reflection
+    past the scene's edges; the arrays it returns are never written again (a thread ahead
+    of the model may keep reading). Memory: the window's rows and at most one block row
+    more, at these columns. The columns past the scene's edges are mirrored once, as rows
+    are read, not per window.
     """
 
     def __init__(self, src: rasterio.io.DatasetReader, col_off: int, width: int, bands: Sequence[int],
