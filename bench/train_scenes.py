@@ -120,7 +120,7 @@ def speed(args) -> None:
         return args.samples / (time.perf_counter() - t0)
 
     best: dict[str, float] = {}
-    with rasterio.Env(GDAL_CACHEMAX=128):
+    with rasterio.Env(GDAL_CACHEMAX=128 << 20):  # bytes (rasterio hands it to GDALSetCacheMax64)
         for _ in range(args.repeat):
             for name, ds in loaders():
                 best[name] = max(best.get(name, 0.0), run(ds))

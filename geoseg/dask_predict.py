@@ -58,12 +58,12 @@ def predict_scene_polygons(scene: str, ckpt, tiles, vector, threads: int | None)
     import rasterio
     import torch
 
-    from geoseg.predict import GDAL_CACHE_MB, model_grid, predict_probability
+    from geoseg.predict import GDAL_CACHE_BYTES, model_grid, predict_probability
     from geoseg.vectorize import vectorize
 
     if threads:
         torch.set_num_threads(threads)
-    with tempfile.TemporaryDirectory(prefix="geoseg-task-") as tmp, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+    with tempfile.TemporaryDirectory(prefix="geoseg-task-") as tmp, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         prob = Path(tmp) / "prob.tif"
         predict_probability(model_grid(scene, ckpt, tmp, tiles.gsd), ckpt, prob, tiles, compress="zstd")
         return vectorize(prob, vector, scene_name=Path(scene).name)
@@ -77,13 +77,13 @@ def predict_block(scene: str, ckpt, tiles, vector, block: tuple[int, int, int, b
     import rasterio
     import torch
 
-    from geoseg.predict import GDAL_CACHE_MB, predict_probability
+    from geoseg.predict import GDAL_CACHE_BYTES, predict_probability
     from geoseg.vectorize import band_polygons
 
     i0, i1, row0, last = block
     if threads:
         torch.set_num_threads(threads)
-    with tempfile.TemporaryDirectory(prefix="geoseg-task-") as tmp, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+    with tempfile.TemporaryDirectory(prefix="geoseg-task-") as tmp, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         prob = Path(tmp) / "prob.tif"
         predict_probability(scene, ckpt, prob, tiles, compress="zstd", tile_rows=(i0, i1))
         rows = None

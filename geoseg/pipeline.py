@@ -42,7 +42,7 @@ from geoseg.io import (
 )
 from geoseg.merge import Footprint, SceneMerger
 from geoseg.outputs import OutputSet, check_output, refuse_inputs_as_outputs, scratch_dir
-from geoseg.predict import GDAL_CACHE_MB, TileOptions, model_grid, predict_rows
+from geoseg.predict import GDAL_CACHE_BYTES, TileOptions, model_grid, predict_rows
 from geoseg.runtime import resolve_device, trace_threads, trace_workers
 from geoseg.stac import is_item, item_scene
 from geoseg.style import qml_path, write_qml
@@ -161,7 +161,7 @@ def _run_predict(scenes: list, model_path, outputs: Outputs, tiles: TileOptions,
     with OutputSet(outputs.overwrite) as publisher:
         with contextlib.ExitStack() as stack:
             # a bounded GDAL block cache: by default it takes 5 % of RAM and grows with the scene
-            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
+            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES))
             tmpdir = Path(stack.enter_context(scratch_dir(outputs.out.parent)))
             if area is not None:  # each scene cut to the area of interest (a VRT of its window)
                 scenes, infos = _cut_to_area(scenes, area, tmpdir)

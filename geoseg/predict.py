@@ -42,7 +42,11 @@ from geoseg.runtime import (
 from geoseg.stitch import Sink, Stitcher
 from geoseg.tiling import TileGrid, choose_grid
 
-GDAL_CACHE_MB = 128
+# GDAL's block cache while geoseg reads and writes rasters: bounded (by default it takes 5 % of RAM),
+# and in bytes: rasterio hands GDAL_CACHEMAX to GDALSetCacheMax64, so a small integer is bytes, not
+# megabytes (128 was 128 bytes, no cache at all: a decimated read of a pixel-interleaved scene decoded
+# every block once per band)
+GDAL_CACHE_BYTES = 128 << 20
 
 
 def band_rows(grid: TileGrid, i0: int, i1: int) -> tuple[int, int]:

@@ -32,7 +32,7 @@ from geoseg.losses import NEEDS_WEIGHT_MAP, get_loss
 from geoseg.metrics import Counts
 from geoseg.model import UNetConfig, config_to_dict, make_network
 from geoseg.outputs import fresh_folder, refuse_inputs_in_folder
-from geoseg.predict import GDAL_CACHE_MB
+from geoseg.predict import GDAL_CACHE_BYTES
 from geoseg.runtime import (
     autocast,
     loader_workers,
@@ -151,7 +151,7 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
     precision = resolve_precision(config.precision, device)
     import rasterio
 
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):  # a bounded block cache: scenes are read in windows
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # a bounded block cache: scenes are read in windows
         data = load_training_data(config, config.resolved_loss() in NEEDS_WEIGHT_MAP)
         out = (prepare_run_dir(config.out_dir, config.overwrite, config.resume, run_inputs(config)) if dist.main
                else Path(config.out_dir))
