@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
 
 from geoseg.errors import RasterReadError, first_line
 from geoseg.io import open_raster
@@ -35,6 +36,23 @@ def _display_rgb(data: np.ndarray) -> np.ndarray:
     return out.transpose(1, 2, 0)
 
 
+PREVIEW_STRIP = 128  # preview rows read at once: their blocks stay in GDAL's bounded cache for every band
+
+
+def _decimated(src, h: int, w: int) -> np.ndarray:
+    """The scene averaged down to ``h`` × ``w`` pixels, read a strip of rows at a time: a
+    whole-scene read goes band by band, and once a scene outgrows GDAL's block cache every
+    block of a pixel-interleaved file is decoded once per band (an 8192² RGB scene with
+    geoseg's 128 MB cache: 2.3 s whole, 1.1 s in strips; the same pixels when the scene is a
+    whole number of times the preview, a few pixels a level or so apart otherwise)."""
+    data = np.empty((src.count, h, w), dtype=src.dtypes[0])
+    for i0 in range(0, h, PREVIEW_STRIP):
+        i1 = min(i0 + PREVIEW_STRIP, h)
+        window = Window(0, i0 * src.height / h, src.width, (i1 - i0) * src.height / h)
+        data[:, i0:i1] = src.read(window=window, out_shape=(src.count, i1 - i0, w), resampling=Resampling.average)
+    return data
+
+
 class Preview:
     """The scene read decimated once; polygons drawn onto it chunk by chunk; then saved.
 
@@ -46,7 +64,7 @@ class Preview:
             f = max(1.0, max(src.width, src.height) / max_side)
             w, h = max(1, round(src.width / f)), max(1, round(src.height / f))
             try:
-                data = src.read(out_shape=(src.count, h, w), resampling=Resampling.average)
+                data = _decimated(src, h, w)
             except RasterioIOError as exc:
                 raise RasterReadError(f"{scene_path}: read failed ({first_line(exc)});"
                                       " the file may be truncated or a VRT source missing") from None
@@ -71,8 +89,10 @@ class Preview:
                     self.draw_.line([(c * self.sx, r * self.sy) for c, r in pts], fill=colour, width=self.line)
 
     def save(self, out_png: str | os.PathLike) -> None:
-        """Write the PNG directly: callers pass a temporary name (see ``io.atomic_output``)."""
-        self.image.save(out_png, format="PNG")
+        """Write the PNG directly: callers pass a temporary name (see ``io.atomic_output``). Light
+        compression: a 2048² aerial preview 0.35 s and 4.6 MB, against 1.1 s and 4.2 MB at
+        zlib's default level."""
+        self.image.save(out_png, format="PNG", compress_level=1)
 
 
 def render_preview(scene_path: str | os.PathLike, polygons: gpd.GeoDataFrame, out_png: str | os.PathLike,
