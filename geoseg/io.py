@@ -338,12 +338,13 @@ ROW_BAND_MAX_ROWS = 1024  # a file's blocks taller than this are read to the row
 class RowBands:
     """Windows of fixed columns going down a scene, each pixel read and decoded once.
 
-    Overlapping windows read one by one decode the blocks they share again (GDAL bypasses
-    its block cache for large reads: an 8192² deflate scene in 512-row windows 480 rows
-    apart took 0.95 s against 0.65 s without overlap, whatever the cache). This keeps the
-    rows that the next window shares with the last, and reads only the rows below them,
-    to the end of the file's block row, so every block is decoded once (from a remote
-    file GDAL's cache already fetched each once). ``window`` takes windows in order of
+    Overlapping windows read one by one decode the blocks they share again unless GDAL's
+    block cache holds them (an 8192² deflate scene in 512-row windows 480 rows apart: 0.98
+    s with no cache, 0.73 s with 128 MB, 0.65 s without overlap; a block row of a very wide
+    scene can outgrow any cache). This keeps the rows that the next window shares with the
+    last, and reads only the rows below them, to the end of the file's block row, so every
+    block is decoded once whatever the cache (from a remote file GDAL's own cache already
+    fetched each once). ``window`` takes windows in order of
     ``row_off`` and returns what ``read_window`` returns for them, padded by reflection
     past the scene's edges; the arrays it returns are never written again (a thread ahead
     of the model may keep reading). Memory: the window's rows and at most one block row
