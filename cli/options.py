@@ -16,6 +16,9 @@ from geoseg.config import (
     DEFAULT_DEPTH,
     DEVICES,
     ENCODERS,
+    FILL_HOLES_M2,
+    FILL_HOLES_PX,
+    MIN_AREA_PX,
     PRECISIONS,
     PRESETS,
     SPLIT_SEED,
@@ -161,9 +164,9 @@ tiling = options(
 V = VectorizeOptions
 vectorizing = options(
     field_option(V, "threshold", "Roof probability cut."),
-    field_option(V, "min_area", "Drop polygons under this area, m² [default: 20 pixels]."),
-    field_option(V, "fill_holes", "Fill holes under this area, m² [default: pinholes, under 20 pixels' area and"
-                 " at most 2 m²; 0: none]."),
+    field_option(V, "min_area", f"Drop polygons under this area, m² [default: {MIN_AREA_PX} pixels]."),
+    field_option(V, "fill_holes", f"Fill holes under this area, m² [default: pinholes, under {FILL_HOLES_PX} pixels'"
+                 f" area and at most {FILL_HOLES_M2:g} m²; 0: none]."),
     field_option(V, "simplify", "Simplification tolerance, metres [default: one pixel; 0: none]."),
     field_option(V, "opening", "Radius of a morphological opening of the mask, metres: splits roofs joined by a"
                  " thin bridge."),

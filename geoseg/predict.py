@@ -155,7 +155,7 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                        disable=None if progress else True)  # None: no bar when not a terminal
             done, said = 0, -1  # tiles predicted, and the percentage said last (GEOSEG_PROGRESS=lines)
 
-            def reads():  # (grid row, a run of its tiles, their pixels, valid), row-major
+            def reads():  # (grid row, a run of its tiles, their pixels ready for the device, valid), row-major
                 runs: dict[int, RowBands] = {}  # every grid row has the same runs of columns
                 for r in range(first, i1):
                     for k, group in enumerate(_read_groups(grid.row_tiles(r), tile_bytes)):
@@ -165,16 +165,13 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                         if k not in runs:
                             runs[k] = RowBands(src, c0, group[-1].col_off + t - c0, bands, need_valid, nodata,
                                                read_type)
-                        yield (r, group, *runs[k].window(group[0].row_off, t))
-
-            def staged():  # reads(), each window's pixels a tensor ready to go to the device
-                for r, group, data, valid in reads():
-                    yield r, group, host_pixels(data, device), valid
+                        data, valid = runs[k].window(group[0].row_off, t)
+                        yield r, group, host_pixels(data, device), valid
 
             # windows are read (and staged) in a thread ahead of the model when it pays; a
             # window (a grid row's tiles) at a time: handing tiles over one by one between
             # Python threads cost more than the work they moved
-            source = Prefetch(staged()) if use_prefetch(options.prefetch, device) else staged()
+            source = Prefetch(reads()) if use_prefetch(options.prefetch, device) else reads()
             # one autocast for the scene: its cache keeps the weights cast to bfloat16/float16
             # (entered per batch, every forward pass would cast them again)
             with contextlib.closing(source), torch.no_grad(), autocast(device, precision):

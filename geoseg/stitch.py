@@ -6,8 +6,8 @@ tile that saw it, so the prediction made furthest from a tile edge counts most a
 seam shows. Tiles arrive in row-major order; when a row of tiles is done, the scene rows
 that no later tile touches are final and go to ``sink`` — memory is a buffer of ``tile
 size`` × ``scene width`` floats for the weighted sums and as many for the sums of weights
-as grid rows reach into one plus one (three with the default overlap), whatever the
-scene's height.
+as grid rows reach into one plus one (three with the default overlap), and one for the
+rows handed on, whatever the scene's height.
 """
 
 from __future__ import annotations

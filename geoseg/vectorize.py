@@ -35,7 +35,7 @@ from shapely import STRtree, affinity
 from shapely.geometry import Polygon, box
 from shapely.ops import unary_union
 
-from geoseg.config import FILL_HOLES_M2, FILL_HOLES_PX, VectorizeOptions
+from geoseg.config import FILL_HOLES_M2, FILL_HOLES_PX, MIN_AREA_PX, VectorizeOptions
 from geoseg.io import PROB_SCALE, local_utm, open_raster, probability_cut, raster_strips, shapely_affine, strip_rows
 from geoseg.metrics import polygon_iou
 from geoseg.polygonize import PixelRuns, pixel_runs, run_polygons
@@ -454,7 +454,6 @@ def iter_pixel_parts(prob_path: str | os.PathLike, threshold: float = 0.5, rows:
     yield tracer.close()
 
 
-MIN_AREA_PX = 20  # polygons under this many pixels' area are dropped unless --min-area says otherwise
 
 
 @dataclass(frozen=True)
