@@ -88,3 +88,33 @@ def test_stitched_rows_are_the_weighted_means_to_the_last_bit(overlap):
             st.add(t, tiles[t])
         st.end_row()
     assert np.array_equal(out, want)
+
+
+@pytest.mark.parametrize("width", [170, 9000])
+def test_quantised_rows_are_the_float_rows_made_bytes(width, monkeypatch):
+    # the rows handed on as bytes a few at a time (chunks smaller than a grid row's band) are the
+    # float rows clipped, scaled and rounded, byte for byte, and each emission is a new array
+    import geoseg.stitch as stitch_module
+
+    monkeypatch.setattr(stitch_module, "QUANTISE_CHUNK_BYTES", 4 * width * 7)  # 7 rows a step
+    rng = np.random.default_rng(5)
+    h, size = 300, 128
+    field = rng.random((h, width), dtype=np.float32) * 1.2 - 0.1  # beyond [0, 1] too: clipped
+    floats, _ = stitch(field, size, 16, "hann")
+    grid = TileGrid(h, width, size, 16)
+    got, arrays = np.zeros((h, width), np.uint8), []
+
+    def sink(r0, rows):
+        assert rows.dtype == np.uint8
+        arrays.append(rows)
+        got[r0 : r0 + len(rows)] = rows
+
+    padded = np.pad(field, size, mode="symmetric")
+    st = Stitcher(grid, sink, "hann", quantise=255.0)
+    for r in range(grid.rows):
+        for t in grid.row_tiles(r):
+            st.add(t, padded[t.row_off + size : t.row_off + 2 * size, t.col_off + size : t.col_off + 2 * size])
+        st.end_row()
+    want = (np.clip(floats, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
+    assert np.array_equal(got, want)
+    assert len({id(a) for a in arrays}) == len(arrays) == grid.rows
