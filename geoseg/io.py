@@ -283,15 +283,18 @@ def read_window(
     r1, c1 = min(row_off + height, src.height), min(col_off + width, src.width)
     if r1 <= r0 or c1 <= c0:
         raise InputError(f"{src.name}: window at row {row_off}, col {col_off} lies outside the scene")
-    data, valid = _read_inside(src, Window(c0, r0, c1 - c0, r1 - r0), bands, with_valid, nodata, dtype)
+    data, valid, _ = _read_inside(src, Window(c0, r0, c1 - c0, r1 - r0), bands, with_valid, nodata, dtype)
     return _padded(data, valid, (r0 - row_off, row_off + height - r1), (c0 - col_off, col_off + width - c1))
 
 
 def _read_inside(src: rasterio.io.DatasetReader, win: Window, bands: Sequence[int], with_valid: bool,
                  nodata: float | None, dtype: str | None, out: np.ndarray | None = None,
-                 valid_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                 valid_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """``read_window``'s pixels and valid mask of a window inside the scene, unpadded; into
-    ``out`` and ``valid_out`` (views of the right shapes) when given."""
+    ``out`` and ``valid_out`` (views of the right shapes) when given. The third value: every
+    pixel is known valid without looking at the mask (no mask, no nodata value in the first
+    band, no NaN)."""
+    whole = True
     try:
         data = src.read(list(bands), window=win, out_dtype=dtype, out=out)
         valid = None
@@ -301,15 +304,21 @@ def _read_inside(src: rasterio.io.DatasetReader, win: Window, bands: Sequence[in
                 valid[...] = True
             else:
                 valid = np.greater(src.dataset_mask(window=win), 0, out=valid_out)
-        if valid is not None and nodata is not None:
+                whole = False
+        # a pixel is missing where every band holds the nodata value: none can be where the first
+        # band never does (two reductions of one band, not a compare of every band: 8192² RGB 0.18 → 0.02 s)
+        if valid is not None and nodata is not None and (
+                data.dtype.kind not in "iu" or data[0].min() <= nodata <= data[0].max()):
             missing = data[0] == nodata
             for band in data[1:]:
                 missing &= band == nodata
             valid &= ~missing
+            whole = False
         if data.dtype.kind == "f":  # NaN and ±inf are missing data too: no roof there, and not fed on
             finite = np.isfinite(data)
             if not finite.all():
                 data[~finite] = 0
+                whole = False
                 if valid is not None:
                     valid &= finite.all(axis=0)
     except RasterioIOError as exc:
@@ -318,7 +327,7 @@ def _read_inside(src: rasterio.io.DatasetReader, win: Window, bands: Sequence[in
             f" cols {win.col_off}-{win.col_off + win.width} ({first_line(exc)});"
             " the file may be truncated or a VRT source missing"
         ) from None
-    return data, valid
+    return data, valid, whole
 
 
 def _padded(data: np.ndarray, valid: np.ndarray | None, rows: tuple[int, int], cols: tuple[int, int]
@@ -367,6 +376,7 @@ class RowBands:
         # the buffers hold the padding columns too: only a grid's first and last rows are padded on a read
         self.data = np.empty((len(self.bands), 0, width), self.dtype)
         self.valid = np.empty((0, width), bool) if with_valid else None
+        self.whole_rows = np.empty(0, bool)  # rows whose pixels in the scene are known valid
 
     def window(self, row_off: int, height: int) -> tuple[np.ndarray, np.ndarray | None]:
         """``read_window(src, row_off, col_off, height, width, …)`` from the rows kept and read."""
@@ -383,6 +393,13 @@ class RowBands:
         valid = None if self.valid is None else self.valid[r0 - self.top : r1 - self.top]
         return _padded(data, valid, (r0 - row_off, row_off + height - r1), (0, 0))
 
+    def whole(self, row_off: int, height: int) -> bool:
+        """Whether every pixel of the scene in the last ``window(row_off, height)`` is valid, as
+        the reads knew without looking (no mask, no nodata, no NaN): then its ``valid`` is False
+        only on the padding past the scene's edges."""
+        r0, r1 = max(row_off, 0), min(row_off + height, self.src.height)
+        return bool(self.whole_rows[r0 - self.top : r1 - self.top].all())
+
     def _extend(self, r0: int, r1: int) -> None:
         """New buffers holding rows ``r0`` to at least ``r1``: the rows kept copied, the rest read
         to the end of their block row (the old buffers stay as they are for their readers)."""
@@ -398,8 +415,9 @@ class RowBands:
                 valid[:keep] = self.valid[r0 - self.top :]
         inside = slice(self.left, self.width - self.right)
         win = Window(self.c0, start, self.c1 - self.c0, stop - start)
-        _read_inside(src, win, self.bands, self.with_valid, self.nodata, self.dtype, out=data[:, keep:, inside],
-                     valid_out=None if valid is None else valid[keep:, inside])
+        whole = _read_inside(src, win, self.bands, self.with_valid, self.nodata, self.dtype,
+                             out=data[:, keep:, inside], valid_out=None if valid is None else valid[keep:, inside])[2]
+        self.whole_rows = np.concatenate([self.whole_rows[r0 - self.top :], np.full(stop - start, whole)])
         new = data[:, keep:]
         if max(self.left, self.right) <= self.c1 - self.c0:  # mirrored at the scene's edges
             n = self.c1 - self.c0

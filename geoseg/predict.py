@@ -165,6 +165,8 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                             runs[k] = RowBands(src, c0, group[-1].col_off + t - c0, bands, need_valid, nodata,
                                                read_type)
                         data, valid = runs[k].window(group[0].row_off, t)
+                        if runs[k].whole(group[0].row_off, t):  # no pixel of the scene missing: no tile masked
+                            valid = None
                         yield r, group, host_pixels(data, device), valid
 
             # windows are read (and staged) in a thread ahead of the model when it pays; a

@@ -61,9 +61,30 @@ def test_row_bands_give_what_read_window_gives(tmp_path, layout):
                     np.testing.assert_array_equal(got[0], want[0])
                     np.testing.assert_array_equal(got[1], want[1])
                     given.append((got, [a.copy() for a in got]))
+                    # known whole: every pixel of the scene in it valid; a file with no mask, nodata or NaN is
+                    r0, c0 = max(row_off, 0) - row_off, max(col_off, 0) - col_off
+                    inside = want[1][r0 : r0 + min(row_off + size, 61) - max(row_off, 0),
+                                     c0 : c0 + min(col_off + width, 45) - max(col_off, 0)]
+                    assert inside.size and (inside.all() or not bands.whole(row_off, size))
+                    if nodata is None and not mask and not float_nan and "nodata" not in layout:
+                        assert bands.whole(row_off, size)
                 for handed, copied in given:
                     for a, b in zip(handed, copied):
                         np.testing.assert_array_equal(a, b)
+
+
+def test_row_bands_know_windows_with_no_missing_pixel(tmp_path):
+    """Rows read with no nodata value in their first band are known whole without a look at
+    every band; those holding missing pixels are not. Known by read (here a block row of 16:
+    a window with rows of a read that held a 0 in the first band is not known whole)."""
+    data = np.full((3, 100, 40), 7, np.uint8)
+    data[:, 60:70, 5:9] = 0  # missing: every band holds the nodata value
+    data[0, 10:12] = 0  # the first band alone at 0: valid, and no longer known whole
+    p = write_tif(tmp_path / "s.tif", data, tiled=True, blockxsize=16, blockysize=16)
+    with open_raster(p) as src:
+        bands = RowBands(src, -4, 48, [1, 2, 3], True, 0, "uint8")
+        whole = {row_off: bands.whole(row_off, 20) for row_off in range(-4, 100, 16) if bands.window(row_off, 20)}
+    assert whole == {-4: False, 12: False, 28: True, 44: False, 60: False, 76: False, 92: True}
 
 
 def test_row_bands_decode_each_block_once(tmp_path):
