@@ -144,8 +144,9 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                 if rows_out is not None:
                     rows_out(row0, rows)
 
+            # the tiles blended on the model's device: from a GPU only finished rows come back, as bytes
             stitcher = Stitcher(grid, sink, options.blend, start_row=first, first_emitted=b0,
-                                quantise=PROB_SCALE)
+                                quantise=PROB_SCALE, device=device)
             # pixels are read in the file's own type (float32 if the chosen bands differ in type)
             read_type = src.dtypes[bands[0] - 1] if len({src.dtypes[b - 1] for b in bands}) == 1 else "float32"
             tile_bytes = grid.size * grid.stride * len(bands) * np.dtype(read_type).itemsize
@@ -190,10 +191,10 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                         chunk = group[i : i + batch]
                         cols = [slice(tl.col_off - c0, tl.col_off - c0 + t) for tl in chunk]
                         x = normalised(torch.stack([pixels[:, :, c] for c in cols]), shift, gain)
-                        prob = roof_probability(model, x, options.tta).cpu()
+                        prob = roof_probability(model, x, options.tta)  # stays on the device
                         for tl, p, c in zip(chunk, prob, cols):
                             if valid is not None and not valid[:, c].all():  # the tile holds missing pixels
-                                p = p * torch.from_numpy(valid[:, c])
+                                p = p * torch.from_numpy(valid[:, c]).to(p.device)
                             stitcher.add(tl, p)
                         bar.update(len(chunk))
                         done += len(chunk)

@@ -8,7 +8,9 @@ that no later tile touches are final and go to ``sink`` — memory is a buffer o
 size`` × ``scene width`` floats for the weighted sums and as many for the sums of weights
 as grid rows reach into one plus one (three with the default overlap), and one for the
 rows handed on, whatever the scene's height. With ``quantise`` the rows are handed on as
-bytes (``round(p × quantise)``), made a few rows at a time while they are in the cache.
+bytes (``round(p × quantise)``), made a few rows at a time while they are in the cache. The
+buffers live on the model's device: on a GPU the tiles are blended where the model made
+them, and only the finished rows come to the host (as bytes: a quarter of the floats).
 """
 
 from __future__ import annotations
@@ -65,20 +67,24 @@ class Stitcher:
     """
 
     def __init__(self, grid: TileGrid, sink: Sink, window: str = "hann", start_row: int = 0,
-                 first_emitted: int = 0, quantise: float | None = None) -> None:
+                 first_emitted: int = 0, quantise: float | None = None,
+                 device: torch.device | str = "cpu") -> None:
         """``start_row``: the first grid row to be added (a block of a scene); rows above
-        ``first_emitted`` are not emitted (they are another block's)."""
+        ``first_emitted`` are not emitted (they are another block's). ``device``: where the
+        tiles are blended (the model's); rows reach ``sink`` on the host either way."""
         self.grid = grid
         self.sink = sink
-        self.weights = torch.from_numpy(blend_window(window, grid.size))
+        self.device = torch.device(device)
+        self.on_host = self.device.type == "cpu"  # else the rows are made bytes on the device, whole
+        self.weights = torch.from_numpy(blend_window(window, grid.size)).to(self.device)
         width = grid.cols * grid.stride + 2 * grid.overlap
-        # torch rather than numpy: in-place fused updates, on every core
-        self.acc = torch.zeros((grid.size, width))
+        # torch rather than numpy: in-place fused updates, on every core, or on the device
+        self.acc = torch.zeros((grid.size, width), device=self.device)
         # every grid row has the same tiles across, so their weights add up to the same
         # profile, and the rows a grid row shares with the rows above it add theirs: the sums
         # of weights are known before any tile comes, the same for every grid row once as
         # many rows as reach into one are done (added in the order tiles come: the same floats)
-        profile = torch.zeros((grid.size, width))
+        profile = torch.zeros((grid.size, width), device=self.device)
         for c in range(grid.cols):
             profile[:, c * grid.stride : c * grid.stride + grid.size] += self.weights
         s = grid.stride
@@ -88,9 +94,10 @@ class Stitcher:
             wsum[:-s] = self.wsums[-1][s:]
             self.wsums.append(wsum.add_(profile))
         self.quantise = quantise
-        # the rows handed to ``sink`` each time; quantised, the few rows being made bytes
-        chunk = grid.size if quantise is None else max(1, min(grid.size, QUANTISE_CHUNK_BYTES // (4 * grid.width)))
-        self.rows = torch.empty((chunk, grid.width))
+        # the rows handed to ``sink`` each time; quantised on the host, the few rows being made bytes
+        chunk = grid.size if quantise is None or not self.on_host else max(
+            1, min(grid.size, QUANTISE_CHUNK_BYTES // (4 * grid.width)))
+        self.rows = torch.empty((chunk, grid.width), device=self.device)
         self.start = self.row = start_row  # grid row being accumulated
         self.emitted = first_emitted  # scene rows already handed to sink
 
@@ -104,7 +111,7 @@ class Stitcher:
         if tile.row != self.row:
             raise ValueError(f"tile of grid row {tile.row} given while stitching row {self.row}")
         c0 = tile.col_off + self.grid.overlap
-        prob = torch.as_tensor(prob)
+        prob = torch.as_tensor(prob, device=self.device)
         self.acc[:, c0 : c0 + self.grid.size].addcmul_(prob, self.weights)
 
     def end_row(self) -> None:
@@ -127,7 +134,12 @@ class Stitcher:
         c0 = self.grid.overlap
         wsum = self.wsums[min(self.row - self.start, len(self.wsums) - 1)]
         acc, wsum = self.acc[b0:b1, c0 : c0 + self.grid.width], wsum[b0:b1, c0 : c0 + self.grid.width]
-        if self.quantise is None:
+        if not self.on_host:  # made bytes on the device; the one copy to the host waits for it
+            rows = torch.div(acc, wsum, out=self.rows[: b1 - b0])
+            if self.quantise is not None:
+                rows = rows.clamp_(0.0, 1.0).mul_(self.quantise).add_(0.5).to(torch.uint8)
+            self.sink(r0, rows.cpu().numpy())
+        elif self.quantise is None:
             self.sink(r0, torch.div(acc, wsum, out=self.rows[: b1 - b0]).numpy())
         else:
             out = np.empty((b1 - b0, self.grid.width), np.uint8)

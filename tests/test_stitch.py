@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from geoseg.errors import InputError
 from geoseg.stitch import BLEND_WINDOWS, Stitcher, blend_window
@@ -118,3 +119,26 @@ def test_quantised_rows_are_the_float_rows_made_bytes(width, monkeypatch):
     want = (np.clip(floats, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
     assert np.array_equal(got, want)
     assert len({id(a) for a in arrays}) == len(arrays) == grid.rows
+
+
+def test_rows_made_bytes_on_a_device_are_the_bytes_made_on_the_host():
+    # a GPU blends where the model ran and makes the rows bytes there (torch's cast, a band at
+    # once): the same bytes as the host's chunks and numpy's cast (the device's steps run here on
+    # the CPU; tests/test_predict.py compares a real GPU's run where there is one)
+    rng = np.random.default_rng(8)
+    h, w, size = 200, 150, 64
+    field = rng.random((h, w), dtype=np.float32) * 1.2 - 0.1
+    grid = TileGrid(h, w, size, 8)
+    padded = np.pad(field, size, mode="symmetric")
+    outs = []
+    for on_host in (True, False):
+        out = np.zeros((h, w), np.uint8)
+        st = Stitcher(grid, lambda r0, rows, o=out: o.__setitem__(slice(r0, r0 + len(rows)), rows), quantise=255.0)
+        st.on_host = on_host
+        st.rows = torch.empty((size, w))  # the device's whole band
+        for r in range(grid.rows):
+            for t in grid.row_tiles(r):
+                st.add(t, padded[t.row_off + size : t.row_off + 2 * size, t.col_off + size : t.col_off + 2 * size])
+            st.end_row()
+        outs.append(out)
+    assert np.array_equal(*outs) and outs[0].any()
