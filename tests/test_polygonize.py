@@ -7,7 +7,7 @@ from affine import Affine
 from rasterio import features
 from scipy import ndimage
 
-from geoseg.polygonize import label_polygons
+from geoseg.polygonize import label_polygons, pixel_runs
 
 
 def _masks(seed: int, count: int):
@@ -83,3 +83,28 @@ def test_components_of_the_runs_are_ndimage_labels():
         labels, n = ndimage.label(mask)
         assert c.n == n
         np.testing.assert_array_equal(c.image(np.ones(len(c.label), dtype=bool)), labels)
+
+
+def test_runs_are_every_row_run():
+    # every maximal run of True along each row, in row-major order: the last run may end the
+    # image, a row may be full or empty
+    rng = np.random.default_rng(4)
+    for k in range(60):
+        h, w = rng.integers(1, 12), rng.integers(1, 12)
+        on = rng.random((h, w)) < rng.random()
+        if k % 3 == 0:
+            on[-1, -1] = True
+        want = [(r, a, b) for r in range(h) for a, b in _row_runs(on[r])]
+        runs = pixel_runs(on)
+        assert list(zip(*(v.tolist() for v in runs))) == want
+
+
+def _row_runs(row):
+    runs, start = [], None
+    for x, v in enumerate([*row.tolist(), False]):
+        if v and start is None:
+            start = x
+        elif not v and start is not None:
+            runs.append((start, x))
+            start = None
+    return runs
