@@ -55,7 +55,8 @@ def child(code: str, cores: int, prob: str, model: str, scene: str, tile: int, o
         trace_pool(plan["trace_workers"])  # started before the clock, as a run's start while the model loads
     fields = VectorizeOptions.__dataclass_fields__
     vector = VectorizeOptions(**{k: v for k, v in plan.items() if k in fields})
-    tiles = TileOptions(tile_size=tile, overlap=overlap, prefetch=plan["prefetch"], device="cpu")
+    decoding = {"decode_threads": plan["decode_threads"]} if plan.get("decode_threads") else {}
+    tiles = TileOptions(tile_size=tile, overlap=overlap, prefetch=plan["prefetch"], device="cpu", **decoding)
     with tempfile.TemporaryDirectory(dir=Path(scene).parent) as tmp:
         t0 = time.perf_counter()
         r = run_predict(scene, model, Outputs(Path(tmp) / "roofs.geojson", preview=False), tiles, vector)

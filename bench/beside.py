@@ -20,6 +20,15 @@ torch's threads on the host, all from ``geoseg.runtime``; the stand-in itself ru
 CPU). ``--model``: another model's probability (e.g. ``geoseg/models/starter.pt``, a
 trained one: fewer, cleaner roofs than the benches' briefly trained model's speckle).
 
+``--gpu-host``: also the host's part of a GPU run, emulated: on a GPU the window's tiles are
+normalised, predicted and blended on the device, and only the finished rows come back, as
+bytes; here those device stages are replaced by handing back the stored probability's rows
+as the device would (a copy of the bytes), and the window's pixels are copied once, as
+into page-locked memory. What is left is the host's work: reading and decoding, the
+hand-overs, tracing, cleaning, writing (the tiles are still stacked on the host here: on a
+GPU that too is the device's). The device's own time is not in it: an emulation of a GPU
+that keeps up, not a measurement of one.
+
 Prints megapixels per second beside the model (best of ``--repeat``) and the share of
 each stage, timed exclusively (a stage's time excludes the stages it calls) and added up
 over the threads: read (GDAL reads and decoding), normalise (to tensors, scaled),
@@ -130,18 +139,23 @@ def gpu_plan() -> dict:
     from geoseg.predict import use_prefetch
 
     cuda = torch.device("cuda")
-    return {"prefetch": use_prefetch(None, cuda), "trace_threads": runtime.trace_threads(cuda),
+    plan = {"prefetch": use_prefetch(None, cuda), "trace_threads": runtime.trace_threads(cuda),
             "trace_workers": runtime.trace_workers(cuda), "torch_threads": runtime.host_threads(cuda)}
+    if hasattr(runtime, "decode_threads"):  # an older checkout decodes on torch's threads
+        plan["decode_threads"] = runtime.decode_threads(cuda)
+    return plan
 
 
-def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, plan: dict | None = None) -> dict:
+def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, plan: dict | None = None,
+            device_free: bool = False) -> dict:
     """One stand-in run in this process: seconds per stage and the polygons' count and area.
     ``plan``: how the work is spread (``gpu_plan``'s keys; None: ``gpu_plan()``, as on a GPU
     machine, where the model costs next to nothing). Stages run in trace workers are not
-    seen by the clock: their share is in the main thread's waits (``other``)."""
+    seen by the clock: their share is in the main thread's waits (``other``).
+    ``device_free``: the device's stages too are stood in for (``use_device_stand_in``)."""
     import geoseg.predict as gp
 
-    restore = use_stand_in(gp, prob_file)
+    restore = (use_device_stand_in if device_free else use_stand_in)(gp, prob_file)
     try:
         return _timed_run(scene, model, tile, overlap, plan)
     finally:  # the real engine back, for a real run after this one
@@ -167,6 +181,49 @@ def use_stand_in(gp, prob_file: Path):
 
     def restore() -> None:
         gp.choose_grid, gp.roof_probability = real
+
+    return restore
+
+
+def use_device_stand_in(gp, prob_file: Path):
+    """Stand in for a GPU that keeps up (``--gpu-host``): in ``gp`` (``geoseg.predict``) the
+    window's pixels are copied once (into page-locked memory, on a GPU), normalising and the
+    forward pass do nothing, and the stitcher hands the stored probability's rows on as the
+    device's bytes would come back (a copy), on the grid rows the real stitcher emits them.
+    Returns the function that puts the real ones back."""
+    import rasterio
+    import torch
+
+    from geoseg import stitch
+
+    with rasterio.open(prob_file) as src:
+        stored = src.read(1)
+
+    class DeviceRows(stitch.Stitcher):
+        def __init__(self, grid, sink, window="hann", start_row=0, first_emitted=0, quantise=None, device="cpu"):
+            self.grid, self.sink = grid, sink
+            self.start = self.row = start_row
+            self.emitted = first_emitted
+
+        def add(self, tile, prob) -> None:
+            pass
+
+        def end_row(self) -> None:
+            n = self.grid.size if self.row == self.grid.rows - 1 else self.grid.stride
+            r0, r1 = max(self.top, self.emitted), min(self.top + n, self.grid.height)
+            if r1 > r0:
+                self.sink(r0, stored[r0:r1].copy())
+                self.emitted = r1
+            self.row += 1
+
+    real = gp.host_pixels, gp.normalised, gp.roof_probability, gp.Stitcher
+    gp.host_pixels = lambda data, device: torch.from_numpy(data).clone()
+    gp.normalised = lambda x, shift, gain: x
+    gp.roof_probability = lambda model, x, tta=False: torch.zeros(x.shape[0], 1, 1)
+    gp.Stitcher = DeviceRows
+
+    def restore() -> None:
+        gp.host_pixels, gp.normalised, gp.roof_probability, gp.Stitcher = real
 
     return restore
 
@@ -215,7 +272,8 @@ def _timed_run(scene: Path, model: Path, tile: int, overlap: int, plan: dict | N
             out = Path(tmp) / "roofs.geojson"
             t0 = time.perf_counter()
             vector = VectorizeOptions(trace_workers=plan["trace_workers"], trace_threads=plan["trace_threads"])
-            tiles = TileOptions(tile_size=tile, overlap=overlap, prefetch=plan["prefetch"], device="cpu")
+            decoding = {"decode_threads": plan["decode_threads"]} if plan.get("decode_threads") else {}
+            tiles = TileOptions(tile_size=tile, overlap=overlap, prefetch=plan["prefetch"], device="cpu", **decoding)
             r = run_predict(scene, model, Outputs(out, preview=False), tiles, vector)
             total = time.perf_counter() - t0
             threads = torch.get_num_threads()
@@ -243,15 +301,17 @@ sys.path.insert(0, {bench!r})
 os.sched_setaffinity(0, set(range({cores})))
 from beside import measure
 from pathlib import Path
-print(json.dumps(measure(Path({scene!r}), Path({model!r}), Path({prob!r}), {tile}, {overlap})))
+print(json.dumps(measure(Path({scene!r}), Path({model!r}), Path({prob!r}), {tile}, {overlap},
+                         device_free={device_free})))
 """
 
 
-def pinned(cores: int, scene: Path, model: Path, prob: Path, tile: int, overlap: int) -> dict:
+def pinned(cores: int, scene: Path, model: Path, prob: Path, tile: int, overlap: int,
+           device_free: bool = False) -> dict:
     """``measure`` in a child process pinned to ``cores`` cores (its threads and trace
     workers too), with geoseg's choices for that many cores (``gpu_plan``)."""
     code = CHILD.format(bench=str(Path(__file__).parent), cores=cores, scene=str(scene), model=str(model),
-                        prob=str(prob), tile=tile, overlap=overlap)
+                        prob=str(prob), tile=tile, overlap=overlap, device_free=device_free)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -296,6 +356,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--cores", default="", help="e.g. 1,2: measure pinned to these numbers of cores")
     ap.add_argument("--real", action="store_true", help="also the real model end to end and the bare forward")
+    ap.add_argument("--gpu-host", action="store_true",
+                    help="also the host's part of a GPU run, the device's stages stood in for (an emulation)")
     args = ap.parse_args()
     model, scene = prepare(args)
     mp = args.size**2 / 1e6
@@ -314,6 +376,14 @@ def main() -> None:
     if len(pins) >= 2:
         lo, hi = min(pins), max(pins)
         print(f"scaling {lo} → {hi} cores: {pins[lo]['seconds'] / pins[hi]['seconds']:.2f}×")
+    if args.gpu_host:
+        runs = [measure(scene, model, prob, args.tile, args.overlap, device_free=True) for _ in range(args.repeat)]
+        host = report("the host's part of a GPU run (emulated), all cores", mp, runs)
+        same = abs(host["count"] / real["count"] - 1) <= 1e-3 and abs(host["area"] / real["area"] - 1) <= 1e-3
+        print(f"  polygons as the real run's: {'yes' if same else 'NO'} ({host['count']} vs {real['count']})")
+        for n in (int(c) for c in args.cores.split(",") if c):
+            report(f"the host's part of a GPU run (emulated), {n} core(s)", mp,
+                   [pinned(n, scene, model, prob, args.tile, args.overlap, True) for _ in range(args.repeat)])
     if args.real:
         sys.path.insert(0, str(Path(__file__).parent))
         import speed  # the bare forward of bench/speed.py, on the same tiles

@@ -43,7 +43,7 @@ def field_option(cls, name: str, help: str, *flags: str, **kw) -> Callable:
         kw.setdefault("default", value)
         kw.setdefault("show_default", True)
     elif "type" not in kw and "is_flag" not in kw and not any("/" in f for f in flags):
-        kw["type"] = {"tile_size": int, "overlap": int, "batch_size": int}.get(name, float)
+        kw["type"] = {"tile_size": int, "overlap": int, "batch_size": int, "decode_threads": int}.get(name, float)
     return click.option(*flags, name, help=help, **kw)
 
 
@@ -153,6 +153,8 @@ tiling = options(
                  " (13 s the first time on a machine) of compiling; pays from about 230 MP of scene.", "--compile"),
     field_option(TileOptions, "prefetch", "Read tiles in a thread ahead of the model [default: on CUDA and on"
                  " CPUs of 8+ cores].", "--prefetch/--no-prefetch", default=None),
+    field_option(TileOptions, "decode_threads", "GDAL threads decoding the scene's blocks [default: on CUDA every"
+                 " core, on a CPU torch's threads]."),
     field_option(TileOptions, "gsd", "The scene's pixel size, metres, where it cannot say (PNG, JPEG) [default:"
                  " from its georeference]; a scene of another size than the model's is resampled to it.", "--gsd"),
     field_option(TileOptions, "nodata", "A value marking missing imagery in every band: no roofs there [default:"

@@ -190,10 +190,11 @@ class TileOptions:
     tta: bool = False  # average the 8 flips and quarter turns of each tile (8× the compute)
     compile: bool = False  # torch.compile the model: pays from about 230 MP of scene (``CompiledModel``)
     prefetch: bool | None = None  # read tiles in a thread ahead of the model; None: by device and cores
+    decode_threads: int | None = None  # GDAL's threads decoding a read's blocks; None: by device and cores
     gsd: float | None = None  # the scene's pixel size, m, where it cannot say (PNG tiles); None: measured
 
     def __post_init__(self) -> None:
-        for name in ("tile_size", "batch_size"):
+        for name in ("tile_size", "batch_size", "decode_threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}; leave it out for the"

@@ -33,6 +33,7 @@ from geoseg.io import PROB_SCALE, RowBands, SceneInfo, check_bands, open_raster,
 from geoseg.runtime import (
     autocast,
     cores,
+    decode_threads,
     host_threads,
     resolve_device,
     resolve_precision,
@@ -107,9 +108,10 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
     gain = (1.0 / (norm.scale * std)).float().to(device)
     shift = (-torch.tensor(norm.mean, dtype=torch.float64)[:, None, None] / std).float().to(device)
 
-    # GDAL decodes a read's blocks on as many threads as torch has (set before the file is
-    # opened): the cores are idle while the model waits for its tiles
-    with torch_threads(host_threads(device)), rasterio.Env(GDAL_NUM_THREADS=torch.get_num_threads()), \
+    # GDAL decodes a read's blocks on threads (set before the file is opened): on a CPU as many as
+    # torch has (the cores are idle while the model waits for its tiles), on CUDA every core
+    with torch_threads(host_threads(device)), rasterio.Env(
+            GDAL_NUM_THREADS=options.decode_threads or decode_threads(device) or torch.get_num_threads()), \
             open_raster(scene) as src:
         info = scene_info(src)
         grid = choose_grid(src.height, src.width, mcfg.multiple, options.tile_size, options.overlap, ckpt.fixed_tile)

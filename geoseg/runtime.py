@@ -97,6 +97,16 @@ def host_threads(device: torch.device) -> int | None:
     return max(1, cores() - 2) if device.type == "cuda" else None
 
 
+def decode_threads(device: torch.device) -> int | None:
+    """GDAL's threads decoding the blocks of a read (``TileOptions.decode_threads``): on
+    CUDA every core, the host's heaviest work being the decoding (the host's part of a GPU
+    run, emulated on 2 cores by ``bench/beside.py --gpu-host``: 1.51 → 1.33 s, median of 5,
+    with 2 threads against 1; with the stages a GPU does on the device run on the CPU too,
+    no difference); on a CPU None: as many as torch has, the model's cores, idle while it
+    waits for its tiles."""
+    return cores() if device.type == "cuda" else None
+
+
 @contextlib.contextmanager
 def torch_threads(n: int | None):
     """Torch's intra-op threads set to ``n`` inside (None: left as they are)."""

@@ -52,7 +52,8 @@ def test_predict_writes_geojson_gpkg_probability_and_preview(tiny_model, synth_t
     assert gpd.read_file(tmp_path / "roofs.gpkg", layer="roofs").crs.to_epsg() == 25832
     assert (tmp_path / "roofs.qml").exists()  # beside the GeoJSON; the GeoPackage carries its own
     r = run("predict", scene, "--model", tiny_model, "--out", tmp_path / "ahead.gpkg", "--quiet", "--no-preview",
-            "--tile-size", "96", "--overlap", "8", "--batch-size", "3", "--precision", "fp32", "--prefetch")
+            "--tile-size", "96", "--overlap", "8", "--batch-size", "3", "--precision", "fp32", "--prefetch",
+            "--decode-threads", "2")
     assert r.exit_code == 0, r.output
     a, b = (gpd.read_file(tmp_path / n, layer="roofs") for n in ("roofs.gpkg", "ahead.gpkg"))
     assert len(a) == len(b) and a.geometry.geom_equals(b.geometry).all()

@@ -304,6 +304,31 @@ def test_reading_in_a_thread_ahead_gives_the_same_probability(tiny_model, synth_
     assert _reader_threads() == 0
 
 
+def test_decoding_threads_are_gdals_during_the_reads(tiny_model, synth_task, tmp_path, monkeypatch):
+    # GDAL decodes each read's blocks on the threads asked for, else on a CPU on torch's threads;
+    # the probability is the same either way
+    from geoseg.errors import InputError
+    from geoseg.io import RowBands
+
+    seen = []
+    real = RowBands.window
+
+    def window(self, *a):
+        seen.append(rasterio.env.getenv().get("GDAL_NUM_THREADS"))
+        return real(self, *a)
+
+    monkeypatch.setattr(RowBands, "window", window)
+    state = checkpoint.load(tiny_model)
+    for n in (None, 3):
+        predict_probability(synth_task["scene"], state, tmp_path / f"p{n}.tif",
+                            TileOptions(tile_size=64, overlap=8, device="cpu", decode_threads=n))
+        assert set(seen) == {n or torch.get_num_threads()}
+        seen.clear()
+    assert np.array_equal(prob_of(tmp_path / "pNone.tif"), prob_of(tmp_path / "p3.tif"))
+    with pytest.raises(InputError, match="--decode-threads must be at least 1"):
+        TileOptions(decode_threads=0)
+
+
 def test_a_read_error_in_the_reading_thread_reaches_the_caller(tiny_model, synth_task, tmp_path):
     vrt = quadrant_vrt(scene_pixels(synth_task), tmp_path, drop=3)
     out = tmp_path / "out"
