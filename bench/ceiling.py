@@ -14,9 +14,10 @@ Two figures bound what ``bench/beside.py`` can reach here, whatever geoseg does:
    runs, as the tracer finds them), and normalising and blending tiles as the engine does
    on a CPU (``predict.normalised``, ``stitch.Stitcher``: work that streams through memory
    more than it computes), run in one process and then in one process per core at once
-   (throughput ratio). The pipeline's own 1 → n scaling cannot beat these. On the 2-core
-   development machine a loop of arithmetic in the cache scales 2.0× and streaming through
-   memory 1.46×: its cores share the memory's bandwidth.
+   (throughput ratio). The pipeline's own 1 → n scaling cannot beat these. Beside them, plain
+   arithmetic in the cache and streaming through memory, the same way: on the 2-core
+   development machine the first scales about 2.0× and the second 1.46–1.57×, its cores
+   sharing the memory's bandwidth.
 """
 
 from __future__ import annotations
@@ -116,6 +117,22 @@ def stream(width: int, tile: int, overlap: int, core: int | None = None) -> floa
 STREAM_ROWS = 6  # grid rows normalised and blended in ``stream``
 
 
+def memory(kind: str, core: int | None = None) -> float:
+    """Seconds of plain numpy work, one thread: ``"cache"`` arithmetic on an array that fits
+    in a core's cache, ``"memory"`` the same streaming through arrays of 64 MB each."""
+    if core is not None:
+        os.sched_setaffinity(0, {core})
+    import numpy as np
+
+    n, passes = (16 << 10, 60000) if kind == "cache" else (16 << 20, 40)
+    a = np.random.default_rng(0).random(n, dtype=np.float32)
+    b = np.empty_like(a)
+    t0 = time.perf_counter()
+    for _ in range(passes):
+        np.multiply(a, np.float32(1.0001), out=b)
+    return time.perf_counter() - t0
+
+
 def scaling(fn, args: tuple, cores: int) -> tuple[float, float]:
     """(seconds alone on one core, throughput ratio of ``cores`` processes at once, one per core)."""
     ctx = get_context("spawn")
@@ -151,6 +168,10 @@ def main() -> None:
     seconds, ratio = scaling(label, (str(prob),), cores)
     print(f"labelling its roof mask in {STRIP}-row strips, one core: {seconds:.2f} s; {cores} processes at once:"
           f" {ratio:.2f}× the throughput")
+    for kind in ("cache", "memory"):
+        seconds, ratio = scaling(memory, (kind,), cores)
+        print(f"plain arithmetic {'in the cache' if kind == 'cache' else 'streaming through memory'}, one core:"
+              f" {seconds:.2f} s; {cores} processes at once: {ratio:.2f}× the throughput")
     seconds, ratio = scaling(stream, (args.size, args.tile, args.overlap), cores)
     rows = STREAM_ROWS * (args.tile - 2 * args.overlap)
     print(f"normalising and blending {args.size} × {rows} px as the engine does on a CPU, one core: {seconds:.2f} s"
