@@ -202,6 +202,7 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                         done += len(chunk)
                         said = say_progress(done, total, said)
                 stitcher.end_row()
+                stitcher.flush()  # rows still on their way back from a device (a block's last)
                 yield row
             bar.close()
     return info

@@ -63,7 +63,9 @@ class Stitcher:
     order, each exactly once, clipped to the scene, as float32 in the stitcher's own
     buffer: ``sink`` may change them but not keep them (the next rows are written there).
     With ``quantise`` (e.g. 255) they are emitted as uint8 ``round(clip(p, 0, 1) × quantise)``
-    in a new array each time, which ``sink`` may keep.
+    in a new array each time, which ``sink`` may keep. On a device (a GPU) the rows reach
+    ``sink`` one grid row late, in a new array each time: all of them by the scene's last
+    ``end_row``, or by ``flush``.
     """
 
     def __init__(self, grid: TileGrid, sink: Sink, window: str = "hann", start_row: int = 0,
@@ -100,6 +102,8 @@ class Stitcher:
         self.rows = torch.empty((chunk, grid.width), device=self.device)
         self.start = self.row = start_row  # grid row being accumulated
         self.emitted = first_emitted  # scene rows already handed to sink
+        # from a device: the rows on their way to the host, handed on once the next grid row's work is queued
+        self.pending: tuple[int, torch.Tensor, object] | None = None
 
     @property
     def top(self) -> int:
@@ -119,6 +123,7 @@ class Stitcher:
         s = self.grid.stride
         if self.row == self.grid.rows - 1:
             self._emit(self.grid.size)
+            self.flush()
         else:
             self._emit(s)
             self.acc[:-s] = self.acc[s:].clone()
@@ -134,11 +139,17 @@ class Stitcher:
         c0 = self.grid.overlap
         wsum = self.wsums[min(self.row - self.start, len(self.wsums) - 1)]
         acc, wsum = self.acc[b0:b1, c0 : c0 + self.grid.width], wsum[b0:b1, c0 : c0 + self.grid.width]
-        if not self.on_host:  # made bytes on the device; the one copy to the host waits for it
+        if not self.on_host:  # made bytes on the device and copied back while it goes on
             rows = torch.div(acc, wsum, out=self.rows[: b1 - b0])
             if self.quantise is not None:
                 rows = rows.clamp_(0.0, 1.0).mul_(self.quantise).add_(0.5).to(torch.uint8)
-            self.sink(r0, rows.cpu().numpy())
+            cuda = self.device.type == "cuda"
+            host = torch.empty(rows.shape, dtype=rows.dtype, pin_memory=cuda).copy_(rows, non_blocking=cuda)
+            done = torch.cuda.Event() if cuda else None
+            if done is not None:
+                done.record()
+            self.flush()  # the grid row before's rows: their copy is long done
+            self.pending = (r0, host, done)
         elif self.quantise is None:
             self.sink(r0, torch.div(acc, wsum, out=self.rows[: b1 - b0]).numpy())
         else:
@@ -150,3 +161,17 @@ class Stitcher:
                 np.copyto(out[k : k + n], t.numpy(), casting="unsafe")  # numpy's cast: 4× torch's, the same bytes
             self.sink(r0, out)
         self.emitted = r1
+
+    def flush(self) -> None:
+        """Hand the rows on their way back from the device to ``sink``, once their copy is done.
+        ``_emit`` hands them on a grid row late, so the device has the next row's tiles to work
+        on meanwhile instead of waiting for the host; the scene's last grid row does it at once,
+        and a block of rows that ends before the scene's end calls this after its last
+        ``end_row``."""
+        if self.pending is None:
+            return
+        r0, host, done = self.pending
+        self.pending = None
+        if done is not None:
+            done.synchronize()
+        self.sink(r0, host.numpy())

@@ -142,3 +142,28 @@ def test_rows_made_bytes_on_a_device_are_the_bytes_made_on_the_host():
             st.end_row()
         outs.append(out)
     assert np.array_equal(*outs) and outs[0].any()
+
+
+def test_rows_from_a_device_come_a_grid_row_late_and_all_by_the_flush():
+    # from a device the rows are copied back while the next grid row's tiles are worked on, and
+    # handed on a grid row late; a block of grid rows that ends before the scene's end gets its
+    # last rows with ``flush`` (the device's steps run here on the CPU)
+    h, w, size = 300, 90, 64
+    grid = TileGrid(h, w, size, 8)
+    field = np.random.default_rng(9).random((h, w), dtype=np.float32)
+    padded = np.pad(field, size, mode="symmetric")
+    got = []
+    st = Stitcher(grid, lambda r0, rows: got.append((r0, rows.copy())), quantise=255.0)
+    st.on_host, st.rows = False, torch.empty((size, w))
+    handed = []
+    for r in range(3):  # a block: the first three grid rows of six
+        for t in grid.row_tiles(r):
+            st.add(t, padded[t.row_off + size : t.row_off + 2 * size, t.col_off + size : t.col_off + 2 * size])
+        st.end_row()
+        handed.append(len(got))
+    assert handed == [0, 1, 2]
+    st.flush()
+    assert [r0 for r0, _ in got] == [0, 40, 88] and sum(len(rows) for _, rows in got) == 3 * grid.stride - 8
+    whole, _ = stitch(field, size, 8, "hann")
+    want = (np.clip(whole, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
+    assert np.array_equal(np.concatenate([rows for _, rows in got]), want[: 3 * grid.stride - 8])
