@@ -208,6 +208,9 @@ def use_device_stand_in(gp, prob_file: Path):
         def add(self, tile, prob) -> None:
             pass
 
+        def flush(self) -> None:
+            pass
+
         def end_row(self) -> None:
             n = self.grid.size if self.row == self.grid.rows - 1 else self.grid.stride
             r0, r1 = max(self.top, self.emitted), min(self.top + n, self.grid.height)
