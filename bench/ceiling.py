@@ -16,8 +16,8 @@ Two figures bound what ``bench/beside.py`` can reach here, whatever geoseg does:
    more than it computes), run in one process and then in one process per core at once
    (throughput ratio). The pipeline's own 1 → n scaling cannot beat these. Beside them, plain
    arithmetic in the cache and streaming through memory, the same way: on the 2-core
-   development machine the first scales about 2.0× and the second 1.46–1.57×, its cores
-   sharing the memory's bandwidth.
+   development machine the first scaled 1.74–2.05× and the second 1.30–1.57× (runs of
+   2026-11-26, a shared and noisy machine), its cores sharing the memory's bandwidth.
 """
 
 from __future__ import annotations
