@@ -454,8 +454,6 @@ def iter_pixel_parts(prob_path: str | os.PathLike, threshold: float = 0.5, rows:
     yield tracer.close()
 
 
-
-
 @dataclass(frozen=True)
 class _Frame:
     """How pixel polygons become map polygons, and how they are measured."""
