@@ -13,6 +13,10 @@ import click
               help="With DATA_DIR: score this model.pt on the labelled pairs, per image and overall.")
 @click.option("--pred", type=click.Path(path_type=Path), help="Predicted polygons (.geojson, .gpkg).")
 @click.option("--truth", type=click.Path(path_type=Path), help="True polygons (.geojson, .gpkg), any CRS.")
+@click.option("--pred-layer", help="The layer of a multi-layer --pred file.")
+@click.option("--pred-where", help="OGR SQL filter of the --pred polygons.")
+@click.option("--truth-layer", help="The layer of a multi-layer --truth file.")
+@click.option("--truth-where", help="OGR SQL filter of the --truth polygons.")
 @click.option("--iou", "iou_threshold", default=0.5, show_default=True, help="IoU for an object match.")
 @click.option("--threshold", default=0.5, show_default=True, help="Roof probability cut (with --model).")
 @click.option("--tta", is_flag=True,
@@ -20,7 +24,8 @@ import click
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the table as CSV.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --csv.")
 def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, truth: Path | None,
-             iou_threshold: float, threshold: float, tta: bool, csv_out: Path | None, overwrite: bool) -> None:
+             iou_threshold: float, threshold: float, tta: bool, csv_out: Path | None, overwrite: bool,
+             pred_layer: str | None, pred_where: str | None, truth_layer: str | None, truth_where: str | None) -> None:
     """Score a model (DATA_DIR --model M) or polygons (--pred P --truth T).
 
     \b
@@ -54,7 +59,8 @@ def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, 
         from geoseg.evaluate import area_iou, object_scores
         from geoseg.io import read_polygons
 
-        p, t = read_polygons(pred), read_polygons(truth)
+        p = read_polygons(pred, layer=pred_layer, where=pred_where)
+        t = read_polygons(truth, layer=truth_layer, where=truth_where)
         c = object_scores(p, t, iou_threshold).counts
         header = ["predicted", "true", "tp", "fp", "fn", "precision", "recall", "f1", "area_iou"]
         lines = [[len(p), len(t), c.tp, c.fp, c.fn, f"{c.precision:.4f}", f"{c.recall:.4f}", f"{c.f1:.4f}",

@@ -58,7 +58,8 @@ def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out
     outputs = Outputs(out, prob=prob_out, mask=mask_out, cog=cog, preview=not no_preview, overwrite=overwrite)
     area = read_area(aoi, bbox) if aoi or bbox else None
     result = run_predict(expand_scenes(scenes), model_path, outputs, tiles, vector, progress=not quiet, cluster=cluster,
-                         area=area, assets=tuple(a.strip() for a in assets.split(",")) if assets else None)
+                         area=area, assets=tuple(a.strip() for a in assets.split(",")) if assets else None,
+                         read_also=(("the --aoi file", aoi),) if aoi else ())
     where = "EPSG:4326" if out.suffix.lower() != ".gpkg" else "the scene's CRS"
     if not result.scene.georeferenced:
         where = "pixel coordinates (the scene has no georeference)"

@@ -191,6 +191,24 @@ def is_remote(path: str | os.PathLike) -> bool:
     return text.startswith("/vsi") or any(text.startswith(s) for s in URL_SCHEMES)
 
 
+def raster_files(path: str | os.PathLike) -> list[str]:
+    """The local files GDAL reads for the raster at ``path`` besides ``path`` itself: a VRT's
+    sources (a STAC Item's asset files, once stacked), sidecars (``.aux.xml``, ``.ovr``,
+    world files). Outputs may replace none of them (``outputs.refuse_inputs_as_outputs``).
+    A remote raster, or one GDAL cannot open, lists none here (its own errors come where
+    it is read)."""
+    if is_remote(path):
+        return []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                files = src.files
+    except (rasterio.errors.RasterioIOError, OSError):
+        return []
+    return [f for f in files if not is_remote(f) and os.path.abspath(f) != os.path.abspath(path)]
+
+
 def gdal_path(path: str | os.PathLike) -> str:
     """The path GDAL opens for ``path``: URLs become ``/vsicurl/``, ``/vsis3/``, ``/vsigs/``,
     ``/vsiaz/`` or ``/vsizip/`` paths (credentials from the usual environment variables, as
@@ -477,7 +495,7 @@ def read_polygons(path: str | os.PathLike, repair: bool = True, layer: str | Non
             warnings.filterwarnings("ignore", message="More than one layer found")
             gdf = gpd.read_file(p, layer=layer, where=where)
     except Exception as exc:  # pyogrio raises several types for unreadable files
-        what = "with --labels-layer/--labels-where " if (layer or where) else ""
+        what = f"with layer {layer!r} and filter {where!r} " if (layer or where) else ""
         raise InputError(f"{p}: not a readable vector file {what}({first_line(exc, 100)})") from None
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].reset_index(drop=True)
     if repair and len(gdf):

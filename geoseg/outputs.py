@@ -2,7 +2,8 @@
 nothing of the user's is replaced unless asked, and a dead run's leftovers are cleared.
 
 Every file a run writes is first written under a hidden temporary name beside its final
-name, ``.NAME.geoseg~HOST~PID~RANDOM.partSUFFIX`` (scratch folders ``.geoseg~HOST~PID~RANDOM``),
+name, ``.geoseg~HOST~PID~RANDOM.partSUFFIX`` (scratch folders ``.geoseg~HOST~PID~RANDOM``;
+nothing of the user's file name but its suffix's letters, whatever characters it holds),
 and published only once the whole run succeeded (``OutputSet``). Without ``overwrite``,
 publishing never replaces a file, even one that appeared while the run was writing (a
 second run writing the same path): the temporary file is hard-linked to the final name,
@@ -194,6 +195,13 @@ def publish(tmp: Path, final: Path, overwrite: bool) -> None:
     os.unlink(tmp)
 
 
+def _safe_suffix(path: Path) -> str:
+    """``path``'s suffix (which picks GDAL's driver) with only letters and digits kept: a
+    temporary name holds nothing of the user's name that GDAL, SQLite or a shell reads as
+    syntax (``?``, ``|``, ``%``, ``:``, a leading ``-``, a newline …)."""
+    return "." + re.sub(r"[^A-Za-z0-9]", "", path.suffix[1:]) if path.suffix else ""
+
+
 class OutputSet:
     """Temporary files for a run's outputs, published together when the run succeeded.
 
@@ -210,8 +218,7 @@ class OutputSet:
 
     def add(self, final: str | os.PathLike) -> Path:
         final = check_output(final, self.overwrite)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.{owner_tag()}", suffix=f".part{final.suffix}",
-                                   dir=final.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{owner_tag()}", suffix=f".part{_safe_suffix(final)}", dir=final.parent)
         os.close(fd)
         os.unlink(tmp)  # writers (GDAL) want to create the file themselves
         self._items.append((Path(tmp), final))

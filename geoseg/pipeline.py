@@ -35,6 +35,7 @@ from geoseg.io import (
     is_remote,
     open_raster,
     probability_cut,
+    raster_files,
     raster_strips,
     resampled_vrt,
     scene_info,
@@ -113,7 +114,7 @@ class Outputs:
 def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike | None, out: str | os.PathLike | Outputs,
                 tiles: TileOptions = TileOptions(), vector: VectorizeOptions = VectorizeOptions(),
                 progress: bool = False, cluster=None, area=None,
-                assets: tuple[str, ...] | None = None) -> PredictResult:
+                assets: tuple[str, ...] | None = None, read_also: tuple = ()) -> PredictResult:
     """``geoseg predict``: scenes → roof polygons in ``out`` (a path, or ``Outputs`` for the
     files beside it), predicted with ``tiles`` and traced with ``vector``.
 
@@ -127,22 +128,25 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike |
     only the windows of each scene that meet it are read and predicted (from a remote file,
     only their bytes), and the polygons are clipped to it; a scene it misses is skipped. A
     STAC Item's JSON (a file or a URL) is a scene too (``stac``): its ``visual`` asset, or
-    ``assets`` stacked as bands.
+    ``assets`` stacked as bands. ``read_also``: ``(role, path)`` of other files the caller
+    read for this run (the ``--aoi`` file), which no output may replace, as the scenes, the
+    files GDAL reads for them (a VRT's sources, a STAC Item's assets) and the model.
     """
     outputs = out if isinstance(out, Outputs) else Outputs(Path(out))
     scenes = [scene] if isinstance(scene, (str, os.PathLike)) else list(scene)
     model_path = checkpoint.resolve(model_path)  # None: the starter model
     if assets and not any(is_item(s) for s in scenes):
         raise InputError("--assets picks the assets of a STAC Item; give the item's JSON as the scene")
+    read = [("the model", model_path), *(("a scene", s) for s in scenes), *read_also]
     if not any(is_item(s) for s in scenes):
-        return _run_predict(scenes, model_path, outputs, tiles, vector, progress, cluster, area)
+        return _run_predict(scenes, model_path, outputs, tiles, vector, progress, cluster, area, read)
     with tempfile.TemporaryDirectory(prefix="geoseg-stac-") as items:  # the items' band stacks (VRTs)
         scenes = [item_scene(s, assets, items) if is_item(s) else s for s in scenes]
-        return _run_predict(scenes, model_path, outputs, tiles, vector, progress, cluster, area)
+        return _run_predict(scenes, model_path, outputs, tiles, vector, progress, cluster, area, read)
 
 
 def _run_predict(scenes: list, model_path, outputs: Outputs, tiles: TileOptions, vector: VectorizeOptions,
-                 progress: bool, cluster, area) -> PredictResult:
+                 progress: bool, cluster, area, read: list) -> PredictResult:
     if not scenes:
         raise InputError("no scene given; pass one or more rasters")
     if len(scenes) > 1 and (outputs.prob or outputs.mask):
@@ -150,7 +154,9 @@ def _run_predict(scenes: list, model_path, outputs: Outputs, tiles: TileOptions,
     if len(set(map(os.path.abspath, scenes))) != len(scenes):
         raise InputError("a scene is given twice; pass each scene once")
     files = outputs.files(len(scenes))
-    refuse_inputs_as_outputs(files.items(), [("the model", model_path), *(("a scene", s) for s in scenes)])
+    # every file the run reads, however it was reached: a VRT's sources, a STAC Item's assets, sidecars
+    read = [*read, *((f"a file that scene {s} reads", f) for s in scenes for f in raster_files(s))]
+    refuse_inputs_as_outputs(files.items(), read)
     for p in files.values():
         check_output(p, outputs.overwrite)
     ckpt = checkpoint.load(model_path)

@@ -28,6 +28,7 @@ from geoseg import checkpoint, ddp
 from geoseg.augment import train_transform
 from geoseg.config import TrainConfig
 from geoseg.errors import CheckpointError, GeosegError, InputError, Interrupted, interrupt_exit_code
+from geoseg.io import raster_files
 from geoseg.losses import NEEDS_WEIGHT_MAP, get_loss
 from geoseg.metrics import Counts
 from geoseg.model import UNetConfig, config_to_dict, make_network
@@ -48,9 +49,15 @@ METRIC_FIELDS = ["epoch", "step", "lr", "train_loss", "val_loss", "val_iou", "va
 
 
 def run_inputs(config: TrainConfig) -> list[tuple[str, str | None]]:
-    """The run's inputs, by role, as ``outputs.refuse_inputs_in_folder`` names them."""
-    return [("the training data", config.data_dir), ("the label file", config.labels),
-            ("the validation data", config.val_dir)]
+    """Every file the run reads, by role, as ``outputs.refuse_inputs_in_folder`` names them:
+    the data and labels, the files GDAL reads for a scene (a VRT's sources), the label
+    extent, the validation data and footprints, and the model ``--init`` starts from."""
+    init = None if config.init in (None, "starter") else config.init
+    sources = [] if not config.labels else [(f"a file that {config.data_dir} reads", f)
+                                             for f in raster_files(config.data_dir)]
+    return [("the training data", config.data_dir), ("the label file", config.labels), *sources,
+            ("the --label-extent file", config.label_extent), ("the validation data", config.val_dir),
+            ("the --val-labels file", config.val_labels), ("the --init model", init)]
 
 
 def prepare_run_dir(out_dir: str, overwrite: bool, resume: bool, inputs=()) -> Path:
@@ -152,6 +159,10 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
     import rasterio
 
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # a bounded block cache: scenes are read in windows
+        if dist.main:  # said before anything is read; the folder is emptied (--overwrite) once the data loaded
+            refuse_inputs_in_folder("--out", config.out_dir, run_inputs(config))
+            if not config.resume:
+                fresh_folder(config.out_dir, config.overwrite, "run folder", ", --resume", empty_it=False)
         data = load_training_data(config, config.resolved_loss() in NEEDS_WEIGHT_MAP)
         out = (prepare_run_dir(config.out_dir, config.overwrite, config.resume, run_inputs(config)) if dist.main
                else Path(config.out_dir))
@@ -221,7 +232,7 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
     if start is not None:  # fine-tuning: its network, its weights, its normalisation and pixel size
         mcfg, gsd = start.model, gsd or start.gsd
         norm = start.norm if start.norm.scale == data.scale else norm
-    model = make_network(mcfg)
+    model = make_network(mcfg, pretrained=config.pretrained_encoder and not config.resume)
     if start is not None:
         model.load_state_dict(start.state_dict)
         if progress:
@@ -243,7 +254,8 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
                    " predict cuts such roofs apart (--contact-gap 0: none)")
     if progress and start is None:
         weights = sum(p.numel() for p in model.parameters()) / 1e6
-        tqdm.write(f"network: {mcfg.describe()}, {weights:.3g} M weights (--encoder to choose)")
+        said = ", its encoder ImageNet-pretrained" if config.pretrained_encoder else ""
+        tqdm.write(f"network: {mcfg.describe()}, {weights:.3g} M weights{said} (--encoder to choose)")
 
     # an epoch is the same number of tiles whatever the number of processes
     per_epoch = math.ceil((config.samples_per_epoch or max(data.per_epoch, 8 * config.batch_size)) / dist.world)

@@ -146,3 +146,56 @@ def test_the_plugin_is_written_as_a_folder_or_a_zip(tmp_path):
     assert r.exit_code == 0
     names = zipfile.ZipFile(tmp_path / "geoseg-qgis.zip").namelist()
     assert "geoseg/metadata.txt" in names and "geoseg/algorithms.py" in names
+
+
+TRAIN_AND_LAYERS = PRELUDE + r"""
+args = json.loads(sys.argv[2])
+class Commands(QgsProcessingFeedback):
+    said = []
+    def pushCommandInfo(self, info):
+        self.said.append(info)
+verdict = {}
+try:  # a folder holding the user's documents as the run folder
+    processing.run("geoseg:train", args, feedback=Commands())
+    verdict["train"] = "ran"
+except QgsProcessingException as exc:
+    verdict["train"] = str(exc)
+verdict["train_command"] = Commands.said[-1] if Commands.said else ""
+# the second layer of a two-layer GeoPackage, filtered as the user sees it
+pred = QgsVectorLayer(sys.argv[3] + "|layername=roofs", "pred", "ogr")
+pred.setSubsetString("keep = 1")
+truth = QgsVectorLayer(sys.argv[3] + "|layername=roofs", "truth", "ogr")
+truth.setSubsetString("keep = 1")
+verdict["scores"] = processing.run("geoseg:evaluate", {"PRED": pred, "TRUTH": truth}, feedback=Commands())
+verdict["evaluate_command"] = Commands.said[-1]
+say(verdict)
+"""
+
+
+def test_the_train_algorithm_never_empties_a_folder_and_layers_keep_their_name_and_filter(synth_task, tmp_path):
+    import shlex
+
+    import geopandas as gpd
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    write_plugin(plugins)
+    folder = tmp_path / "my documents"
+    folder.mkdir()
+    (folder / "thesis.odt").write_text("years of work")
+    roofs = gpd.read_file(synth_task["truth"])
+    two = tmp_path / "two layers.gpkg"
+    roofs.iloc[:0].assign(keep=[]).to_file(two, layer="empty")  # the first layer: nothing
+    roofs.assign(keep=[1] * (len(roofs) - 1) + [0]).to_file(two, layer="roofs")
+    v = run_qgis(TRAIN_AND_LAYERS, plugins, {"IMAGES": str(synth_task["scene"]), "LABELS": str(synth_task["truth"]),
+                                             "MINUTES": 0.1, "STARTER": False,
+                                             "EXTRA": "--labels-where \"id IS NOT NULL OR 1 = 1\"",
+                                             "OUTPUT": str(folder)}, two)
+    assert "exists and is not empty" in v["train"], v
+    assert (folder / "thesis.odt").read_text() == "years of work" and len(list(folder.iterdir())) == 1
+    said = shlex.split(v["train_command"])  # the logged command is shell-quoted: it splits back into the same words
+    assert "--overwrite" not in said and said[said.index("--labels-where") + 1] == "id IS NOT NULL OR 1 = 1"
+    assert said[said.index("--out") + 1] == str(folder)
+    assert v["scores"]["F1"] == 1.0, v  # the chosen layer, filtered: not the empty first layer
+    words = shlex.split(v["evaluate_command"])
+    assert words[words.index("--pred-layer") + 1] == "roofs" and words[words.index("--pred-where") + 1] == "keep = 1"

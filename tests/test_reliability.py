@@ -491,3 +491,106 @@ def test_a_network_that_cannot_be_built_is_refused_before_training(labelled, tmp
     r = run("train", labelled, "--out", tmp_path / "run", "--epochs", "1", *args)
     one_line_error(r, fragment)
     assert not (tmp_path / "run").exists()
+
+
+# --- files reached through another input are inputs too -----------------------------------
+
+
+def _vrt_of(scene, vrt):
+    """A VRT of ``scene`` (its source: the scene file)."""
+    from rasterio.shutil import copy
+
+    copy(scene, vrt, driver="VRT")
+    return vrt
+
+
+def _item_of(scene, folder):
+    """A STAC Item whose red, green and blue assets are one-band copies of ``scene``."""
+    import json
+
+    import rasterio
+
+    with rasterio.open(scene) as src:
+        for b, name in enumerate(("red", "green", "blue"), start=1):
+            with rasterio.open(folder / f"{name}.tif", "w", **{**src.profile, "count": 1}) as dst:
+                dst.write(src.read(b), 1)
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "x", "geometry": None, "properties": {},
+            "assets": {n: {"href": f"{n}.tif"} for n in ("red", "green", "blue")}}
+    (folder / "item.json").write_text(json.dumps(item))
+    return folder / "item.json"
+
+
+# (what the run reads, how it is reached, the output that names it, words of the error): grows with each new
+# kind of input a run reaches through another
+REACHED = [
+    ("a VRT's source", lambda d, s: ([_vrt_of(s, d / "scene.vrt")], []), "--prob-out", "scene.tif", "reads"),
+    ("a STAC Item's asset", lambda d, s: ([_item_of(s, d), "--assets", "red,green,blue"], []), "--prob-out",
+     "green.tif", "reads"),
+    ("the --aoi file", lambda d, s: ([s], ["--aoi", d / "area.geojson"]), "--out", "area.geojson", "--aoi file"),
+    ("a scene's sidecar", lambda d, s: ([s], []), "--prob-out", "scene.tif.aux.xml", "reads"),
+]
+
+
+@pytest.mark.parametrize("what, reach, option, target, fragment", REACHED, ids=[r[0] for r in REACHED])
+def test_files_reached_through_an_input_are_never_outputs(tiny_model, synth_task, tmp_path, what, reach, option,
+                                                          target, fragment):
+    import shutil
+
+    import rasterio
+
+    scene = tmp_path / "scene.tif"
+    shutil.copy(synth_task["scene"], scene)
+    with rasterio.open(scene) as src:
+        b = src.bounds
+        gpd.GeoSeries([box(b.left, b.bottom, b.right, b.top)], crs=src.crs).to_file(tmp_path / "area.geojson")
+    (tmp_path / "scene.tif.aux.xml").write_text("<PAMDataset><Metadata><MDI key='k'>v</MDI></Metadata></PAMDataset>")
+    scenes, more = reach(tmp_path, scene)
+    before = {p.name: digest(p) for p in tmp_path.iterdir() if p.is_file()}
+    outs = {"--out": tmp_path / "roofs.gpkg", option: tmp_path / target}
+    args = ["predict", *scenes, "--model", tiny_model, *more, "--quiet", "--no-preview", "--overwrite",
+            *(x for k, v in outs.items() for x in (k, v))]
+    one_line_error(run(*args), "an input of this run", fragment)
+    assert {p.name: digest(p) for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("option, name, fragment", [
+    ("--init", "model.pt", "the --init model"),  # train --init RUN/model.pt --out RUN --overwrite
+    ("--label-extent", "extent.gpkg", "the --label-extent file"),
+    ("--val-labels", "val.gpkg", "the --val-labels file"),
+])
+def test_a_run_folder_holding_a_file_the_run_reads_is_never_emptied(tiny_model, synth_task, tmp_path, option,
+                                                                     name, fragment):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    kept = run_dir / name
+    if name.endswith(".pt"):
+        shutil.copy(tiny_model, kept)
+    else:
+        gpd.read_file(synth_task["truth"]).to_file(kept)
+    before = digest(kept)
+    extra = ["--val-dir", synth_task["scene"]] if option == "--val-labels" else []
+    one_line_error(run("train", "--images", synth_task["scene"], "--labels", synth_task["truth"], option, kept,
+                       *extra, "--out", run_dir, "--overwrite", "--epochs", "1"), "holds", fragment)
+    assert digest(kept) == before and sorted(p.name for p in run_dir.iterdir()) == [name]
+
+
+@pytest.mark.parametrize("name", ["roofs?x=1.gpkg", "r|layername=a.gpkg", "-roofs.gpkg", "r%20s.gpkg", "r:s.gpkg",
+                                  "r s'\"$(x).gpkg", "r\nnewline.gpkg", "über häuser.gpkg", "r.gpkg.zip",
+                                  ".hidden.gpkg", "r.geojson?", "roofs.GeoJSON"])
+def test_any_output_name_a_file_system_allows_touches_nothing_beside_it(tiny_model, synth_task, tmp_path, name):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for hidden in (".roofs.gpkg", ".r.gpkg", f".{name}", ".geoseg"):  # files a careless temporary name could hit
+        (folder / hidden).write_text("the user's")
+    before = {p.name: digest(p) for p in folder.iterdir()}
+    r = run("predict", synth_task["scene"], "--model", tiny_model, "--out", folder / name, "--quiet", "--no-preview")
+    after = {p.name: digest(p) for p in folder.iterdir()}
+    if r.exit_code == 0:
+        new = set(after) - set(before)
+        assert new <= {name, name.rsplit(".", 1)[0] + ".qml"} and name in new, new
+    else:
+        one_line_error(r)
+        assert set(after) == set(before)
+    assert {k: after[k] for k in before} == before

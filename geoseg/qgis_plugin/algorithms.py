@@ -2,6 +2,7 @@
 
 import csv
 import os
+import shlex
 import tempfile
 
 from qgis.core import (
@@ -25,6 +26,22 @@ from . import runner
 def _source(layer) -> str:
     """A layer's file (or URL) as geoseg reads it: the data source without QGIS's options."""
     return layer.source().split("|")[0]
+
+
+def _vector(layer, option: str) -> list:
+    """A vector layer as geoseg's options: its file, and the layer of a multi-layer file and the
+    subset filter QGIS shows it with (``path|layername=roofs|subset=...``), so geoseg reads
+    the features the user sees, not the file's first layer whole. ``option``: "--labels",
+    "--pred" or "--truth"; its layer and filter go to ``OPTION-layer`` and ``OPTION-where``."""
+    path, *parts = layer.source().split("|")
+    args = [option, path]
+    for part in parts:
+        key, _, value = part.partition("=")
+        if key == "layername" and value:
+            args += [f"{option}-layer", value]
+    if layer.subsetString():
+        args += [f"{option}-where", layer.subsetString()]
+    return args
 
 
 class _Geoseg(QgsProcessingAlgorithm):
@@ -111,7 +128,8 @@ class TrainRoofs(_Geoseg):
 
     def shortHelpString(self):  # noqa: N802
         return ("Train a geoseg model from scenes (a raster file, a folder or a glob) and building footprints (a vector"
-                " layer or file), read in windows, within a time limit; the run folder gets model.pt and its curves."
+                " layer or file), read in windows, within a time limit; the run folder (new or empty: one that holds"
+                " files is refused, never emptied) gets model.pt and its curves."
                 " Fine-tune the starter model with 'Start from the starter model'.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -127,12 +145,19 @@ class TrainRoofs(_Geoseg):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         out = self.parameterAsString(parameters, "OUTPUT", context)
         labels = self.parameterAsVectorLayer(parameters, "LABELS", context)
-        args = ["train", "--images", self.parameterAsFile(parameters, "IMAGES", context), "--labels", _source(labels),
+        # never --overwrite: a run folder that holds anything is refused by geoseg, not emptied
+        args = ["train", "--images", self.parameterAsFile(parameters, "IMAGES", context), *_vector(labels, "--labels"),
                 "--out", out, "--time-limit", str(self.parameterAsDouble(parameters, "MINUTES", context)),
-                "--epochs", "100000", "--overwrite"]
+                "--epochs", "100000"]
         if self.parameterAsBool(parameters, "STARTER", context):
             args += ["--init", "starter"]
-        args += self.parameterAsString(parameters, "EXTRA", context).split()
+        try:  # as a shell splits them: quoted values stay whole
+            args += shlex.split(self.parameterAsString(parameters, "EXTRA", context) or "")
+        except ValueError as exc:
+            raise QgsProcessingException(f"More geoseg train options: {exc}; close the quotes") from None
+        if "--overwrite" in args:
+            raise QgsProcessingException("--overwrite is not taken here (it would empty the run folder); choose a new"
+                                         " or empty run folder")
         runner.run(args, feedback)
         return {"OUTPUT": out, "MODEL": os.path.join(out, "model.pt")}
 
@@ -161,7 +186,7 @@ class EvaluateRoofs(_Geoseg):
         truth = self.parameterAsVectorLayer(parameters, "TRUTH", context)
         with tempfile.TemporaryDirectory() as tmp:
             table = os.path.join(tmp, "scores.csv")
-            runner.run(["evaluate", "--pred", _source(pred), "--truth", _source(truth), "--csv", table], feedback)
+            runner.run(["evaluate", *_vector(pred, "--pred"), *_vector(truth, "--truth"), "--csv", table], feedback)
             with open(table, newline="") as fh:
                 row = next(csv.DictReader(fh))
         return {name.upper(): float(row[name]) for name in self.FIELDS}

@@ -3,6 +3,7 @@ percentages as progress, and Cancel as SIGTERM (geoseg then removes what it was 
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -47,7 +48,7 @@ def run(args, feedback) -> None:
     Cancel sends SIGTERM and waits. A failure raises with geoseg's own one-line error."""
     command = executable()
     check_version(command)
-    feedback.pushCommandInfo(" ".join([command, *args]))
+    feedback.pushCommandInfo(shlex.join([command, *args]))  # as a shell would take it back
     env = {**os.environ, "GEOSEG_PROGRESS": "lines", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([command, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, bufsize=1)
