@@ -71,9 +71,13 @@ training = options(
     field_option(T, "tile_size", "Training crop side, pixels."),
     field_option(T, "lr_max", "Top of the cyclic learning rate."),
     field_option(T, "lr_min", "Bottom of the cyclic learning rate."),
-    field_option(T, "encoder", "The contracting path: a torchvision ResNet (random weights; it learns most per"
-                 " step, README Figures) or the paper's plain convolutions ('unet', sized by --depth).",
-                 type=click.Choice(ENCODERS)),
+    field_option(T, "encoder_lr", "The pretrained encoder's learning rate, as a multiple of --lr-max/--lr-min."),
+    field_option(T, "encoder", "The contracting path: EfficientNet-Lite0 or -Lite2 (ImageNet-pretrained, from an"
+                 " installed package), a torchvision ResNet (random weights) or the paper's plain convolutions"
+                 " ('unet', sized by --depth).", type=click.Choice(ENCODERS)),
+    click.option("--pretrained/--no-pretrained", default=None,
+                 help="Start the encoder from its ImageNet weights [default: yes for an efficientnet-lite"
+                 " encoder]."),
     field_option(T, "depth", f"Levels of the plain U-Net (--encoder unet; the paper: 5) [default: {DEFAULT_DEPTH}].",
                  type=int),
     field_option(T, "width", "Filters in the plain U-Net's first level (the paper: 64), or in the last (narrowest)"
@@ -81,7 +85,8 @@ training = options(
     field_option(T, "norm", "Normalisation layers.", type=click.Choice(["instance", "batch", "none"])),
     field_option(T, "samples_per_epoch", "Augmented tiles per epoch [default: images, at least 8 batches].",
                  type=int),
-    field_option(T, "time_limit", "Stop cleanly after this many minutes (per fold with cv)."),
+    field_option(T, "time_limit", "Stop cleanly after this many minutes (per fold with cv); 0: no limit, --epochs"
+                 " alone."),
     field_option(T, "loader_workers", "Processes cutting and augmenting training tiles beside the training loop"
                  " [default: on CUDA the cores less one, at most 4; on a CPU none].", type=int),
     field_option(T, "average", "model.pt = the mean of the weights at the last N ends of a learning-rate cycle"

@@ -169,6 +169,9 @@ def _checked(p: Path, state: dict) -> Checkpoint:
     weights = state.get("state_dict")
     if not isinstance(weights, dict) or not weights or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         raise _damaged(p, "state_dict", "a set of weight tensors")
+    bad = next((k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:  # NaN or infinite weights predict nothing meaningful, silently
+        raise _damaged(p, f"state_dict.{bad}", "finite (it holds NaN or infinite values)")
     gsd = state.get("gsd")
     if gsd is not None and (not _number(gsd) or gsd <= 0):
         raise _damaged(p, "gsd", "a positive pixel size in metres, or empty")
@@ -189,14 +192,26 @@ def _checked(p: Path, state: dict) -> Checkpoint:
         extra={k: v for k, v in state.items() if k not in _KNOWN})
 
 
+def _expects(ckpt: Checkpoint) -> str:
+    """What values the model takes, for a person: the data type it learnt from and how another
+    is brought to it (``predict.scene_normalisation``)."""
+    kind = {255.0: "8-bit", 65535.0: "16-bit", 32767.0: "signed 16-bit"}.get(ckpt.norm.scale, "float")
+    mean, std = ckpt.norm.mean, ckpt.norm.std
+    imagenet = ckpt.norm.scale == 255.0 and all(abs(v * 255 - 127) < 1e-3 for v in mean) and \
+        all(abs(v * 255 - 128) < 1e-3 for v in std)
+    how = "as (x − 127) / 128, the ImageNet encoder's input" if imagenet else "standardised by its training statistics"
+    return (f"{kind} values {how}; scenes of another data type are stretched by their own 1st–99th percentiles"
+            " per band")
+
+
 def describe(ckpt: Checkpoint, path: str | os.PathLike) -> list[str]:
     """A model's card as lines for a person: what it takes, its pixel size, what it was trained
     on and how it scored (``geoseg info``)."""
     c, m = ckpt.card, ckpt.model
     gsd = f"{ckpt.gsd:g} m/px" if ckpt.gsd else "unknown (trained on tiles without georeference)"
     lines = [f"{c.get('name', 'geoseg model')}: {path}",
-             f"  input        {m.in_channels} band(s) ({c.get('bands', 'as its training images')}), scaled by"
-             f" {ckpt.norm.scale:g}; nodata {ckpt.nodata if ckpt.nodata is not None else 'none'}",
+             f"  input        {m.in_channels} band(s) ({c.get('bands', 'as its training images')}),"
+             f" {_expects(ckpt)}; nodata {ckpt.nodata if ckpt.nodata is not None else 'none'}",
              f"  pixel size   {gsd}",
              f"  network      {m.describe()}; trained on {ckpt.tile_size} px"
              " tiles"]

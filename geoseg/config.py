@@ -19,9 +19,13 @@ PRESETS = {"original": dict(loss="softmax", lr_max=1e-4, lr_min=1e-5, norm="inst
                             width=64, average=0)}
 
 # the contracting path of the U-Net: the paper's plain one, or a torchvision ResNet's (``model.ResNetUNet``)
-ENCODERS = ("resnet18", "resnet34", "unet")
+ENCODERS = ("efficientnet-lite0", "efficientnet-lite2", "resnet18", "resnet34", "unet")
 DEFAULT_DEPTH = 4  # the plain U-Net's levels when --depth is not given
-RESNET_LEVELS = 6  # a ResNet encoder's levels: the input's size and 1/2 … 1/32 (inputs: multiples of 32)
+RESNET_LEVELS = 6  # an encoder's levels (ResNet, EfficientNet-Lite): the input's size and 1/2 … 1/32
+# a band's values mapped onto the 8-bit range an ImageNet encoder knows: training imagery that is not
+# 8-bit (data.normalisation_of), and a scene of another data type than the model's training images
+# (predict.scene_normalisation)
+STRETCH_PERCENTILES = (1.0, 99.0)
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -65,7 +69,7 @@ class TrainConfig:
     # None: CONTACT_GAP with footprints, 0 with tiles (``gap``)
     contact_gap: int | None = None
     val_labels: str | None = None  # footprints of the ``val_dir`` scenes (default: ``labels``)
-    epochs: int = 50
+    epochs: int = 1000  # with the 15-minute limit, a bound for fast machines
     batch_size: int = 8
     tile_size: int = 256
     loss: str = "auto"  # "auto": the best measured for the budget (``resolved_loss``)
@@ -78,14 +82,18 @@ class TrainConfig:
     precision: str = "auto"
     lr_max: float = 1e-3  # the original project's 1e-4…1e-5 converges far too slowly on a CPU budget
     lr_min: float = 1e-4
-    # the best measured on the reference tiles, at equal CPU time and at equal steps on a GPU (README, Figures)
-    encoder: str = "resnet34"
+    encoder_lr: float = 1.0  # the pretrained encoder's learning rate as a multiple of the decoder's
+    # ImageNet-pretrained EfficientNet-Lite0: the best measured on the reference tiles at equal steps and
+    # equal CPU time (docs/MODEL_CARD.md); "resnet34" was the default before it
+    encoder: str = "efficientnet-lite0"
+    pretrained: bool | None = None  # the encoder starts from its ImageNet weights; None: when it has them
     depth: int | None = None  # levels of the plain U-Net (encoder "unet"); None: DEFAULT_DEPTH
     width: int = 16
     norm: str = "batch"
     samples_per_epoch: int | None = None
     loader_workers: int | None = None  # processes preparing training tiles; None: by device (runtime.loader_workers)
-    time_limit: float | None = None
+    # minutes: the pretrained Lite0 U-Net's plateau on the 2-core development CPU (docs/MODEL_CARD.md); 0: none
+    time_limit: float | None = 15.0
     photometric: bool = True
     nodata: float | None = None
     select_best: bool = True
@@ -124,6 +132,8 @@ class TrainConfig:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise InputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0 < self.encoder_lr <= 10:
+            raise InputError(f"--encoder-lr is a multiple of the learning rate in (0, 10], got {self.encoder_lr}")
         if not 0 < self.lr_min <= self.lr_max:
             raise InputError(f"need 0 < --lr-min <= --lr-max, got {self.lr_min} and {self.lr_max}")
         if self.folds == 1 or self.folds < 0 or (self.folds and not 0 <= self.fold < self.folds):
@@ -147,6 +157,9 @@ class TrainConfig:
             raise InputError("--resume continues a run and --overwrite replaces it; pass one of them")
         if self.encoder not in ENCODERS:
             raise InputError(f"--encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if self.pretrained and not self.encoder.startswith("efficientnet") and not self.init:
+            raise InputError(f"the {self.encoder} encoder has no pretrained weights in geoseg; choose --encoder"
+                             " efficientnet-lite0 (or -lite2), or leave out --pretrained")
         if self.depth is not None and self.encoder != "unet" and not self.init:
             raise InputError(f"--depth sets the levels of the plain U-Net; a {self.encoder} encoder has its own"
                              f" ({RESNET_LEVELS}): leave --depth out, or add --encoder unet")
@@ -159,6 +172,15 @@ class TrainConfig:
                 f"--tile-size {self.tile_size} is not a multiple of {multiple} (what a network of {self.levels}"
                 f" levels needs); use e.g. {max(multiple, self.tile_size // multiple * multiple)}"
             )
+
+    @property
+    def pretrained_encoder(self) -> bool:
+        """Whether the encoder starts from ImageNet weights: ``pretrained``, or (None) whenever
+        the encoder has them (the EfficientNet-Lite ones). A fine-tuned run starts from its
+        ``init`` model instead."""
+        if self.init:
+            return False
+        return self.encoder.startswith("efficientnet") if self.pretrained is None else self.pretrained
 
     @property
     def levels(self) -> int:

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from geoseg.checkpoint import Normalisation
+from geoseg.config import STRETCH_PERCENTILES
 from geoseg.errors import InputError, warnings_said_once
 from geoseg.io import IMAGE_SUFFIXES, read_image, read_mask, read_polygons, value_scale
 from geoseg.losses import unet_weight_map
@@ -187,21 +188,33 @@ def refuse_unlearnable(samples: list[Sample], source: str, vector: bool) -> None
                          " (roof 1 or 255 on 0), or add tiles with ground")
 
 
-def band_statistics(samples: list[Sample], scale: float) -> Normalisation:
-    """Per-band mean and standard deviation over the valid pixels of the samples (after scaling)."""
+def band_statistics(samples: list[Sample], scale: float, stretch: bool = False) -> Normalisation:
+    """The band normalisation of the samples' valid pixels (after scaling): per-band mean and
+    standard deviation, or with ``stretch`` the pretrained encoder's range (``normalisation_of``)."""
     def pixels():
         for s in samples:
             x = s.image.reshape(s.image.shape[0], -1)
             yield x if s.valid is None else x[:, s.valid.reshape(-1)]  # the imagery, not its nodata fill
 
     return normalisation_of(pixels(), samples[0].image.shape[0], scale,
-                            "every pixel of the training images is nodata or NaN; check --nodata and the images")
+                            "every pixel of the training images is nodata or NaN; check --nodata and the images",
+                            stretch)
 
 
-def normalisation_of(pixels, bands: int, scale: float, when_empty: str) -> Normalisation:
-    """Per-band mean and standard deviation of ``pixels``, an iterable of ``(bands, n)`` arrays
-    (scaled values), accumulated in float64; a band of one value gets a std of 1.
-    ``when_empty``: the ``InputError`` message when there is no pixel at all."""
+STRETCH_SAMPLE = 1 << 21  # pixels per band the percentiles are taken from (a random subset beyond it)
+
+
+def normalisation_of(pixels, bands: int, scale: float, when_empty: str, stretch: bool = False) -> Normalisation:
+    """The normalisation of ``pixels``, an iterable of ``(bands, n)`` arrays (scaled values).
+
+    Without ``stretch``: per-band mean and standard deviation, accumulated in float64 (a band
+    of one value gets a std of 1). With ``stretch``, the input a pretrained encoder expects,
+    ``(v − 127) / 128`` of 8-bit values ``v``: 8-bit imagery as it is; any other (16-bit,
+    float) with each band's ``STRETCH_PERCENTILES`` mapped onto 0 … 255 (robust to a few
+    saturated or dead pixels), so a 12-bit satellite band and an 8-bit photo reach the
+    encoder alike. ``when_empty``: the ``InputError`` message when there is no pixel at all."""
+    if stretch:
+        return _stretch_of(pixels, bands, scale, when_empty)
     total, sq, n = np.zeros(bands), np.zeros(bands), 0
     for x in pixels:
         x = x.astype(np.float64)
@@ -213,6 +226,27 @@ def normalisation_of(pixels, bands: int, scale: float, when_empty: str) -> Norma
     mean = total / n
     std = np.sqrt(np.maximum(sq / n - mean**2, 0.0))
     std = np.where(std < 1e-6, 1.0, std)
+    return Normalisation(scale=float(scale), mean=tuple(mean.tolist()), std=tuple(std.tolist()))
+
+
+def _stretch_of(pixels, bands: int, scale: float, when_empty: str) -> Normalisation:
+    from geoseg.efficientnet import IMAGENET_MEAN, IMAGENET_STD
+
+    if scale == 255.0:  # 8-bit: the encoder's own input, (x − 127) / 128
+        if not any(x.shape[1] for x in pixels):
+            raise InputError(when_empty)
+        return Normalisation(scale=255.0, mean=(IMAGENET_MEAN / 255,) * bands, std=(IMAGENET_STD / 255,) * bands)
+    chunks = [x for x in pixels if x.shape[1]]
+    if not chunks:
+        raise InputError(when_empty)
+    x = np.concatenate(chunks, axis=1)
+    if x.shape[1] > STRETCH_SAMPLE:
+        x = x[:, np.random.default_rng(0).choice(x.shape[1], STRETCH_SAMPLE, replace=False)]
+    lo, hi = np.percentile(x.astype(np.float64), STRETCH_PERCENTILES, axis=1)
+    span = np.where(hi - lo > 1e-12, hi - lo, 1.0)  # a flat band: any span, it carries nothing
+    # v = (x − lo) / span · 255, and the encoder's (v − 127) / 128 as (x − mean) / std
+    mean = lo + span * IMAGENET_MEAN / 255
+    std = span * IMAGENET_STD / 255
     return Normalisation(scale=float(scale), mean=tuple(mean.tolist()), std=tuple(std.tolist()))
 
 

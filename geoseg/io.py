@@ -191,6 +191,41 @@ def is_remote(path: str | os.PathLike) -> bool:
     return text.startswith("/vsi") or any(text.startswith(s) for s in URL_SCHEMES)
 
 
+PERCENTILE_WINDOWS = 4  # a scene's band percentiles: from a 4 × 4 grid of windows (or an overview)
+PERCENTILE_WINDOW = 256
+
+
+def band_percentiles(src: rasterio.io.DatasetReader, bands: Sequence[int], q: tuple[float, float],
+                     nodata: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band ``q`` percentiles ``(lo, hi)`` (raw values) of a scene's valid pixels, from a
+    fixed sample: an overview of at most 1024 px a side when the file has one, else a 4 × 4
+    grid of 256 px windows spread over the scene (16 reads, whatever its size, the same for
+    every block of it). NaN, the nodata value and masked pixels are left out."""
+    side = max(src.width, src.height)
+    if src.overviews(bands[0]) and side > 1024:
+        f = side / 1024
+        shape = (len(bands), max(1, round(src.height / f)), max(1, round(src.width / f)))
+        chunks = [src.read(list(bands), out_shape=shape, masked=True)]
+    else:
+        w, h = min(PERCENTILE_WINDOW, src.width), min(PERCENTILE_WINDOW, src.height)
+        cols = np.linspace(0, src.width - w, PERCENTILE_WINDOWS).round().astype(int)
+        rows = np.linspace(0, src.height - h, PERCENTILE_WINDOWS).round().astype(int)
+        places = sorted({(int(r), int(c)) for r in rows for c in cols})
+        chunks = [src.read(list(bands), window=Window(c, r, w, h), masked=True) for r, c in places]
+    values = []
+    for chunk in chunks:
+        x = np.ma.masked_invalid(chunk.astype(np.float64)).reshape(len(bands), -1)
+        keep = ~np.ma.getmaskarray(x).any(0)
+        if nodata is not None:
+            keep &= ~np.all(x.data == nodata, axis=0)
+        values.append(x.data[:, keep])
+    v = np.concatenate(values, axis=1)
+    if v.shape[1] == 0:
+        raise InputError(f"{src.name}: the sampled windows hold no valid pixel (all nodata?); check --nodata")
+    lo, hi = np.percentile(v, q, axis=1)
+    return lo, hi
+
+
 def raster_files(path: str | os.PathLike) -> list[str]:
     """The local files GDAL reads for the raster at ``path`` besides ``path`` itself: a VRT's
     sources (a STAC Item's asset files, once stacked), sidecars (``.aux.xml``, ``.ovr``,

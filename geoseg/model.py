@@ -27,6 +27,9 @@ NORMS = {
 }
 
 
+MAX_WIDTH, MAX_BANDS, MAX_CLASSES = 256, 64, 256
+
+
 @dataclass(frozen=True)
 class UNetConfig:
     """Architecture of a U-Net; stored in every checkpoint so it can be rebuilt.
@@ -57,10 +60,15 @@ class UNetConfig:
             raise InputError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
         if self.encoder != "unet" and self.depth != RESNET_LEVELS:
             raise InputError(f"a {self.encoder} encoder has {RESNET_LEVELS} levels, not {self.depth}")
-        if not 2 <= self.depth <= 7:
+        if not isinstance(self.depth, int) or isinstance(self.depth, bool) or not 2 <= self.depth <= 7:
             raise InputError(f"depth {self.depth} out of range; use 2..7 (the paper uses 5)")
-        if self.width < 1 or self.in_channels < 1 or self.classes < 2:
-            raise InputError("width and in_channels must be >= 1 and classes >= 2")
+        # bounds on what any network here could use, so a crafted checkpoint's absurd width is refused
+        # before the allocator is asked for it
+        for name, value, lo, hi in (("width", self.width, 1, MAX_WIDTH),
+                                    ("in_channels", self.in_channels, 1, MAX_BANDS),
+                                    ("classes", self.classes, 2, MAX_CLASSES)):
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise InputError(f"{name} {value!r} out of range; use {lo}..{hi}")
 
     @property
     def multiple(self) -> int:
@@ -70,6 +78,8 @@ class UNetConfig:
     def describe(self) -> str:
         if self.encoder == "unet":
             return f"U-Net depth {self.depth}, width {self.width}, {self.norm} norm"
+        if self.encoder.startswith("efficientnet"):
+            return f"U-Net with an {self.encoder} encoder, decoder width {self.width}, {self.norm} norm"
         return f"U-Net with a {self.encoder} encoder, decoder width {self.width}, {self.norm} norm"
 
 
@@ -146,6 +156,26 @@ class Upsample(nn.Module):
         return self.conv(x if skip is None else torch.cat([x, skip], dim=1))
 
 
+def expanding_path(bottom: int, skips: tuple[int, ...], config: UNetConfig) -> tuple[nn.ModuleList, nn.Conv2d]:
+    """The expanding path over an encoder's features: five ``Upsample`` steps from the 1/32
+    feature (``bottom`` channels) joining the 1/16 … 1/2 features (``skips`` channels), each
+    step half as wide (``config.width`` at the input's size), and a 3×3 head to class scores.
+
+    He et al. (2015) for the ReLU convolutions and Glorot for the head, as an encoder's own
+    are He's: with torch's default (smaller) start the ResNet U-Net trained to a higher loss
+    and a lower held-out IoU on the reference tiles."""
+    widths = [config.width * 2**i for i in reversed(range(RESNET_LEVELS - 1))]
+    ups = nn.ModuleList(Upsample(cin, skip, cout, config.norm) for cin, skip, cout in
+                        zip([bottom, *widths[:-1]], [*skips, 0], widths))
+    head = nn.Conv2d(widths[-1], config.classes, kernel_size=3, padding=1)
+    for m in ups.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
+    nn.init.xavier_uniform_(head.weight)
+    nn.init.zeros_(head.bias)
+    return ups, head
+
+
 class ResNetUNet(nn.Module):
     """A U-Net whose contracting path is torchvision's ResNet-18 or -34 (random weights).
 
@@ -171,18 +201,7 @@ class ResNetUNet(nn.Module):
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
         self.pool = net.maxpool
         self.stages = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
-        widths = [config.width * 2**i for i in reversed(range(RESNET_LEVELS - 1))]
-        self.ups = nn.ModuleList(Upsample(cin, skip, cout, config.norm) for cin, skip, cout in
-                                 zip([512, *widths[:-1]], [*self.SKIPS, 0], widths))
-        self.head = nn.Conv2d(widths[-1], config.classes, kernel_size=3, padding=1)
-        # He et al. (2015) for the decoder's ReLU convolutions and Glorot for the head, as the encoder's
-        # own are He's: with torch's default (smaller) start the same network trained to a higher loss
-        # and a lower held-out IoU on the reference tiles (README, Figures)
-        for m in self.ups.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
-        nn.init.xavier_uniform_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        self.ups, self.head = expanding_path(512, self.SKIPS, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = [self.stem(x)]
@@ -196,9 +215,47 @@ class ResNetUNet(nn.Module):
         return self.head(x)
 
 
-def make_network(config: UNetConfig) -> nn.Module:
-    """The network a config describes: the plain U-Net or the ResNet-encoder one."""
-    return UNet(config) if config.encoder == "unet" else ResNetUNet(config)
+class LiteUNet(nn.Module):
+    """A U-Net whose contracting path is EfficientNet-Lite0 or -Lite2 (``efficientnet``),
+    ImageNet-pretrained when built with ``pretrained``; the expanding path is the ResNet
+    U-Net's (``expanding_path``) over its features at 1/2 … 1/32 (16, 24, 40, 112 and 320
+    channels for Lite0). The encoder keeps BatchNorm whatever ``config.norm`` says (its
+    weights were trained with it); ``norm`` is the decoder's. Inputs: multiples of 32, in
+    the encoder's range (``(x − 127) / 128`` of 8-bit values: ``data.encoder_normalisation``)."""
+
+    def __init__(self, config: UNetConfig, pretrained: bool = False) -> None:
+        super().__init__()
+        from geoseg.efficientnet import EfficientNetLite, load_pretrained
+
+        self.config = config
+        self.encoder = EfficientNetLite(config.encoder, config.in_channels)
+        if pretrained:
+            load_pretrained(self.encoder)
+        *skips, bottom = self.encoder.channels
+        self.ups, self.head = expanding_path(bottom, tuple(reversed(skips)), config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = self.encoder.features(x)
+        x = skips.pop()  # 1/32: the bottom of the U
+        for up in self.ups:
+            x = up(x, skips.pop() if skips else None)
+        return self.head(x)
+
+
+def make_network(config: UNetConfig, pretrained: bool = False) -> nn.Module:
+    """The network a config describes: the plain U-Net, the ResNet-encoder one or the
+    EfficientNet-Lite one; ``pretrained``: the encoder starts from its ImageNet weights (an
+    EfficientNet-Lite's only; the others have none here)."""
+    if config.encoder == "unet":
+        net = UNet(config)
+    elif config.encoder.startswith("resnet"):
+        net = ResNetUNet(config)
+    else:
+        return LiteUNet(config, pretrained)
+    if pretrained:
+        raise InputError(f"the {config.encoder} encoder has no pretrained weights in geoseg; choose an"
+                         " efficientnet-lite encoder, or train it from scratch (--no-pretrained)")
+    return net
 
 
 def config_from_dict(d: dict) -> UNetConfig:

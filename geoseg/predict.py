@@ -25,11 +25,20 @@ from rasterio.enums import MaskFlags
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from geoseg.checkpoint import Checkpoint
-from geoseg.config import TileOptions
+from geoseg.checkpoint import Checkpoint, Normalisation
+from geoseg.config import STRETCH_PERCENTILES, TileOptions
 from geoseg.errors import GeosegWarning, InputError
 from geoseg.inference import compile_for_inference, fuse_for_inference
-from geoseg.io import PROB_SCALE, RowBands, SceneInfo, check_bands, open_raster, scene_info, value_scale
+from geoseg.io import (
+    PROB_SCALE,
+    RowBands,
+    SceneInfo,
+    band_percentiles,
+    check_bands,
+    open_raster,
+    scene_info,
+    value_scale,
+)
 from geoseg.runtime import (
     autocast,
     cores,
@@ -85,6 +94,30 @@ def predict_probability(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: s
             return done.value
 
 
+def scene_normalisation(norm: Normalisation, src, bands: list[int], nodata: float | None,
+                        scene: str) -> Normalisation:
+    """The model's band normalisation for a scene: ``norm`` itself when the scene's data type
+    is the training images' (a scene of the same sensor), else the scene's own 1st–99th
+    percentiles per band (``io.band_percentiles``) mapped onto the range the model learnt
+    from: 0 … 1 after scaling for 8-bit training imagery, ``mean − std·127/128 … mean + std``
+    otherwise (a pretrained encoder's stretch, ``data.normalisation_of``). So a 16-bit or
+    float scene reaches a model trained on 8-bit photographs (the starter) as a stretched
+    8-bit rendering of itself, as its 16-bit training renderings did; said once."""
+    dtype = src.dtypes[bands[0] - 1]
+    if value_scale(dtype) == norm.scale:
+        return norm
+    lo, hi = band_percentiles(src, bands, STRETCH_PERCENTILES, nodata)
+    mean, std = np.array(norm.mean), np.array(norm.std)
+    a, b = (np.zeros_like(mean), np.ones_like(mean)) if norm.scale == 255.0 else (mean - std * 127 / 128, mean + std)
+    span = np.where(hi - lo > 0, hi - lo, 1.0)
+    k = span / (b - a)  # raw units per unit of the training range
+    warnings.warn(f"{scene}: {dtype} imagery, the model was trained on {'8-bit' if norm.scale == 255.0 else 'other'}"
+                  f" imagery: each band's {STRETCH_PERCENTILES[0]:g}–{STRETCH_PERCENTILES[1]:g} % percentile range"
+                  f" ({', '.join(f'{x:.4g}–{y:.4g}' for x, y in zip(lo, hi))}) is stretched onto its range",
+                  GeosegWarning, stacklevel=3)
+    return Normalisation(scale=1.0, mean=tuple((lo + (mean - a) * k).tolist()), std=tuple((std * k).tolist()))
+
+
 def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os.PathLike | None,
                  options: TileOptions = TileOptions(), progress: bool = False, compress: str = "deflate",
                  tile_rows: tuple[int, int] | None = None, rows_out: Sink | None = None):
@@ -102,11 +135,7 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
         model = compile_for_inference(model)
     else:
         model = fuse_for_inference(model).to(memory_format=torch.channels_last)
-    norm = ckpt.norm
     batch = options.batch_size or (8 if device.type == "cuda" else 1)
-    std = torch.tensor(norm.std, dtype=torch.float64)[:, None, None]
-    gain = (1.0 / (norm.scale * std)).float().to(device)
-    shift = (-torch.tensor(norm.mean, dtype=torch.float64)[:, None, None] / std).float().to(device)
 
     # GDAL decodes a read's blocks on threads (set before the file is opened): on a CPU as many as
     # torch has (the cores are idle while the model waits for its tiles), on CUDA every core
@@ -115,18 +144,21 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
             open_raster(scene) as src:
         info = scene_info(src)
         grid = choose_grid(src.height, src.width, mcfg.multiple, options.tile_size, options.overlap, ckpt.fixed_tile)
-        if value_scale(info.dtype) != norm.scale:
-            warnings.warn(
-                f"{scene}: {info.dtype} imagery, but the model was trained on imagery scaled by {norm.scale:g};"
-                " predictions are only meaningful for imagery like the training images", GeosegWarning,
-                stacklevel=2)
         bands = check_bands(options.bands, src.count, str(scene))
+        if options.bands is None and len(bands) == 1 < mcfg.in_channels:  # a grey scene as grey in every band
+            bands = bands * mcfg.in_channels
+            warnings.warn(f"{scene}: one band, fed as grey to the model's {mcfg.in_channels} (--bands"
+                          f" {','.join(['1'] * mcfg.in_channels)})", GeosegWarning, stacklevel=2)
         if len(bands) != mcfg.in_channels:
             raise InputError(
                 f"{scene}: {len(bands)} band(s) selected but the model was trained on {mcfg.in_channels};"
                 f" pass --bands with {mcfg.in_channels} band numbers"
             )
         nodata = options.nodata if options.nodata is not None else ckpt.nodata
+        norm = scene_normalisation(ckpt.norm, src, bands, nodata, str(scene))
+        std = torch.tensor(norm.std, dtype=torch.float64)[:, None, None]
+        gain = (1.0 / (norm.scale * std)).float().to(device)
+        shift = (-torch.tensor(norm.mean, dtype=torch.float64)[:, None, None] / std).float().to(device)
         # float pixels may be NaN (missing data, declared or not)
         need_valid = (nodata is not None or any(f != [MaskFlags.all_valid] for f in src.mask_flag_enums)
                       or any(np.dtype(src.dtypes[b - 1]).kind == "f" for b in bands))

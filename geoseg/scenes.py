@@ -335,9 +335,10 @@ def validation_windows(scenes: list[LabelledScene], zones: list[Zones], tile: in
 
 
 def window_statistics(scenes: list[LabelledScene], zones: list[Zones], tile: int, nodata: float | None,
-                      scale: float, seed: int, n: int = 64) -> Normalisation:
-    """Per-band mean and standard deviation over the valid pixels of ``n`` random training
-    windows (a fixed seed of their own: the training stream is not touched)."""
+                      scale: float, seed: int, n: int = 64, stretch: bool = False) -> Normalisation:
+    """Per-band mean and standard deviation (with ``stretch``, the pretrained encoder's range:
+    ``data.normalisation_of``) over the valid pixels of ``n`` random training windows (a
+    fixed seed of their own: the training stream is not touched)."""
     ds = WindowDataset(scenes, zones, Normalisation(scale, (0.0,) * scenes[0].count, (1.0,) * scenes[0].count),
                        tile, positive_fraction=0.5, nodata=nodata)
     state = torch.get_rng_state()
@@ -351,7 +352,7 @@ def window_statistics(scenes: list[LabelledScene], zones: list[Zones], tile: int
 
     try:
         return normalisation_of(pixels(), scenes[0].count, scale, "the training windows hold no valid pixel (all"
-                                " nodata?); check --nodata and the scenes")
+                                " nodata?); check --nodata and the scenes", stretch)
     finally:
         torch.set_rng_state(state)
         ds.close()

@@ -113,7 +113,8 @@ def _tile_data(config: TrainConfig, weight_maps: bool) -> TrainingData:
     def val(norm, multiple):
         return TileDataset(val_samples, norm, config.tile_size, multiple)
 
-    return TrainingData(bands=train_samples[0].image.shape[0], scale=scale, norm=band_statistics(train_samples, scale),
+    norm = band_statistics(train_samples, scale, config.pretrained_encoder)
+    return TrainingData(bands=train_samples[0].image.shape[0], scale=scale, norm=norm,
                         train_names=[p.image.name for p in train_pairs], val_names=[p.image.name for p in val_pairs],
                         per_epoch=len(train_samples), train=train, val=val if val_samples else None,
                         preview=val_samples, gsd=config.gsd,
@@ -139,7 +140,8 @@ def _scene_data(config: TrainConfig, weight_maps: bool) -> TrainingData:
     if any(s.count != scenes[0].count for s in val_scenes):
         raise InputError(f"{config.val_dir}: band count differs from {config.data_dir}; give matching scenes")
     scale = sc.scale_of(scenes)
-    norm = sc.window_statistics(scenes, zones, tile, config.nodata, scale, config.seed)
+    norm = sc.window_statistics(scenes, zones, tile, config.nodata, scale, config.seed,
+                                stretch=config.pretrained_encoder)
     windows = sc.validation_windows(val_scenes, val_zones, tile)
     if len(windows) > MAX_VAL_WINDOWS:
         pick = np.random.default_rng(config.seed).choice(len(windows), MAX_VAL_WINDOWS, replace=False)

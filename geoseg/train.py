@@ -98,6 +98,17 @@ def _initial(config: TrainConfig, data: TrainingData) -> checkpoint.Checkpoint:
     return start
 
 
+def param_groups(model: torch.nn.Module, encoder_lr: float) -> tuple[list[dict], list[float]]:
+    """The optimiser's parameter groups and each one's multiple of the learning rate: one group
+    at 1, or with ``encoder_lr`` ≠ 1 and a network with an ``encoder`` (the pretrained
+    EfficientNet-Lite's) the rest at 1 and the encoder at ``encoder_lr``."""
+    encoder = [p for n, p in model.named_parameters() if n.startswith("encoder.")]
+    if encoder_lr == 1.0 or not encoder:
+        return [{"params": list(model.parameters())}], [1.0]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    return [{"params": rest}, {"params": encoder}], [1.0, encoder_lr]
+
+
 def evaluate_batches(model, loader, loss_fn, device, precision, keep: bool = False):
     """Mean loss and pixel confusion counts (valid pixels only) of ``model`` over ``loader``;
     with ``keep``, also the roof probability of each item (float32 ``(H, W)`` numpy)."""
@@ -189,7 +200,8 @@ class _Place:
 
 # settings that must stay the same for --resume to continue the run it resumes
 RESUME_FIXED = ("data_dir", "labels", "val_dir", "val_fraction", "folds", "fold", "seed", "samples_per_epoch",
-                "batch_size", "tile_size", "loss", "photometric", "nodata", "lr_max", "lr_min", "contact_gap")
+                "batch_size", "tile_size", "loss", "photometric", "nodata", "lr_max", "lr_min", "encoder_lr",
+                "contact_gap")
 
 
 def refuse_changed_resume(out: Path, config: TrainConfig, data: TrainingData) -> None:
@@ -268,10 +280,11 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
 
     steps_per_epoch = math.ceil(per_epoch / config.batch_size)
     cycle_epochs = 4  # the learning rate climbs for half of them and falls for the other half
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr_max, betas=(0.9, 0.999))
+    groups, rates = param_groups(model, config.encoder_lr)
+    opt = torch.optim.Adam(groups, lr=config.lr_max, betas=(0.9, 0.999))
     sched = torch.optim.lr_scheduler.CyclicLR(
-        opt, base_lr=config.lr_min, max_lr=config.lr_max, step_size_up=cycle_epochs // 2 * steps_per_epoch,
-        mode="triangular", cycle_momentum=False,
+        opt, base_lr=[config.lr_min * k for k in rates], max_lr=[config.lr_max * k for k in rates],
+        step_size_up=cycle_epochs // 2 * steps_per_epoch, mode="triangular", cycle_momentum=False,
     )
     best, step, first_epoch, history = -math.inf, 0, 1, []
     snapshots: list[dict] = []  # weights at the last ``config.average`` cycle ends

@@ -70,9 +70,11 @@ def test_bad_configs_are_refused(kwargs):
 
 
 @pytest.mark.parametrize("cfg,side", [(UNetConfig(depth=3, width=8), 32),
-                                      (UNetConfig(depth=6, width=4, encoder="resnet18"), 64)])
+                                      (UNetConfig(depth=6, width=4, encoder="resnet18"), 64),
+                                      (UNetConfig(depth=6, width=4, encoder="efficientnet-lite0"), 64)])
 def test_folding_batchnorm_keeps_the_output(cfg, side):
-    """Into each convolution: the plain U-Net's, and a ResNet encoder's blocks, stem and shortcuts."""
+    """Into each convolution: the plain U-Net's, a ResNet encoder's blocks, stem and shortcuts, and an
+    EfficientNet-Lite's padded convolutions."""
     from geoseg.inference import fuse_for_inference
 
     model = make_network(cfg).train()
@@ -114,3 +116,17 @@ def test_the_resnet_unet_sees_fine_detail_through_its_skips():
 def test_checkpoints_from_before_encoders_are_plain_unets():
     cfg = config_from_dict({"in_channels": 3, "classes": 2, "depth": 4, "width": 16, "norm": "batch"})
     assert cfg.encoder == "unet" and isinstance(make_network(cfg), UNet)
+
+
+@pytest.mark.parametrize("bands", [1, 3, 5])
+def test_the_efficientnet_unet_takes_any_bands_and_old_networks_still_build(bands):
+    from geoseg.model import LiteUNet
+
+    cfg = UNetConfig(in_channels=bands, depth=6, width=16, encoder="efficientnet-lite0")
+    model = make_network(cfg, pretrained=True).eval()
+    assert isinstance(model, LiteUNet) and cfg.multiple == 32
+    assert 5.0e6 < sum(p.numel() for p in model.parameters()) < 5.5e6  # Lite0's 3.4 M and the decoder
+    with torch.no_grad():
+        assert model(torch.rand(2, bands, 64, 96)).shape == (2, 2, 64, 96)
+    with pytest.raises(InputError, match="no pretrained weights"):
+        make_network(UNetConfig(depth=6, encoder="resnet34"), pretrained=True)

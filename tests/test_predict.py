@@ -10,7 +10,7 @@ import torch
 from affine import Affine
 
 from geoseg import checkpoint
-from geoseg.errors import RasterReadError
+from geoseg.errors import GeosegWarning, RasterReadError
 from geoseg.pipeline import Outputs, run_predict
 from geoseg.predict import TileOptions, predict_probability
 from geoseg.vectorize import VectorizeOptions
@@ -367,3 +367,62 @@ def test_work_beside_the_model_is_spread_by_device_and_cores(monkeypatch):
     monkeypatch.setattr(rt, "cores", lambda: PREFETCH_CORES)
     monkeypatch.setattr("geoseg.predict.cores", rt.cores)
     assert use_prefetch(None, cpu) and rt.trace_workers(cpu) == 0 and rt.trace_workers(cuda) == 4
+
+
+def _copy_as(scene, path, fn, dtype):
+    import rasterio
+
+    with rasterio.open(scene) as src:
+        data, profile = src.read(), src.profile
+    out = fn(data.astype(np.float64)).astype(dtype)
+    with rasterio.open(path, "w", **{**profile, "dtype": dtype, "count": out.shape[0]}) as dst:
+        dst.write(out)
+    return path
+
+
+def test_a_scene_of_another_data_type_is_stretched_onto_the_models_range(tiny_model, synth_task, tmp_path):
+    """A 16-bit and a float rendering of one scene (other gains and offsets) reach an 8-bit
+    model alike: each band's 1st–99th percentiles become 0 … 255; the polygons agree."""
+    import geopandas as gpd
+    import rasterio
+
+    from geoseg import checkpoint
+    from geoseg.config import STRETCH_PERCENTILES
+    from geoseg.io import band_percentiles
+    from geoseg.pipeline import Outputs, run_predict
+    from geoseg.predict import TileOptions, scene_normalisation
+
+    u16 = _copy_as(synth_task["scene"], tmp_path / "u16.tif", lambda x: x * 6 + 300, "uint16")
+    f32 = _copy_as(synth_task["scene"], tmp_path / "f32.tif", lambda x: x / 100 - 0.5, "float32")
+    ckpt = checkpoint.load(tiny_model)
+    with rasterio.open(u16) as src:
+        norm = scene_normalisation(ckpt.norm, src, [1, 2, 3], None, "u16")
+        lo, hi = band_percentiles(src, [1, 2, 3], STRETCH_PERCENTILES)
+    model_in = lambda x, n: (x / n.scale - np.array(n.mean)) / np.array(n.std)  # noqa: E731
+    np.testing.assert_allclose(model_in(lo, norm), model_in(np.zeros(3), ckpt.norm), atol=1e-6)
+    np.testing.assert_allclose(model_in(hi, norm), model_in(np.full(3, 255.0), ckpt.norm), atol=1e-6)
+    opts = TileOptions(tile_size=128, precision="fp32")
+    with pytest.warns(GeosegWarning, match="uint16 imagery, the model was trained on 8-bit"):
+        a = run_predict(u16, tiny_model, Outputs(tmp_path / "a.gpkg", preview=False), opts)
+    b = run_predict(f32, tiny_model, Outputs(tmp_path / "b.gpkg", preview=False), opts)
+    pa, pb = (gpd.read_file(r.out, layer="roofs") for r in (a, b))
+    assert len(pa) > 0 and len(pa) == len(pb)
+    assert pa.union_all().symmetric_difference(pb.union_all()).area < 0.01 * pa.union_all().area
+
+
+def test_a_one_band_scene_is_fed_as_grey_to_a_three_band_model(tiny_model, synth_task, tmp_path):
+    import geopandas as gpd
+
+    from geoseg.pipeline import Outputs, run_predict
+    from geoseg.predict import TileOptions
+
+    grey = _copy_as(synth_task["scene"], tmp_path / "grey.tif", lambda x: x.mean(0, keepdims=True).round(), "uint8")
+    with rasterio.open(grey) as src:
+        assert src.count == 1
+    opts = TileOptions(tile_size=128, precision="fp32")
+    with pytest.warns(GeosegWarning, match="one band, fed as grey"):
+        auto = run_predict(grey, tiny_model, Outputs(tmp_path / "a.gpkg", preview=False), opts)
+    given = run_predict(grey, tiny_model, Outputs(tmp_path / "b.gpkg", preview=False),
+                        TileOptions(tile_size=128, precision="fp32", bands=(1, 1, 1)))
+    pa, pb = (gpd.read_file(r.out, layer="roofs") for r in (auto, given))
+    assert len(pa) == len(pb) and pa.geometry.geom_equals(pb.geometry).all()

@@ -425,6 +425,17 @@ def _crafted(raw, change):
     (lambda s: s.update(version="1"), "'version' is not a whole number"),
     (lambda s: s.update(version=99), "written by a newer geoseg"),
     (lambda s: s.update(format="other"), "not a geoseg checkpoint"),
+    # architecture fields checked before anything is built from them: no terabyte allocation
+    (lambda s: s.update(model_config={**s["model_config"], "width": 10**9}), "width 1000000000 out of range"),
+    (lambda s: s.update(model_config={**s["model_config"], "in_channels": 10**6}), "in_channels 1000000 out of"),
+    (lambda s: s.update(model_config={**s["model_config"], "classes": 10**7}), "classes 10000000 out of range"),
+    (lambda s: s.update(model_config={**s["model_config"], "width": 4.5}), "width 4.5 out of range"),
+    (lambda s: s.update(model_config={**s["model_config"], "depth": True}), "depth True out of range"),
+    # weights that cannot give a meaningful answer
+    (lambda s: s.update(state_dict={k: v.clone().fill_(float("nan")) if v.is_floating_point() else v
+                                    for k, v in s["state_dict"].items()}), "finite (it holds NaN"),
+    (lambda s: s.update(state_dict={**s["state_dict"], "head.bias": s["state_dict"]["head.bias"] + float("inf")}),
+     "'state_dict.head.bias' is not finite"),
 ])
 def test_a_crafted_or_damaged_checkpoint_is_one_line(tiny_model, synth_task, tmp_path, change, fragment):
     import torch
