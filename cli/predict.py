@@ -28,6 +28,8 @@ from . import options as o
 @click.option("--bbox", help="Area of interest as minx,miny,maxx,maxy in lon/lat (WGS 84).")
 @click.option("--assets", help="With a STAC Item (item.json) as the scene: its assets stacked as bands, e.g."
               " red,green,blue [default: its 'visual' asset].")
+@click.option("--allow-local-assets", is_flag=True, help="Let a STAC Item from the network name local files or GDAL"
+              " virtual paths as its assets (refused by default: only trusted items).")
 @click.option("--scheduler", help="Address of a running dask.distributed scheduler: scenes become its tasks.")
 @click.option("--workers", type=int, help="Start a local Dask cluster of N worker processes, a scene per task.")
 @click.option("--block", default=4096, show_default=True,
@@ -36,7 +38,8 @@ from . import options as o
 @o.overwrite
 @o.quiet
 def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out: Path | None, mask_out: Path | None,
-            cog: bool, bands: str | None, aoi: str | None, bbox: str | None, assets: str | None, scheduler: str | None,
+            cog: bool, bands: str | None, aoi: str | None, bbox: str | None, assets: str | None,
+            allow_local_assets: bool, scheduler: str | None,
             workers: int | None, block: int, no_preview: bool, overwrite: bool, quiet: bool, **settings) -> None:
     """Predict roofs on SCENES (GeoTIFF, COG, VRT, PNG, JPEG; several files or a quoted glob
     go into one layer, merged where they overlap) and write polygons to --out."""
@@ -59,7 +62,7 @@ def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out
     area = read_area(aoi, bbox) if aoi or bbox else None
     result = run_predict(expand_scenes(scenes), model_path, outputs, tiles, vector, progress=not quiet, cluster=cluster,
                          area=area, assets=tuple(a.strip() for a in assets.split(",")) if assets else None,
-                         read_also=(("the --aoi file", aoi),) if aoi else ())
+                         read_also=(("the --aoi file", aoi),) if aoi else (), allow_local_assets=allow_local_assets)
     where = "EPSG:4326" if out.suffix.lower() != ".gpkg" else "the scene's CRS"
     if not result.scene.georeferenced:
         where = "pixel coordinates (the scene has no georeference)"

@@ -114,7 +114,8 @@ class Outputs:
 def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike | None, out: str | os.PathLike | Outputs,
                 tiles: TileOptions = TileOptions(), vector: VectorizeOptions = VectorizeOptions(),
                 progress: bool = False, cluster=None, area=None,
-                assets: tuple[str, ...] | None = None, read_also: tuple = ()) -> PredictResult:
+                assets: tuple[str, ...] | None = None, read_also: tuple = (),
+                allow_local_assets: bool = False) -> PredictResult:
     """``geoseg predict``: scenes → roof polygons in ``out`` (a path, or ``Outputs`` for the
     files beside it), predicted with ``tiles`` and traced with ``vector``.
 
@@ -131,6 +132,8 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike |
     ``assets`` stacked as bands. ``read_also``: ``(role, path)`` of other files the caller
     read for this run (the ``--aoi`` file), which no output may replace, as the scenes, the
     files GDAL reads for them (a VRT's sources, a STAC Item's assets) and the model.
+    ``allow_local_assets``: an item from the network may name local files and GDAL virtual
+    paths as its assets (refused by default).
     """
     outputs = out if isinstance(out, Outputs) else Outputs(Path(out))
     scenes = [scene] if isinstance(scene, (str, os.PathLike)) else list(scene)
@@ -141,7 +144,7 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike |
     if not any(is_item(s) for s in scenes):
         return _run_predict(scenes, model_path, outputs, tiles, vector, progress, cluster, area, read)
     with tempfile.TemporaryDirectory(prefix="geoseg-stac-") as items:  # the items' band stacks (VRTs)
-        scenes = [item_scene(s, assets, items) if is_item(s) else s for s in scenes]
+        scenes = [item_scene(s, assets, items, allow_local_assets) if is_item(s) else s for s in scenes]
         return _run_predict(scenes, model_path, outputs, tiles, vector, progress, cluster, area, read)
 
 

@@ -41,17 +41,38 @@ def read_item(path: str | os.PathLike) -> dict:
     return item
 
 
-def _href(item_path: str, href: str) -> str:
+REMOTE_SCHEMES = ("http://", "https://", "s3://", "gs://", "az://")  # what a remote item's assets may be
+
+
+def _href(item_path: str, name: str, asset, allow_local: bool) -> str:
+    """Asset ``name``'s href, resolved against the item. A remote item's assets are remote too:
+    an absolute path is a path on the item's server, and a ``file:``, ``zip:`` or other
+    scheme that would read this machine's files is refused, unless ``allow_local`` (then
+    absolute and GDAL virtual paths are this machine's)."""
+    href = asset.get("href") if isinstance(asset, dict) else None
+    if not isinstance(href, str) or not href.strip():
+        raise InputError(f"{item_path}: asset {name!r} has no href (a link to its raster); fix the item or choose"
+                         " another asset with --assets")
+    remote_item = item_path.startswith(("http://", "https://"))
+    if remote_item:
+        if allow_local and (os.path.isabs(href) or is_remote(href)):  # trusted: its local paths are this machine's
+            return href
+        resolved = href if href.startswith(REMOTE_SCHEMES) else urllib.parse.urljoin(item_path, href)
+        if not resolved.startswith(REMOTE_SCHEMES) and not allow_local:
+            raise InputError(f"{item_path}: asset {name!r} names {href!r}, a local or virtual path, in an item"
+                             " from the network; geoseg reads only remote assets of a remote item (pass"
+                             " --allow-local-assets if you trust it)")
+        return resolved
     if is_remote(href) or os.path.isabs(href):
         return href
-    if item_path.startswith(("http://", "https://")):
-        return urllib.parse.urljoin(item_path, href)
     return str(Path(item_path).resolve().parent / href)
 
 
-def item_scene(path: str | os.PathLike, assets: tuple[str, ...] | None, folder: str | os.PathLike) -> str:
+def item_scene(path: str | os.PathLike, assets: tuple[str, ...] | None, folder: str | os.PathLike,
+               allow_local: bool = False) -> str:
     """The raster to predict for the STAC Item ``path``: its ``visual`` asset, or a VRT in
-    ``folder`` stacking ``assets`` (single-band rasters on one grid) as bands, in order."""
+    ``folder`` stacking ``assets`` (single-band rasters on one grid) as bands, in order.
+    ``allow_local``: a remote item may name local files (``_href``)."""
     text = os.fspath(path)
     item = read_item(text)
     available = item["assets"]
@@ -60,13 +81,17 @@ def item_scene(path: str | os.PathLike, assets: tuple[str, ...] | None, folder: 
     if missing:
         raise InputError(f"{text}: no asset {missing[0]!r}; it has {', '.join(sorted(available))}; choose with"
                          " --assets, e.g. --assets red,green,blue")
-    hrefs = [_href(text, available[n]["href"]) for n in names]
+    hrefs = [_href(text, n, available[n], allow_local) for n in names]
     if len(hrefs) == 1:
         return hrefs[0]
     grids, bands = [], []
     kinds = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float32": "Float32", "float64": "Float64"}
     for k, (name, href) in enumerate(zip(names, hrefs), start=1):
         with open_raster(href) as src:
+            if src.count != 1:  # its first band alone would be read, without a word
+                raise InputError(f"{text}: asset {name!r} has {src.count} bands, so it cannot be one band of a"
+                                 " stack; stack one-band assets, or predict that asset alone (--assets"
+                                 f" {name})")
             grids.append((src.width, src.height, src.transform, src.crs))
             source = gdal_path(href) if is_remote(href) else os.path.abspath(href)
             nodata = f"<NoDataValue>{src.nodata!r}</NoDataValue>" if src.nodata is not None else ""

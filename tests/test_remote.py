@@ -123,3 +123,42 @@ def test_a_stac_item_of_three_single_band_cogs_is_one_scene(server, tiny_model, 
     r = CliRunner().invoke(main, ["predict", str(folder / "item.json"), "--assets", "nir", "--model", str(tiny_model),
                                   "--out", str(tmp_path / "n.gpkg"), "--quiet"])
     assert r.exit_code != 0 and "no asset 'nir'; it has blue, green, red, visual" in r.output
+
+
+@pytest.mark.parametrize("assets, href, fragment", [
+    (None, "/etc/hostname", "/etc/hostname: not found on the server"),  # a path on the item's server, not here
+    (None, "/vsimem/x.tif", "/vsimem/x.tif: not found on the server"),
+    (None, "file:///etc/hostname", "a local or virtual path, in an item from the network"),
+    (None, "zip:///tmp/x.zip!a.tif", "a local or virtual path"),
+    (None, 7, "has no href"),
+    (("red", "visual"), "scene.tif", "asset 'visual' has 3 bands, so it cannot be one band of a stack"),
+])
+def test_a_stac_items_assets_are_checked_before_they_are_read(server, tiny_model, tmp_path, assets, href, fragment):
+    import json
+
+    url, folder = server
+    shutil_copy = __import__("shutil").copy
+    with __import__("rasterio").open(folder / "scene.tif") as src:
+        profile = {**src.profile, "count": 1, "driver": "GTiff"}
+        with __import__("rasterio").open(folder / "red.tif", "w", **profile) as dst:
+            dst.write(src.read(1), 1)
+    shutil_copy(folder / "scene.tif", tmp_path / "kept.tif")
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "x", "geometry": None, "properties": {},
+            "assets": {"visual": {"href": href}, "red": {"href": "red.tif"}}}
+    (folder / "item.json").write_text(json.dumps(item))
+    args = ["predict", f"{url}/item.json", "--model", str(tiny_model), "--out", str(tmp_path / "r.gpkg"), "--quiet"]
+    r = CliRunner().invoke(main, [*args, *(["--assets", ",".join(assets)] if assets else [])])
+    assert r.exit_code != 0 and fragment in r.output and "Traceback" not in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "r.gpkg").exists()
+
+
+def test_a_trusted_remote_item_may_name_local_assets(server, tiny_model, tmp_path):
+    import json
+
+    url, folder = server
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "x", "geometry": None, "properties": {},
+            "assets": {"visual": {"href": str(folder / "scene.tif")}}}
+    (folder / "item.json").write_text(json.dumps(item))
+    r = CliRunner().invoke(main, ["predict", f"{url}/item.json", "--model", str(tiny_model), "--allow-local-assets",
+                                  "--out", str(tmp_path / "r.gpkg"), "--quiet", "--tile-size", "64"])
+    assert r.exit_code == 0, r.output
