@@ -196,11 +196,12 @@ PERCENTILE_WINDOW = 256
 
 
 def band_percentiles(src: rasterio.io.DatasetReader, bands: Sequence[int], q: tuple[float, float],
-                     nodata: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     nodata: float | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Per-band ``q`` percentiles ``(lo, hi)`` (raw values) of a scene's valid pixels, from a
     fixed sample: an overview of at most 1024 px a side when the file has one, else a 4 × 4
     grid of 256 px windows spread over the scene (16 reads, whatever its size, the same for
-    every block of it). NaN, the nodata value and masked pixels are left out."""
+    every block of it). NaN, the nodata value and masked pixels are left out; None when the
+    sample holds no valid pixel."""
     side = max(src.width, src.height)
     if src.overviews(bands[0]) and side > 1024:
         f = side / 1024
@@ -221,7 +222,7 @@ def band_percentiles(src: rasterio.io.DatasetReader, bands: Sequence[int], q: tu
         values.append(x.data[:, keep])
     v = np.concatenate(values, axis=1)
     if v.shape[1] == 0:
-        raise InputError(f"{src.name}: the sampled windows hold no valid pixel (all nodata?); check --nodata")
+        return None
     lo, hi = np.percentile(v, q, axis=1)
     return lo, hi
 

@@ -106,7 +106,12 @@ def scene_normalisation(norm: Normalisation, src, bands: list[int], nodata: floa
     dtype = src.dtypes[bands[0] - 1]
     if value_scale(dtype) == norm.scale:
         return norm
-    lo, hi = band_percentiles(src, bands, STRETCH_PERCENTILES, nodata)
+    sampled = band_percentiles(src, bands, STRETCH_PERCENTILES, nodata)
+    if sampled is None:  # nothing valid to measure (all nodata): nothing will be predicted either
+        warnings.warn(f"{scene}: {dtype} imagery with no valid pixel in the sampled windows; the model's own"
+                      " scaling is used", GeosegWarning, stacklevel=3)
+        return norm
+    lo, hi = sampled
     mean, std = np.array(norm.mean), np.array(norm.std)
     a, b = (np.zeros_like(mean), np.ones_like(mean)) if norm.scale == 255.0 else (mean - std * 127 / 128, mean + std)
     span = np.where(hi - lo > 0, hi - lo, 1.0)

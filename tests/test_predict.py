@@ -241,11 +241,13 @@ def test_every_pixel_type_is_read_in_its_own_type_and_predicted(tiny_model, tmp_
     state = checkpoint.load(tiny_model)
     with pytest.warns() if dtype != "uint8" else contextlib.nullcontext():  # unlike the training images
         predict_probability(scene, state, tmp_path / "p.tif", TileOptions(tile_size=64, precision=precision))
-    # the same pixels as float32 give the same probability: reading in the file's type changes nothing
+    # the same pixels as float32 give the same probability: reading in the file's type changes nothing (both
+    # stretched by their percentiles onto the 8-bit model's range; 8-bit pixels are the model's own, unstretched)
     as_float = write_tif(tmp_path / "f.tif", pixels.astype("float32"), transform=T)
     with pytest.warns():
         predict_probability(as_float, state, tmp_path / "q.tif", TileOptions(tile_size=64, precision=precision))
-    assert np.abs(prob_of(tmp_path / "p.tif").astype(int) - prob_of(tmp_path / "q.tif")).max() <= 1
+    if dtype != "uint8":
+        assert np.abs(prob_of(tmp_path / "p.tif").astype(int) - prob_of(tmp_path / "q.tif")).max() <= 1
 
 
 @pytest.mark.slow
