@@ -36,6 +36,7 @@ ARMS = {
     "lite0-scratch": dict(encoder="efficientnet-lite0", pretrained=False),
     "lite0-enclr0.1": dict(encoder="efficientnet-lite0", encoder_lr=0.1),
     "lite0-dice+ce": dict(encoder="efficientnet-lite0", loss="dice+ce"),
+    "lite0-quarter-plain": dict(encoder="efficientnet-lite0", rotation="quarter", photometric=False),
     "lite2": dict(encoder="efficientnet-lite2"),
     "resnet34": dict(encoder="resnet34"),
     "starter-net": dict(encoder="unet", depth=4, width=16),

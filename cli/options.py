@@ -71,6 +71,8 @@ training = options(
     field_option(T, "tile_size", "Training crop side, pixels."),
     field_option(T, "lr_max", "Top of the cyclic learning rate."),
     field_option(T, "lr_min", "Bottom of the cyclic learning rate."),
+    field_option(T, "rotation", "Rotation of the training tiles: any angle (0–360°, bilinear) or quarter turns.",
+                 type=click.Choice(["any", "quarter"])),
     field_option(T, "encoder_lr", "The pretrained encoder's learning rate, as a multiple of --lr-max/--lr-min."),
     field_option(T, "encoder", "The contracting path: EfficientNet-Lite0 or -Lite2 (ImageNet-pretrained, from an"
                  " installed package), a torchvision ResNet (random weights) or the paper's plain convolutions"

@@ -34,13 +34,28 @@ class BandJitter(v2.Transform):
         return tv_tensors.wrap(inpt * params["gain"] + params["offset"], like=inpt)
 
 
-def train_transform(in_channels: int, photometric: bool = True) -> v2.Compose:
-    """Flips, rotation 0–360°, and (optionally) photometric jitter on the image only."""
-    steps: list = [
-        v2.RandomHorizontalFlip(),
-        v2.RandomVerticalFlip(),
-        v2.RandomRotation(degrees=(0.0, 360.0), interpolation=v2.InterpolationMode.BILINEAR, fill=0),
-    ]
+class QuarterTurn(v2.Transform):
+    """A random turn by 0, 90, 180 or 270° of the image and its masks alike (no interpolation,
+    no corners brought in)."""
+
+    _transformed_types = (tv_tensors.Image, tv_tensors.Mask)
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        return {"k": int(torch.randint(0, 4, ()))}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return tv_tensors.wrap(torch.rot90(inpt, params["k"], dims=(-2, -1)), like=inpt)
+
+
+ROTATIONS = ("any", "quarter")  # rotation 0–360° (bilinear), or quarter turns only
+
+
+def train_transform(in_channels: int, photometric: bool = True, rotation: str = "any") -> v2.Compose:
+    """Flips, rotation (``rotation``: 0–360°, or quarter turns), and (optionally) photometric
+    jitter on the image only."""
+    turn = (QuarterTurn() if rotation == "quarter" else
+            v2.RandomRotation(degrees=(0.0, 360.0), interpolation=v2.InterpolationMode.BILINEAR, fill=0))
+    steps: list = [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), turn]
     if photometric:
         if in_channels == 3:
             steps.append(v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02))

@@ -95,6 +95,7 @@ class TrainConfig:
     # minutes: the pretrained Lite0 U-Net's plateau on the 2-core development CPU (docs/MODEL_CARD.md); 0: none
     time_limit: float | None = 15.0
     photometric: bool = True
+    rotation: str = "any"  # "any": 0–360°, "quarter": quarter turns only (augment.ROTATIONS)
     nodata: float | None = None
     select_best: bool = True
     average: int = 5
@@ -132,6 +133,8 @@ class TrainConfig:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise InputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.rotation not in ("any", "quarter"):
+            raise InputError(f"--rotation must be any or quarter, got {self.rotation!r}")
         if not 0 < self.encoder_lr <= 10:
             raise InputError(f"--encoder-lr is a multiple of the learning rate in (0, 10], got {self.encoder_lr}")
         if not 0 < self.lr_min <= self.lr_max:

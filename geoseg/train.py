@@ -200,8 +200,8 @@ class _Place:
 
 # settings that must stay the same for --resume to continue the run it resumes
 RESUME_FIXED = ("data_dir", "labels", "val_dir", "val_fraction", "folds", "fold", "seed", "samples_per_epoch",
-                "batch_size", "tile_size", "loss", "photometric", "nodata", "lr_max", "lr_min", "encoder_lr",
-                "contact_gap")
+                "batch_size", "tile_size", "loss", "photometric", "rotation", "nodata", "lr_max", "lr_min",
+                "encoder_lr", "contact_gap")
 
 
 def refuse_changed_resume(out: Path, config: TrainConfig, data: TrainingData) -> None:
@@ -271,7 +271,8 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
 
     # an epoch is the same number of tiles whatever the number of processes
     per_epoch = math.ceil((config.samples_per_epoch or max(data.per_epoch, 8 * config.batch_size)) / dist.world)
-    train_ds = data.train(norm, mcfg.multiple, train_transform(mcfg.in_channels, config.photometric), per_epoch)
+    augment = train_transform(mcfg.in_channels, config.photometric, config.rotation)
+    train_ds = data.train(norm, mcfg.multiple, augment, per_epoch)
     gen = torch.Generator().manual_seed(config.seed + dist.rank)
     workers = loader_workers(device, dist.world) if config.loader_workers is None else config.loader_workers
     train_dl = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, generator=gen, num_workers=workers,
