@@ -534,6 +534,13 @@ def read_polygons(path: str | os.PathLike, repair: bool = True, layer: str | Non
         what = f"with layer {layer!r} and filter {where!r} " if (layer or where) else ""
         raise InputError(f"{p}: not a readable vector file {what}({first_line(exc, 100)})") from None
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].reset_index(drop=True)
+    gdf = _polygons_only(gdf, p)
+    if gdf.crs is not None and gdf.crs.is_geographic and len(gdf):
+        x0, y0, x1, y1 = gdf.total_bounds
+        if not (-180 <= x0 and x1 <= 360 and -90 <= y0 and y1 <= 90):
+            raise InputError(f"{p}: coordinates up to {max(abs(x0), abs(x1), abs(y0), abs(y1)):.6g} under a"
+                             f" longitude/latitude CRS ({gdf.crs.to_string()}): its CRS tag is wrong (metres"
+                             " tagged as degrees?); set the file's true CRS")
     if repair and len(gdf):
         bad = ~shapely.is_valid(gdf.geometry.values)
         if bad.any():
@@ -550,6 +557,23 @@ def read_polygons(path: str | os.PathLike, repair: bool = True, layer: str | Non
                           GeosegWarning, stacklevel=2)
             gdf = gdf[~gdf.geometry.is_empty].reset_index(drop=True)
     return gdf
+
+
+def _polygons_only(gdf, p: Path):
+    """The polygons of a vector file; points and lines are not areas: a file of nothing else is
+    an ``InputError`` that says so (not a CRS problem), and a few among polygons are dropped
+    with a warning."""
+    kinds = gdf.geometry.geom_type
+    polygonal = kinds.isin(["Polygon", "MultiPolygon"])
+    if polygonal.all():
+        return gdf
+    others = ", ".join(sorted(set(kinds[~polygonal])))
+    if not polygonal.any():
+        raise InputError(f"{p}: holds {others} geometries, not polygons; give polygons (buffer points and lines"
+                         " into areas first, e.g. with QGIS's Buffer)")
+    warnings.warn(f"{p}: {int((~polygonal).sum())} {others} geometries left out (not polygons)", GeosegWarning,
+                  stacklevel=3)
+    return gdf[polygonal].reset_index(drop=True)
 
 
 def copy_as_cog(src_path: str | os.PathLike, dst_path: str | os.PathLike) -> None:

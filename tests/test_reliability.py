@@ -605,3 +605,31 @@ def test_any_output_name_a_file_system_allows_touches_nothing_beside_it(tiny_mod
         one_line_error(r)
         assert set(after) == set(before)
     assert {k: after[k] for k in before} == before
+
+
+def _vector(path, geoms, crs=25832):
+    gpd.GeoSeries(geoms, crs=crs).to_file(path)
+    return path
+
+
+# areas and labels that cannot be right: one line that names the real problem
+BAD_VECTORS = [
+    ("metres tagged as degrees", lambda: [box(356000, 5645900, 356100, 5646000)], 4326, "its CRS tag is wrong"),
+    ("points", lambda: [__import__("shapely").Point(356010, 5645950)], 25832, "holds Point geometries, not polygons"),
+    ("lines", lambda: [__import__("shapely").LineString([(356000, 5645900), (356100, 5646000)])], 25832,
+     "holds LineString geometries, not polygons"),
+]
+
+
+@pytest.mark.parametrize("what, geoms, crs, fragment", BAD_VECTORS, ids=[b[0] for b in BAD_VECTORS])
+@pytest.mark.parametrize("use", ["--aoi", "--labels"])
+def test_an_area_or_labels_that_cannot_be_right_are_one_line(tiny_model, synth_task, tmp_path, what, geoms, crs,
+                                                              fragment, use):
+    bad = _vector(tmp_path / "bad.gpkg", geoms(), crs)
+    if use == "--aoi":
+        r = run("predict", synth_task["scene"], "--model", tiny_model, "--out", tmp_path / "r.gpkg", "--aoi", bad,
+                "--quiet")
+    else:
+        r = run("train", "--images", synth_task["scene"], "--labels", bad, "--out", tmp_path / "run", "--epochs", 1)
+    one_line_error(r, fragment)
+    assert not (tmp_path / "r.gpkg").exists() and not (tmp_path / "run").exists()
