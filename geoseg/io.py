@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -182,7 +183,10 @@ URL_SCHEMES = {"http://": "/vsicurl/http://", "https://": "/vsicurl/https://", "
 # (1.0-2.6x the file's bytes from run to run with 2 threads; 1.0x with one, tests/test_remote.py)
 REMOTE_ENV = {"GDAL_HTTP_MAX_RETRY": 4, "GDAL_HTTP_RETRY_DELAY": 0.5, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
               "VSI_CACHE": "TRUE", "GDAL_HTTP_MULTIRANGE": "YES", "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-              "GDAL_HTTP_TIMEOUT": 60, "GDAL_NUM_THREADS": 1}
+              "GDAL_HTTP_TIMEOUT": 60, "GDAL_NUM_THREADS": 1,
+              # a server that trickles bytes: a transfer under 1 KB/s for 30 s is dropped (and retried), so no
+              # read hangs without limit; the request as a whole has GDAL_HTTP_TIMEOUT
+              "GDAL_HTTP_LOW_SPEED_TIME": 30, "GDAL_HTTP_LOW_SPEED_LIMIT": 1024}
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -260,15 +264,48 @@ def gdal_path(path: str | os.PathLike) -> str:
     return text
 
 
+def _http_status(url: str) -> str:
+    """The status a server answers for the first byte of ``url`` ("206", "500"), or "" when it
+    cannot be had in 10 s; asked only to name the cause of a failed read."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Range": "bytes=0-0"}), timeout=10) as r:
+            return str(r.status)
+    except urllib.error.HTTPError as exc:
+        return str(exc.code)
+    except (OSError, ValueError):
+        return ""
+
+
 def _remote_problem(path, exc: BaseException) -> str:
-    text = str(exc)
-    if "404" in text or "No such file" in text or "does not exist" in text:
+    """One line for a failed remote open or read: the cause (a status code, a time-out, a
+    transfer that stalled), for a URL; for a local GDAL virtual path (``/vsizip/``) what is
+    missing."""
+    text, cause = "", exc
+    while cause is not None:  # rasterio chains GDAL's own messages behind its own
+        text, cause = f"{text} {cause}", cause.__cause__ or cause.__context__
+    path = os.fspath(path).removeprefix("/vsicurl/")
+    if not any(path.startswith(s) for s in URL_SCHEMES if s != "zip://"):
+        return f"{path}: cannot be read ({first_line(exc)}); check that the archive and the file in it exist"
+    found = re.search(r"HTTP (?:response )?(?:error )?code ?:? ?(\d{3})", text)
+    status = found[1] if found else ""
+    if not status and path.startswith(("http://", "https://")):
+        status = _http_status(path)  # GDAL's read errors do not carry the status: ask once
+    if status.startswith("5"):
+        return f"{path}: the server failed (HTTP {status}); try again later, or check the server"
+    if status == "404" or "No such file" in text or "does not exist" in text:
         return f"{path}: not found on the server (HTTP 404); check the URL"
-    if "403" in text or "401" in text or "AccessDenied" in text or "credentials" in text.lower():
+    if status in ("401", "403") or "AccessDenied" in text or "credentials" in text.lower():
         return f"{path}: access denied (HTTP 401/403); check the URL or the credentials in the environment"
-    if "timed out" in text.lower() or "timeout" in text.lower():
+    if any(w in text.lower() for w in ("timed out", "timeout", "too slow")) or \
+            (not status and path.startswith(("http://", "https://"))):
         return f"{path}: the server did not answer in time; check the network or try again"
-    return f"{path}: not a readable remote raster ({first_line(exc)}); check the URL"
+    if status.startswith("2"):  # the server is there and answers, but the transfer broke off
+        return (f"{path}: the server sent the data too slowly or broke off (HTTP {status}, then the read failed);"
+                " check the network or try again")
+    return f"{path}: not a readable remote raster (HTTP {status}: {first_line(exc)}); check the URL"
 
 
 @contextlib.contextmanager
@@ -376,11 +413,11 @@ def _read_inside(src: rasterio.io.DatasetReader, win: Window, bands: Sequence[in
                 if valid is not None:
                     valid &= finite.all(axis=0)
     except RasterioIOError as exc:
-        raise RasterReadError(
-            f"{src.name}: read failed at rows {win.row_off}-{win.row_off + win.height},"
-            f" cols {win.col_off}-{win.col_off + win.width} ({first_line(exc)});"
-            " the file may be truncated or a VRT source missing"
-        ) from None
+        where = f"rows {win.row_off}-{win.row_off + win.height}, cols {win.col_off}-{win.col_off + win.width}"
+        if is_remote(src.name) and "/vsizip/" not in src.name:  # the network's cause, not a damaged file
+            raise RasterReadError(f"read failed at {where}: {_remote_problem(src.name, exc)}") from None
+        raise RasterReadError(f"{src.name}: read failed at {where} ({first_line(exc)}); the file may be truncated"
+                              " or a VRT source missing") from None
     return data, valid, whole
 
 

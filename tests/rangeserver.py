@@ -10,10 +10,15 @@ from pathlib import Path
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
     """Serves files with single byte ranges (as object stores do); ``/flaky/`` paths answer
-    503 to their first two requests; counts the bytes it sends."""
+    503 to their first two requests, ``/broken/`` paths 500 to every request after the
+    first ``broken_after`` (the header reads succeed, the pixel reads fail), ``/trickle/``
+    paths send a few bytes a second (for at most ``TRICKLE_SECONDS``); counts the bytes it
+    sends."""
 
     failures: dict = {}
     sent = 0
+    broken_after = 2
+    TRICKLE_SECONDS = 20
 
     def log_message(self, *args):
         pass
@@ -26,6 +31,16 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
                 self.send_error(503, "try again")
                 return None
             self.path = self.path[len("/flaky"):]
+        self._trickle = self.path.startswith("/trickle/")
+        if self._trickle:
+            self.path = self.path[len("/trickle"):]
+        if self.path.startswith("/broken/"):
+            n = RangeHandler.failures.get(self.path, 0)
+            RangeHandler.failures[self.path] = n + 1
+            if n >= RangeHandler.broken_after:
+                self.send_error(500, "internal server error")
+                return None
+            self.path = self.path[len("/broken"):]
         path = Path(self.translate_path(self.path))
         if not path.is_file():
             self.send_error(404, "not found")
@@ -48,7 +63,21 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
     def copyfile(self, source, outputfile):
         data = source.read(self._left)
         RangeHandler.sent += len(data)
-        outputfile.write(data)
+        if not self._trickle:
+            outputfile.write(data)
+            return
+        import time
+
+        stop = time.monotonic() + RangeHandler.TRICKLE_SECONDS  # bounded: the server gives up by itself
+        for i in range(0, len(data), 16):
+            if time.monotonic() > stop:
+                return
+            try:
+                outputfile.write(data[i:i + 16])
+                outputfile.flush()
+            except OSError:  # the client hung up
+                return
+            time.sleep(0.5)
 
 
 @contextlib.contextmanager

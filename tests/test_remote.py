@@ -162,3 +162,28 @@ def test_a_trusted_remote_item_may_name_local_assets(server, tiny_model, tmp_pat
     r = CliRunner().invoke(main, ["predict", f"{url}/item.json", "--model", str(tiny_model), "--allow-local-assets",
                                   "--out", str(tmp_path / "r.gpkg"), "--quiet", "--tile-size", "64"])
     assert r.exit_code == 0, r.output
+
+
+def test_server_errors_stalls_and_missing_archives_are_named_for_what_they_are(server, tiny_model, tmp_path,
+                                                                                monkeypatch):
+    import time
+
+    from geoseg import io
+
+    url, folder = server
+    args = ["--model", str(tiny_model), "--quiet", "--no-preview", "--tile-size", "64"]
+
+    def predict(scene, name):
+        return CliRunner().invoke(main, ["predict", scene, "--out", str(tmp_path / name), *args])
+
+    monkeypatch.setitem(io.REMOTE_ENV, "GDAL_HTTP_MAX_RETRY", 0)  # no retries: the test's time
+    r = predict(f"{url}/broken/scene.tif", "a.gpkg")  # the header is read, then every request fails
+    assert r.exit_code != 0 and "the server failed (HTTP 500)" in r.output and "truncated" not in r.output, r.output
+    monkeypatch.setitem(io.REMOTE_ENV, "GDAL_HTTP_LOW_SPEED_TIME", 2)
+    t = time.monotonic()
+    r = predict(f"{url}/trickle/scene.tif", "b.gpkg")  # 32 bytes a second: under the low-speed limit
+    assert r.exit_code != 0 and "too slowly or broke off" in r.output, r.output
+    assert time.monotonic() - t < 15  # given up on, not waited for
+    r = predict(f"/vsizip/{tmp_path}/missing.zip/scene.tif", "c.gpkg")
+    assert r.exit_code != 0 and "HTTP" not in r.output and "check that the archive" in r.output, r.output
+    assert not any(tmp_path.glob("*.gpkg"))
