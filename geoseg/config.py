@@ -9,6 +9,7 @@ default changes here and only here. No torch here: ``geoseg --help`` stays insta
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from geoseg.errors import InputError
@@ -137,23 +138,29 @@ class TrainConfig:
             raise InputError(f"--rotation must be any or quarter, got {self.rotation!r}")
         if not 0 < self.encoder_lr <= 10:
             raise InputError(f"--encoder-lr is a multiple of the learning rate in (0, 10], got {self.encoder_lr}")
-        if not 0 < self.lr_min <= self.lr_max:
+        if not 0 < self.lr_min <= self.lr_max < math.inf:
             raise InputError(f"need 0 < --lr-min <= --lr-max, got {self.lr_min} and {self.lr_max}")
         if self.folds == 1 or self.folds < 0 or (self.folds and not 0 <= self.fold < self.folds):
             raise InputError(f"need --folds >= 2 and 0 <= fold < folds, got fold {self.fold} of {self.folds}")
         if not 0.0 <= self.positive_fraction <= 1.0:
             raise InputError(f"--positive-fraction must be in [0, 1], got {self.positive_fraction}")
-        if self.gsd is not None and self.gsd <= 0:
+        if self.gsd is not None and not 0 < self.gsd < math.inf:
             raise InputError(f"--gsd must be a positive number of metres per pixel, got {self.gsd}")
         if self.contact_gap is not None and self.contact_gap < 0:
             raise InputError(f"--contact-gap must be 0 (off) or a number of pixels, got {self.contact_gap}")
         if self.contact_gap and not self.labels:
             raise InputError("--contact-gap separates touching footprints: it needs --images and --labels (masks of"
                              " tiles hold no separate roofs); leave it out for tiles")
-        if self.extent_buffer < 0:
-            raise InputError(f"--extent-buffer must not be negative, got {self.extent_buffer}")
+        if not 0 <= self.extent_buffer < math.inf:
+            raise InputError(f"--extent-buffer must be a finite number of metres, 0 or more, got {self.extent_buffer}")
         if self.loader_workers is not None and self.loader_workers < 0:
             raise InputError(f"--loader-workers must be 0 or more, got {self.loader_workers}")
+        if self.width < 1:
+            raise InputError(f"--width must be at least 1, got {self.width}")
+        if self.samples_per_epoch is not None and self.samples_per_epoch < 1:
+            raise InputError(f"--samples-per-epoch must be at least 1, got {self.samples_per_epoch}")
+        if self.time_limit is not None and not 0 <= self.time_limit < math.inf:
+            raise InputError(f"--time-limit must be a number of minutes (0: no limit), got {self.time_limit}")
         if self.average < 0:
             raise InputError(f"--average must be 0 (off) or a number of learning-rate cycles, got {self.average}")
         if self.resume and self.overwrite:
@@ -227,7 +234,7 @@ class TileOptions:
         if self.tile_size is not None and self.tile_size > MAX_TILE:
             raise InputError(f"--tile-size {self.tile_size} is over the largest tile geoseg runs ({MAX_TILE} px: a"
                              " tile's activations must fit in memory); leave it out for 512 px")
-        if self.gsd is not None and self.gsd <= 0:
+        if self.gsd is not None and not 0 < self.gsd < math.inf:
             raise InputError(f"--gsd must be a positive number of metres per pixel, got {self.gsd}")
         if self.overlap is not None and self.overlap < 0:
             raise InputError(f"--overlap must be 0 or more pixels, got {self.overlap}")
@@ -266,9 +273,15 @@ class VectorizeOptions:
         for name in ("trace_workers", "trace_threads"):
             if (getattr(self, name) or 0) < 0:
                 raise InputError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
-        if (self.min_area or 0) < 0 or (self.simplify or 0) < 0 or (self.fill_holes or 0) < 0 or self.opening < 0:
-            raise InputError("--min-area, --fill-holes, --simplify and --opening must not be negative")
+        for name in ("min_area", "simplify", "fill_holes", "opening"):  # metres or m²: finite, 0 or more
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < math.inf:
+                raise InputError(f"--{name.replace('_', '-')} must be a finite number, 0 or more, got {value}")
+        if self.opening > MAX_OPENING:
+            raise InputError(f"--opening {self.opening} m would open away every roof; use at most {MAX_OPENING} m")
 
+
+MAX_OPENING = 50.0  # m: an opening radius beyond any bridge between two roofs
 
 MIN_AREA_PX = 20  # polygons under this many pixels' area are dropped unless --min-area says otherwise
 # --fill-holes by default: a hole under 20 pixels' area is a pinhole of the probability (the terraced

@@ -633,3 +633,66 @@ def test_an_area_or_labels_that_cannot_be_right_are_one_line(tiny_model, synth_t
         r = run("train", "--images", synth_task["scene"], "--labels", bad, "--out", tmp_path / "run", "--epochs", 1)
     one_line_error(r, fragment)
     assert not (tmp_path / "r.gpkg").exists() and not (tmp_path / "run").exists()
+
+
+# --- generated bad values: every numeric option, every awkward number -----------------------
+
+AWKWARD = ["-1", "0", "nan", "inf", "-inf", "1e30", "1e-30", "2.5", "abc"]
+
+
+def _numeric_options(command):
+    import click
+
+    cmd = main.commands[command]
+    return [p.opts[0] for p in cmd.params if isinstance(p, click.Option) and p.type.name in ("float", "integer")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", _numeric_options("predict"))
+def test_any_number_for_any_predict_option_runs_or_is_one_line(tiny_model, synth_task, tmp_path, option):
+    """Each value either predicts or is refused in one line before any output: never a traceback,
+    an 'internal error', a hang or a partial file."""
+    if option in ("--workers",):
+        pytest.skip("starts a Dask cluster per value: covered by tests/test_dask_predict.py")
+    for k, value in enumerate(AWKWARD):
+        out = tmp_path / f"r{k}.gpkg"
+        r = CliRunner().invoke(main, ["predict", str(synth_task["scene"]), "--model", str(tiny_model), "--out",
+                                      str(out), "--quiet", "--no-preview", "--tile-size", "128", option, value])
+        if option == "--tile-size":  # the option given last wins
+            pass
+        text = r.output.strip()
+        assert "Traceback" not in text and "internal error" not in text, (option, value, text)
+        if r.exit_code != 0:
+            errors = [line for line in text.splitlines() if line.startswith("Error")]
+            assert len(errors) == 1 and not out.exists(), (option, value, text)
+
+
+TAKEN = {}  # (option, value) → taken, for the table below
+
+
+@pytest.mark.parametrize("option", [o for o in _numeric_options("train") if o not in ("--nproc",)])
+def test_any_number_for_any_train_option_is_taken_or_refused_in_one_line(labelled, tmp_path, option, monkeypatch):
+    """Checked before any data is read: every value either passes the config's checks (the run
+    would start: the data loading is stood in for here) or is refused in one line."""
+    import geoseg.train
+
+    class Started(Exception):
+        pass
+
+    def started(*a, **k):
+        raise Started
+
+    monkeypatch.setattr(geoseg.train, "load_training_data", started)
+    for value in AWKWARD:
+        r = CliRunner().invoke(main, ["train", str(labelled), "--out", str(tmp_path / "run"), option, value])
+        text = r.output.strip()
+        if "(Started: " in text:  # the command's one-line report of the stand-in: the checks passed
+            TAKEN[option, value] = True
+            continue
+        assert r.exit_code != 0 and "Traceback" not in text and "internal error" not in text, (option, value, text)
+        assert len([line for line in text.splitlines() if line.startswith("Error")]) == 1, (option, value, text)
+        assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir()), (option, value)
+    # no value that cannot mean anything is taken
+    absurd = [v for v in ("nan", "inf", "-inf", "-1") if TAKEN.get((option, v))]
+    allowed = {"--nodata": {"nan", "inf", "-inf", "-1"}, "--seed": {"-1"}}.get(option, set())
+    assert set(absurd) <= allowed, (option, absurd)
