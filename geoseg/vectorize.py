@@ -25,6 +25,7 @@ outline is kept.
 from __future__ import annotations
 
 import os
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -36,6 +37,7 @@ from shapely.geometry import Polygon, box
 from shapely.ops import unary_union
 
 from geoseg.config import FILL_HOLES_M2, FILL_HOLES_PX, MIN_AREA_PX, VectorizeOptions
+from geoseg.errors import GeosegError
 from geoseg.io import PROB_SCALE, local_utm, open_raster, probability_cut, raster_strips, shapely_affine, strip_rows
 from geoseg.metrics import polygon_iou
 from geoseg.polygonize import PixelRuns, pixel_runs, run_polygons
@@ -846,8 +848,19 @@ class PolygonStream:
         for strip, comps in self.tracer.strips(row0, rows, labelled=True):
             job = (strip, self.tracer.min_box, self.frame, self.options, self.scene_name)
             # a process labels the strip again (cheaper than sending the labels over)
-            self.pending.append((strip, self.pool.submit(_trace_strip, *job, comps if self.threads else None)))
+            try:
+                future = self.pool.submit(_trace_strip, *job, comps if self.threads else None)
+            except BrokenProcessPool:
+                raise self._worker_died() from None
+            self.pending.append((strip, future))
         return self._concat(self._settle(keep=self.in_flight))
+
+    def _worker_died(self) -> GeosegError:
+        """A worker was killed (the out-of-memory killer, kill -9): one line, and the next run
+        starts a fresh pool."""
+        _POOLS.pop(self.options.trace_workers, None)
+        return GeosegError("a tracing worker process died (killed, or out of memory?); run again, with fewer"
+                           " --trace-workers or none (--trace-workers 0)")
 
     def _settle(self, keep: int) -> list[PolygonTable]:
         """Settle the strips whose tracing is done, in order, waiting while more than
@@ -855,7 +868,10 @@ class PolygonStream:
         chunks = []
         while self.pending and (len(self.pending) > keep or self.pending[0][1].done()):
             strip, future = self.pending.popleft()
-            edge, inner = future.result()
+            try:
+                edge, inner = future.result()
+            except BrokenProcessPool:
+                raise self._worker_died() from None
             joined = _to_table(self.tracer.settle(strip, edge), self.frame, self.options, 1, self.scene_name)
             chunks += [joined, inner]
         return chunks

@@ -286,3 +286,30 @@ def test_an_error_in_the_tracing_thread_is_raised_in_the_caller(tmp_path):
 def test_a_negative_number_of_tracers_is_refused(name):
     with pytest.raises(InputError, match=f"--{name.replace('_', '-')} must be 0 or more"):
         VectorizeOptions(**{name: -1})
+
+
+@pytest.mark.slow
+def test_a_killed_tracing_worker_is_one_error_and_the_next_run_has_a_fresh_pool(tmp_path):
+    from geoseg.errors import GeosegError
+    from geoseg.vectorize import trace_pool
+
+    rng = np.random.default_rng(4)
+    p = np.zeros((120, 90))
+    for _ in range(25):
+        r, c, h, w = rng.integers(0, 110), rng.integers(0, 80), rng.integers(3, 30), rng.integers(3, 30)
+        p[r : r + h, c : c + w] = 0.9
+    path = prob_raster(tmp_path, p)
+    opts = VectorizeOptions(simplify=0, strip_rows=16, trace_workers=3, trace_threads=0)
+    rows = (np.asarray(p) * 255).round().astype(np.uint8)
+    stream = PolygonStream(path, opts)
+    pool = trace_pool(3)
+    pool.submit(int).result()  # the workers are up
+    for proc in list(pool._processes.values()):
+        proc.kill()  # as the out-of-memory killer would
+    with pytest.raises(GeosegError, match="a tracing worker process died"):
+        stream.feed(0, rows)
+        stream.close()
+    assert trace_pool(3) is not pool  # a fresh pool for the next run, which traces as before
+    fresh = PolygonStream(path, opts)
+    got = [fresh.feed(0, rows), fresh.close()]
+    assert sum(len(c) for c in got) == len(vectorize(path, VectorizeOptions(simplify=0, strip_rows=16)))
