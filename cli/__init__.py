@@ -35,7 +35,11 @@ _DISK_ERRORS = {errno.ENOSPC: "no space left on the device; free some space or w
                 errno.EACCES: "permission denied; write to a folder you may write to"}
 
 
-def _unexpected(exc: BaseException) -> str:
+# what a full disk says where no errno comes with it: SQLite (GeoPackage writes through GDAL), torch.save
+_DISK_TEXTS = ("No space left on device", "database or disk is full", "file write failed")
+
+
+def _unexpected(exc: BaseException, command: str | None = None) -> str:
     """One line for an error geoseg did not raise on purpose: a disk fault says what to do;
     anything else is a bug, reported with the log that holds its traceback."""
     import tempfile
@@ -45,10 +49,12 @@ def _unexpected(exc: BaseException) -> str:
     while cause is not None:
         code = getattr(cause, "errno", None)
         text = str(cause)
-        if code in _DISK_ERRORS or "No space left on device" in text:
+        if code in _DISK_ERRORS or any(t in text for t in _DISK_TEXTS):
             what = _DISK_ERRORS.get(code, _DISK_ERRORS[errno.ENOSPC])
             where = getattr(cause, "filename", None)
-            return f"{where + ': ' if where else ''}{what}; no output was written"
+            left = ("the run folder keeps what was finished (last.pt at the last complete epoch, if one was"
+                    " written)" if command in ("train", "cv") else "no output was written")
+            return f"{where + ': ' if where else ''}{what}; {left}"
         cause = cause.__cause__ or cause.__context__
     fd, log = tempfile.mkstemp(prefix="geoseg-error-", suffix=".log")
     with os.fdopen(fd, "w") as fh:
@@ -86,7 +92,7 @@ class GeosegGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:  # not a user's mistake: one line, and the traceback kept in a log
-            raise click.ClickException(_unexpected(exc)) from None
+            raise click.ClickException(_unexpected(exc, ctx.invoked_subcommand)) from None
         finally:
             signal.signal(signal.SIGTERM, previous)
 

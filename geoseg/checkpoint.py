@@ -11,9 +11,11 @@ module reads a checkpoint by string keys.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import pickle
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +97,13 @@ def save(path: str | os.PathLike, model: torch.nn.Module, norm: Normalisation, t
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
+    except RuntimeError as exc:  # torch's writer says "unexpected pos" or "file write failed", no errno
+        tmp.unlink(missing_ok=True)
+        need = sum(v.numel() * v.element_size() for v in state["state_dict"].values())
+        if shutil.disk_usage(path.parent).free < need + (1 << 20):
+            raise OSError(errno.ENOSPC, f"No space left on device (writing {path.name}; the last complete"
+                                        " checkpoint stays)", str(path)) from None
+        raise
     except BaseException:  # Ctrl-C or SIGTERM mid-write: the old file stays, the part goes
         tmp.unlink(missing_ok=True)
         raise

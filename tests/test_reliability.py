@@ -696,3 +696,29 @@ def test_any_number_for_any_train_option_is_taken_or_refused_in_one_line(labelle
     absurd = [v for v in ("nan", "inf", "-inf", "-1") if TAKEN.get((option, v))]
     allowed = {"--nodata": {"nan", "inf", "-inf", "-1"}, "--seed": {"-1"}}.get(option, set())
     assert set(absurd) <= allowed, (option, absurd)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real file system with about 100 KB free (a small tmpfs: root only; skipped elsewhere)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        (mnt / "filler").write_bytes(b"\0" * 200 * 1024)
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_a_really_full_disk_is_one_line_for_a_geopackage_and_a_checkpoint(tiny_model, synth_task, labelled,
+                                                                           full_disk):
+    r = run("predict", synth_task["scene"], "--model", tiny_model, "--out", full_disk / "roofs.gpkg", "--quiet")
+    one_line_error(r, "no space left on the device", "no output was written")
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
+    r = run("train", labelled, "--out", full_disk / "run", "--epochs", 1, "--encoder", "unet", "--depth", 3,
+            "--width", 4, "--samples-per-epoch", 8, "--tile-size", 64, "--quiet")
+    one_line_error(r, "no space left on the device", "keeps what was finished")
+    assert not any(p.name.endswith(".part") for p in (full_disk / "run").iterdir())
