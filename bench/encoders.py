@@ -37,6 +37,8 @@ ARMS = {
     "lite0-enclr0.1": dict(encoder="efficientnet-lite0", encoder_lr=0.1),
     "lite0-dice+ce": dict(encoder="efficientnet-lite0", loss="dice+ce"),
     "lite0-quarter-plain": dict(encoder="efficientnet-lite0", rotation="quarter", photometric=False),
+    "lite0-quarter-plain-dice+ce": dict(encoder="efficientnet-lite0", rotation="quarter", photometric=False,
+                                        loss="dice+ce"),
     "lite2": dict(encoder="efficientnet-lite2"),
     "resnet34": dict(encoder="resnet34"),
     "starter-net": dict(encoder="unet", depth=4, width=16),

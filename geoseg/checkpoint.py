@@ -97,7 +97,7 @@ def save(path: str | os.PathLike, model: torch.nn.Module, norm: Normalisation, t
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
-    except RuntimeError as exc:  # torch's writer says "unexpected pos" or "file write failed", no errno
+    except RuntimeError:  # torch's writer says "unexpected pos" or "file write failed", no errno
         tmp.unlink(missing_ok=True)
         need = sum(v.numel() * v.element_size() for v in state["state_dict"].values())
         if shutil.disk_usage(path.parent).free < need + (1 << 20):
