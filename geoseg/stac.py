@@ -26,12 +26,33 @@ def is_item(path: str | os.PathLike) -> bool:
     return os.fspath(path).lower().split("?")[0].endswith(".json")
 
 
+ITEM_DEADLINE = 120.0  # s for a remote item's JSON as a whole (each read has its own 30 s time-out too)
+ITEM_MAX_BYTES = 16 << 20
+
+
+def _fetch(url: str) -> bytes:
+    """A remote item's bytes within ``ITEM_DEADLINE`` seconds in all, so a server that trickles
+    bytes cannot hang a run; at most ``ITEM_MAX_BYTES``."""
+    import time
+
+    stop = time.monotonic() + ITEM_DEADLINE
+    chunks, size = [], 0
+    with urllib.request.urlopen(url, timeout=30) as fh:
+        while block := fh.read1(65536):  # what has come, not a full block: the deadline is checked as it trickles
+            chunks.append(block)
+            size += len(block)
+            if size > ITEM_MAX_BYTES:
+                raise ValueError(f"over {ITEM_MAX_BYTES >> 20} MB, not a STAC Item")
+            if time.monotonic() > stop:
+                raise TimeoutError(f"the server took over {ITEM_DEADLINE:g} s to send it (timed out)")
+    return b"".join(chunks)
+
+
 def read_item(path: str | os.PathLike) -> dict:
     text = os.fspath(path)
     try:
         if text.startswith(("http://", "https://")):
-            with urllib.request.urlopen(text, timeout=60) as fh:  # the item itself; its assets are read by GDAL
-                item = json.load(fh)
+            item = json.loads(_fetch(text))  # the item itself; its assets are read by GDAL
         else:
             item = json.loads(Path(text).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

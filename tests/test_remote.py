@@ -187,3 +187,20 @@ def test_server_errors_stalls_and_missing_archives_are_named_for_what_they_are(s
     r = predict(f"/vsizip/{tmp_path}/missing.zip/scene.tif", "c.gpkg")
     assert r.exit_code != 0 and "HTTP" not in r.output and "check that the archive" in r.output, r.output
     assert not any(tmp_path.glob("*.gpkg"))
+
+
+def test_a_trickled_stac_item_meets_a_deadline(server, tiny_model, tmp_path, monkeypatch):
+    import json
+    import time
+
+    from geoseg import stac
+
+    url, folder = server
+    (folder / "item.json").write_text(json.dumps({"type": "Feature", "assets": {"visual": {"href": "scene.tif"}},
+                                                  "properties": {}, "geometry": None, "id": "x"}) + " " * 400)
+    monkeypatch.setattr(stac, "ITEM_DEADLINE", 2.0)
+    t = time.monotonic()
+    r = CliRunner().invoke(main, ["predict", f"{url}/trickle/item.json", "--model", str(tiny_model), "--out",
+                                  str(tmp_path / "r.gpkg"), "--quiet"])
+    assert r.exit_code != 0 and "timed out" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert time.monotonic() - t < 10
