@@ -115,13 +115,19 @@ def test_opening_splits_roofs_joined_by_a_bridge_and_is_the_same_strip_by_strip(
         assert a.equals(b)
 
 
-def test_rows_handed_over_in_ragged_blocks_give_the_polygons_of_the_raster(tmp_path):
-    """How predict traces: blocks of any sizes, as the stitcher finishes them, with an opening."""
-    rng = np.random.default_rng(3)
+def _squares(seed: int) -> np.ndarray:
+    """A 120 × 90 probability of 25 random overlapping rectangles at 0.9."""
+    rng = np.random.default_rng(seed)
     p = np.zeros((120, 90))
     for _ in range(25):
         r, c, h, w = rng.integers(0, 110), rng.integers(0, 80), rng.integers(3, 30), rng.integers(3, 30)
         p[r : r + h, c : c + w] = 0.9
+    return p
+
+
+def test_rows_handed_over_in_ragged_blocks_give_the_polygons_of_the_raster(tmp_path):
+    """How predict traces: blocks of any sizes, as the stitcher finishes them, with an opening."""
+    p = _squares(3)
     path = prob_raster(tmp_path, p)
     opts = VectorizeOptions(simplify=0, opening=1.0, strip_rows=16)
     expected = vectorize(path, opts)
@@ -293,11 +299,7 @@ def test_a_killed_tracing_worker_is_one_error_and_the_next_run_has_a_fresh_pool(
     from geoseg.errors import GeosegError
     from geoseg.vectorize import trace_pool
 
-    rng = np.random.default_rng(4)
-    p = np.zeros((120, 90))
-    for _ in range(25):
-        r, c, h, w = rng.integers(0, 110), rng.integers(0, 80), rng.integers(3, 30), rng.integers(3, 30)
-        p[r : r + h, c : c + w] = 0.9
+    p = _squares(4)
     path = prob_raster(tmp_path, p)
     opts = VectorizeOptions(simplify=0, strip_rows=16, trace_workers=3, trace_threads=0)
     rows = (np.asarray(p) * 255).round().astype(np.uint8)
