@@ -343,7 +343,11 @@ def read_area(path: str | os.PathLike | None = None, bbox: str | None = None):
         raise InputError(f"{path}: holds no polygons; give the area of interest as polygons")
     if gdf.crs is None:
         raise InputError(f"{path}: has no CRS; give the area of interest with one")
-    return gpd.GeoSeries([shapely.union_all(gdf.geometry.values)], crs=gdf.crs)
+    area = shapely.union_all(gdf.geometry.values)
+    if area.is_empty or area.area == 0:  # collapsed rings: it would clip every roof away, silently
+        raise InputError(f"{path}: its polygons enclose no area; give the area of interest as polygons with an"
+                         " inside")
+    return gpd.GeoSeries([area], crs=gdf.crs)
 
 
 def _cut_to_area(scenes: list, area, tmpdir: Path) -> tuple[list, list[SceneInfo]]:
