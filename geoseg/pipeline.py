@@ -298,7 +298,8 @@ def _local_polygons(scenes: list, ckpt: Checkpoint, tiles: TileOptions, vector: 
         # a probability raster that is only read back (for the mask or a COG) is written fast; a kept one portably
         rows = predict_rows(work, ckpt, model_prob, tiles, progress,
                             compress="deflate" if portable and model_prob == prob_path else "zstd",
-                            rows_out=lambda row0, block, s=stream, c=chunks: c.append(s.feed(row0, block)))
+                            rows_out=lambda row0, block, s=stream, c=chunks: c.append(s.feed(row0, block)),
+                            name=str(path))
         with contextlib.closing(rows):  # closed here, should the consumer stop, not by the collector
             try:
                 for _ in rows:  # a grid row of tiles done: hand its polygons on

@@ -125,11 +125,12 @@ def scene_normalisation(norm: Normalisation, src, bands: list[int], nodata: floa
 
 def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os.PathLike | None,
                  options: TileOptions = TileOptions(), progress: bool = False, compress: str = "deflate",
-                 tile_rows: tuple[int, int] | None = None, rows_out: Sink | None = None):
+                 tile_rows: tuple[int, int] | None = None, rows_out: Sink | None = None, name: str | None = None):
     """``predict_probability`` one grid row at a time: a generator that yields after each
     row of tiles and returns the scene's ``SceneInfo``. ``rows_out(first row, rows)``
     receives the finished probability rows (uint8, p × 255) as they are written, in order;
-    ``prob_path`` None writes no raster."""
+    ``prob_path`` None writes no raster. ``name``: the scene as the user gave it, for the
+    messages (``scene`` may be geoseg's own resampling VRT of it)."""
     from tqdm import tqdm
 
     device = resolve_device(options.device)
@@ -149,18 +150,19 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
             open_raster(scene) as src:
         info = scene_info(src)
         grid = choose_grid(src.height, src.width, mcfg.multiple, options.tile_size, options.overlap, ckpt.fixed_tile)
-        bands = check_bands(options.bands, src.count, str(scene))
+        shown = name or str(scene)
+        bands = check_bands(options.bands, src.count, shown)
         if options.bands is None and len(bands) == 1 < mcfg.in_channels:  # a grey scene as grey in every band
             bands = bands * mcfg.in_channels
-            warnings.warn(f"{scene}: one band, fed as grey to the model's {mcfg.in_channels} (--bands"
+            warnings.warn(f"{shown}: one band, fed as grey to the model's {mcfg.in_channels} (--bands"
                           f" {','.join(['1'] * mcfg.in_channels)})", GeosegWarning, stacklevel=2)
         if len(bands) != mcfg.in_channels:
             raise InputError(
-                f"{scene}: {len(bands)} band(s) selected but the model was trained on {mcfg.in_channels};"
+                f"{shown}: {len(bands)} band(s) selected but the model was trained on {mcfg.in_channels};"
                 f" pass --bands with {mcfg.in_channels} band numbers"
             )
         nodata = options.nodata if options.nodata is not None else ckpt.nodata
-        norm = scene_normalisation(ckpt.norm, src, bands, nodata, str(scene))
+        norm = scene_normalisation(ckpt.norm, src, bands, nodata, shown)
         std = torch.tensor(norm.std, dtype=torch.float64)[:, None, None]
         gain = (1.0 / (norm.scale * std)).float().to(device)
         shift = (-torch.tensor(norm.mean, dtype=torch.float64)[:, None, None] / std).float().to(device)

@@ -732,3 +732,17 @@ def test_a_really_full_disk_is_one_line_for_a_geopackage_and_a_checkpoint(tiny_m
             "--width", 4, "--samples-per-epoch", 8, "--tile-size", 64, "--quiet")
     one_line_error(r, "no space left on the device", "keeps what was finished")
     assert not any(p.name.endswith(".part") for p in (full_disk / "run").iterdir())
+
+
+def test_messages_name_the_scene_the_user_gave_not_a_temporary_file(tiny_model, tmp_path):
+    import torch
+    from affine import Affine
+
+    model = tmp_path / "model-0.3m.pt"  # a model with a pixel size: a coarser scene is read through a VRT
+    torch.save({**torch.load(tiny_model, weights_only=True), "gsd": 0.3}, model)
+    two = np.random.default_rng(0).integers(0, 255, (2, 100, 100), dtype=np.uint8)
+    scene = write_tif(tmp_path / "my scene.tif", two, transform=Affine(0.9, 0, 356_000.0, 0, -0.9, 5_646_000.0))
+    r = run("predict", scene, "--model", model, "--out", tmp_path / "r.gpkg", "--quiet")
+    errors = [line for line in r.output.splitlines() if line.startswith("Error: ")]
+    assert r.exit_code != 0 and len(errors) == 1 and errors[0].startswith(f"Error: {scene}: 2 band(s)"), r.output
+    assert "geoseg~" not in r.output and ".vrt" not in r.output
