@@ -168,7 +168,7 @@ def connect(options: ClusterOptions):
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:
-        raise InputError(f"distributed prediction needs dask.distributed ({exc}); pip install -e . installs it"
+        raise InputError(f"distributed prediction needs dask.distributed ({exc}); pip install 'geoseg[dask]'"
                          ) from None
     if options.scheduler:
         try:

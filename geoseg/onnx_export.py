@@ -54,7 +54,7 @@ def export_onnx(model_path: str | os.PathLike, out: str | os.PathLike, tile_size
         import onnx
         import onnxruntime
     except ImportError as exc:
-        raise InputError(f"ONNX export needs onnx and onnxruntime ({exc}); pip install -e . installs them") from None
+        raise InputError(f"ONNX export needs onnx and onnxruntime ({exc}); pip install 'geoseg[onnx]'") from None
     if Path(out).suffix.lower() != ".onnx":
         raise InputError(f"{out}: name the output *.onnx")
     refuse_inputs_as_outputs([("--out", out)], [("the model", model_path)])
