@@ -14,8 +14,9 @@ def ensure_model(work: Path, minutes: float = 1.5, norm: str = "batch") -> Path:
     model = work / f"model-{norm}" / "model.pt"
     if model.exists():
         return model
-    from geoseg.synth import write_dataset
-    from geoseg.train import TrainConfig, fit
+    from geoseg.config import TrainConfig
+    from geoseg.datasets.synth import write_dataset
+    from geoseg.train.loop import fit
 
     paths = write_dataset(work / "train-data", seed=100)
     fit(TrainConfig(data_dir=str(paths["train"]), out_dir=str(model.parent), epochs=1000, norm=norm, encoder="unet",
@@ -41,7 +42,7 @@ def scene_args(doc: str, size: int, tile: int, precision: str):
 
 def prepare(args) -> tuple[Path, Path]:
     """(model, scene) for parsed ``scene_args``: cached in ``--work``, made when missing."""
-    from geoseg.synth import write_mosaic
+    from geoseg.datasets.synth import write_mosaic
 
     args.work.mkdir(exist_ok=True)
     model = args.model or ensure_model(args.work, norm=args.norm)

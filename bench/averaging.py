@@ -27,8 +27,8 @@ def main() -> None:
     import torch
     from finetune import score
 
-    from geoseg.sources import split_pairs
-    from geoseg.train import TrainConfig
+    from geoseg.config import TrainConfig
+    from geoseg.datasets.sources import split_pairs
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="run folders with model.pt, last.pt and config.json")

@@ -34,10 +34,9 @@ def child(code: str, cores: int, prob: str, model: str, scene: str, tile: int, o
     sys.path.insert(0, code)
     import torch
 
-    import geoseg.predict as gp
-    from geoseg.config import VectorizeOptions
-    from geoseg.pipeline import Outputs, run_predict
-    from geoseg.predict import TileOptions
+    import geoseg.predict.engine as gp
+    from geoseg.config import TileOptions, VectorizeOptions
+    from geoseg.jobs.predict import Outputs, run_predict
 
     assert Path(gp.__file__).resolve().is_relative_to(Path(code).resolve()), f"geoseg from {gp.__file__}, not {code}"
     sys.path.insert(1, str(BENCH))
@@ -50,7 +49,7 @@ def child(code: str, cores: int, prob: str, model: str, scene: str, tile: int, o
     torch.set_num_threads(plan.pop("torch_threads"))
     use_stand_in(gp, Path(prob))
     if plan.get("trace_workers"):
-        from geoseg.vectorize import trace_pool
+        from geoseg.vector.stream import trace_pool
 
         trace_pool(plan["trace_workers"])  # started before the clock, as a run's start while the model loads
     fields = VectorizeOptions.__dataclass_fields__

@@ -17,7 +17,7 @@ This bench measures that work on this machine, whatever its matrix units:
 The work is spread as geoseg spreads it on a GPU machine with this machine's cores
 (``gpu_plan``: the read-ahead thread, the tracing thread, trace worker processes and
 torch's threads on the host, all from ``geoseg.runtime``; the stand-in itself runs on the
-CPU). ``--model``: another model's probability (e.g. ``geoseg/models/starter.pt``, a
+CPU). ``--model``: another model's probability (e.g. ``geoseg/models/weights/starter.pt``, a
 trained one: fewer, cleaner roofs than the benches' briefly trained model's speckle).
 
 ``--gpu-host``: also the host's part of a GPU run, emulated: on a GPU the window's tiles are
@@ -136,7 +136,7 @@ def gpu_plan() -> dict:
     import torch
 
     from geoseg import runtime
-    from geoseg.predict import use_prefetch
+    from geoseg.predict.prefetch import use_prefetch
 
     cuda = torch.device("cuda")
     plan = {"prefetch": use_prefetch(None, cuda), "trace_threads": runtime.trace_threads(cuda),
@@ -153,7 +153,7 @@ def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, 
     machine, where the model costs next to nothing). Stages run in trace workers are not
     seen by the clock: their share is in the main thread's waits (``other``).
     ``device_free``: the device's stages too are stood in for (``use_device_stand_in``)."""
-    import geoseg.predict as gp
+    import geoseg.predict.engine as gp
 
     restore = (use_device_stand_in if device_free else use_stand_in)(gp, prob_file)
     try:
@@ -194,7 +194,7 @@ def use_device_stand_in(gp, prob_file: Path):
     import rasterio
     import torch
 
-    from geoseg import stitch
+    from geoseg.predict import stitch
 
     with rasterio.open(prob_file) as src:
         stored = src.read(1)
@@ -233,21 +233,21 @@ def use_device_stand_in(gp, prob_file: Path):
 
 def _timed_run(scene: Path, model: Path, tile: int, overlap: int, plan: dict | None) -> dict:
     """``run_predict`` with each stage's functions timed (``StageClock``), put back after."""
-    import geoseg.predict as gp
-    import geoseg.vectorize as gv
-    from geoseg import export, stitch
-    from geoseg.config import VectorizeOptions
-    from geoseg.pipeline import Outputs, run_predict
-    from geoseg.predict import TileOptions
+    import geoseg.predict.engine as gp
+    import geoseg.vector.stream as gv
+    from geoseg.config import TileOptions, VectorizeOptions
+    from geoseg.jobs.predict import Outputs, run_predict
+    from geoseg.outputs import export
+    from geoseg.predict import stitch
 
     clock = StageClock()
-    from geoseg import io
+    from geoseg.io import raster as io
 
     if hasattr(io, "RowBands"):  # the rows of each grid row's windows, read once
         clock.wrap(io.RowBands, "window", "read")
     else:  # before: a read per window (an older checkout, ``before_after.py``)
         clock.wrap(gp, "read_window", "read")
-    clock.wrap(gp, "_as_tensor_type", "normalise")
+    clock.wrap(gp, "as_tensor_type", "normalise")
     if hasattr(gp, "normalised"):  # the batch cut from the window, then scaled into floats
         clock.wrap(gp.torch, "stack", "normalise")
         clock.wrap(gp, "normalised", "normalise")
@@ -256,11 +256,11 @@ def _timed_run(scene: Path, model: Path, tile: int, overlap: int, plan: dict | N
     clock.wrap(gp, "roof_probability", "stand-in")
     clock.wrap(stitch.Stitcher, "add", "blend")
     clock.wrap(stitch.Stitcher, "end_row", "blend")
-    clock.wrap(gv, "_strip_mask", "trace")
-    clock.wrap(gv, "_strip_parts", "trace")
-    clock.wrap(gv, "_join", "trace")
+    clock.wrap(gv, "strip_mask", "trace")
+    clock.wrap(gv, "strip_parts", "trace")
+    clock.wrap(gv, "join_parts", "trace")
     clock.wrap(gv.StripTracer, "_carried", "trace")
-    clock.wrap(gv, "_to_table", "clean")
+    clock.wrap(gv, "to_table", "clean")
     clock.wrap(export.VectorWriter, "write", "write")
     clock.wrap(export.VectorWriter, "__exit__", "write")
     import torch
@@ -323,8 +323,8 @@ def stored_probability(scene: Path, model: Path, tile: int, overlap: int, chosen
                        ) -> tuple[Path, dict]:
     """The real model's probability of the scene and its polygons (cached, named after
     ``chosen``, the ``--model`` given, when it is not the benches' own)."""
-    from geoseg.pipeline import Outputs, run_predict
-    from geoseg.predict import TileOptions
+    from geoseg.config import TileOptions
+    from geoseg.jobs.predict import Outputs, run_predict
 
     tag = "" if chosen is None else "-" + hashlib.sha1(str(chosen.resolve()).encode()).hexdigest()[:8]
     prob, roofs = scene.with_name(f"{scene.stem}-prob-{tile}-{overlap}{tag}.tif"), scene.with_name(
@@ -391,7 +391,7 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).parent))
         import speed  # the bare forward of bench/speed.py, on the same tiles
 
-        from geoseg import checkpoint
+        from geoseg.models import checkpoint
         from geoseg.runtime import resolve_device
 
         state = checkpoint.load(model)
@@ -399,8 +399,8 @@ def main() -> None:
         bare = speed.bare_forward(batches, state, args.precision)
         del batches
         with tempfile.TemporaryDirectory(dir=scene.parent) as tmp:
-            from geoseg.pipeline import Outputs, run_predict
-            from geoseg.predict import TileOptions
+            from geoseg.config import TileOptions
+            from geoseg.jobs.predict import Outputs, run_predict
 
             t0 = time.perf_counter()
             run_predict(scene, model, Outputs(Path(tmp) / "roofs.geojson", preview=False),

@@ -1,6 +1,6 @@
 """What this machine allows the work beside the model: the decoding floor and the cores' own scaling.
 
-    python bench/ceiling.py [--size 8192] [--model geoseg/models/starter.pt]
+    python bench/ceiling.py [--size 8192] [--model geoseg/models/weights/starter.pt]
 
 Two figures bound what ``bench/beside.py`` can reach here, whatever geoseg does:
 
@@ -34,13 +34,14 @@ from _common import prepare, scene_args  # noqa: E402
 
 def decode(scene: str, model: str, tile: int, overlap: int, core: int | None = None, once: bool = True) -> float:
     """Seconds to read the scene as ``geoseg predict`` reads it with ``model`` (its grid, a
-    grid row's tiles in ``_read_groups``' runs, through ``RowBands``), GDAL on one thread."""
+    grid row's tiles in ``read_groups``' runs, through ``RowBands``), GDAL on one thread."""
     import numpy as np
     import rasterio
 
-    from geoseg import checkpoint
-    from geoseg.io import RowBands, read_window
-    from geoseg.predict import _read_groups, choose_grid
+    from geoseg.io.windows import RowBands, read_window
+    from geoseg.models import checkpoint
+    from geoseg.predict.prefetch import read_groups
+    from geoseg.samplers.grid import choose_grid
 
     if core is not None:
         os.sched_setaffinity(0, {core})
@@ -51,7 +52,7 @@ def decode(scene: str, model: str, tile: int, overlap: int, core: int | None = N
         t0 = time.perf_counter()
         runs: dict[int, RowBands] = {}
         for r in range(grid.rows):
-            for k, group in enumerate(_read_groups(grid.row_tiles(r), tile_bytes)):
+            for k, group in enumerate(read_groups(grid.row_tiles(r), tile_bytes)):
                 c0, size = group[0].col_off, group[0].size
                 width, bands = group[-1].col_off + size - c0, range(1, src.count + 1)
                 if not once:  # each window read on its own: the rows it shares with the last decoded again
@@ -70,7 +71,7 @@ def label(prob: str, core: int | None = None) -> float:
     """Seconds to label the probability's roof mask (p ≥ 0.5) in strips of ``STRIP`` rows, a pass."""
     import rasterio
 
-    from geoseg.vectorize import _Components
+    from geoseg.vector.parts import RunComponents
 
     if core is not None:
         os.sched_setaffinity(0, {core})
@@ -79,7 +80,7 @@ def label(prob: str, core: int | None = None) -> float:
     t0 = time.perf_counter()
     for _ in range(PASSES):
         for r in range(0, mask.shape[0], STRIP):
-            _Components.of(mask[r : r + STRIP])
+            RunComponents.of(mask[r : r + STRIP])
     return (time.perf_counter() - t0) / PASSES
 
 
@@ -92,10 +93,10 @@ def stream(width: int, tile: int, overlap: int, core: int | None = None) -> floa
     import numpy as np
     import torch
 
-    from geoseg.io import PROB_SCALE
-    from geoseg.predict import normalised
-    from geoseg.stitch import Stitcher
-    from geoseg.tiling import TileGrid
+    from geoseg.io.raster import PROB_SCALE
+    from geoseg.predict.engine import normalised
+    from geoseg.predict.stitch import Stitcher
+    from geoseg.samplers.grid import TileGrid
 
     torch.set_num_threads(1)
     grid = TileGrid(STREAM_ROWS * (tile - 2 * overlap), width, tile, overlap)

@@ -16,11 +16,11 @@ import time
 import warnings
 from pathlib import Path
 
-from geoseg.data import find_pairs
+from geoseg.config import TileOptions
+from geoseg.datasets.tiles import find_pairs
 from geoseg.errors import GeosegWarning
-from geoseg.evaluate import evaluate_model
-from geoseg.metrics import Counts
-from geoseg.predict import TileOptions
+from geoseg.evaluation.metrics import Counts
+from geoseg.evaluation.scoring import evaluate_model
 
 
 def main() -> None:

@@ -47,7 +47,8 @@ ARMS = {
 
 def network(arm: str) -> torch.nn.Module:
     from geoseg.config import RESNET_LEVELS
-    from geoseg.model import UNetConfig, make_network
+    from geoseg.models.registry import make_network
+    from geoseg.models.unet import UNetConfig
 
     a = ARMS[arm]
     depth = a.get("depth", RESNET_LEVELS)
@@ -55,7 +56,7 @@ def network(arm: str) -> torch.nn.Module:
 
 
 def speed(args) -> None:
-    from geoseg.inference import fuse_for_inference
+    from geoseg.models.inference import fuse_for_inference
     from geoseg.runtime import autocast, resolve_device, resolve_precision
 
     device = resolve_device("auto")
@@ -98,7 +99,7 @@ def object_counts(pred: np.ndarray, truth: np.ndarray):
     """One-to-one matches at IoU ≥ 0.5 between the 4-connected components of two masks."""
     from scipy import ndimage
 
-    from geoseg.metrics import Counts
+    from geoseg.evaluation.metrics import Counts
 
     lp, n_p = ndimage.label(pred)
     lt, n_t = ndimage.label(truth)
@@ -122,14 +123,14 @@ def cv(args) -> None:
 
     import rasterio
 
-    from geoseg import checkpoint
     from geoseg.config import TileOptions, TrainConfig
-    from geoseg.data import read_label
-    from geoseg.io import probability_cut
-    from geoseg.metrics import Counts, pixel_counts
-    from geoseg.predict import predict_probability
-    from geoseg.sources import split_pairs
-    from geoseg.train import fit
+    from geoseg.datasets.sources import split_pairs
+    from geoseg.datasets.tiles import read_label
+    from geoseg.evaluation.metrics import Counts, pixel_counts
+    from geoseg.io.raster import probability_cut
+    from geoseg.models import checkpoint
+    from geoseg.predict.engine import predict_probability
+    from geoseg.train.loop import fit
 
     rows = []
     for arm in args.arms.split(","):

@@ -65,11 +65,12 @@ def score(model: Path, held) -> dict:
     """Pixel and object scores of ``model`` on the held-out pairs, predicted as ``geoseg predict`` does."""
     import tempfile
 
-    from geoseg import checkpoint
-    from geoseg.data import read_label
-    from geoseg.io import open_raster, probability_cut
-    from geoseg.metrics import Counts, match_objects, pixel_counts
-    from geoseg.predict import TileOptions, predict_probability
+    from geoseg.config import TileOptions
+    from geoseg.datasets.tiles import read_label
+    from geoseg.evaluation.metrics import Counts, match_objects, pixel_counts
+    from geoseg.io.raster import open_raster, probability_cut
+    from geoseg.models import checkpoint
+    from geoseg.predict.engine import predict_probability
 
     ckpt = checkpoint.load(model)
     counts, objects = Counts(), Counts()
@@ -120,7 +121,8 @@ def network(encoder: str) -> dict:
 def train_starter(work: Path, train_pairs, steps: int, per_epoch: int, seed: int, encoder: str = "unet") -> Path:
     from make_starter import RECIPE
 
-    from geoseg.train import TrainConfig, fit
+    from geoseg.config import TrainConfig
+    from geoseg.train.loop import fit
 
     data = work / "starter-data"
     starter_data(data, train_pairs, seed)
@@ -147,8 +149,9 @@ def main() -> None:
     if not set(arms) <= set(ARMS):
         raise SystemExit(f"--arms: choose among {', '.join(ARMS)}")
 
-    from geoseg.sources import split_pairs
-    from geoseg.train import TrainConfig, fit
+    from geoseg.config import TrainConfig
+    from geoseg.datasets.sources import split_pairs
+    from geoseg.train.loop import fit
 
     args.work.mkdir(parents=True, exist_ok=True)
     net = "" if args.encoder == "unet" else "-" + args.encoder  # in the names of its files and folders

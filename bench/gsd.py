@@ -1,6 +1,6 @@
 """One 0.3 m model on the same town at 0.15, 0.3 and 0.6 m/px: with and without resampling.
 
-    python bench/gsd.py [--model geoseg/models/starter.pt] [--size 2048]
+    python bench/gsd.py [--model geoseg/models/weights/starter.pt] [--size 2048]
 
 A synthetic town is drawn at 0.15 m/px (``--size`` pixels a side) and averaged down to 0.3
 and 0.6 m/px, so the three scenes show the same roofs; each is predicted by the model as
@@ -31,9 +31,10 @@ def main() -> None:
     from rasterio.enums import Resampling
 
     from geoseg.config import TileOptions
-    from geoseg.evaluate import area_iou, object_scores
-    from geoseg.pipeline import Outputs, run_predict
-    from geoseg.synth import make_town, write_scene, write_truth
+    from geoseg.datasets.synth import write_scene, write_truth
+    from geoseg.datasets.town import make_town
+    from geoseg.evaluation.scoring import area_iou, object_scores
+    from geoseg.jobs.predict import Outputs, run_predict
 
     work = WORK / "gsd"
     work.mkdir(parents=True, exist_ok=True)

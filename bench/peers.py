@@ -70,9 +70,9 @@ def run_one(args, arm: str, fold: int) -> dict:
 
     import geoseg.checkpoint
     import geoseg.train
-    from geoseg.config import ENCODERS
-    from geoseg.sources import split_pairs
-    from geoseg.train import TrainConfig, fit
+    from geoseg.config import ENCODERS, TrainConfig
+    from geoseg.datasets.sources import split_pairs
+    from geoseg.train.loop import fit
 
     if args.jobs > 1:
         torch.set_num_threads(1)

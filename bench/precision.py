@@ -16,11 +16,12 @@ import rasterio
 import torch
 from _common import prepare, scene_args
 
-from geoseg import checkpoint
-from geoseg.metrics import match_objects
-from geoseg.predict import TileOptions, predict_probability
+from geoseg.config import TileOptions, VectorizeOptions
+from geoseg.evaluation.metrics import match_objects
+from geoseg.models import checkpoint
+from geoseg.predict.engine import predict_probability
 from geoseg.runtime import resolve_device, resolve_precision
-from geoseg.vectorize import VectorizeOptions, vectorize
+from geoseg.vector.stream import vectorize
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--all-roof", action="store_true", help="also a model that calls every pixel roof")
     args = ap.parse_args()
     args.work.mkdir(exist_ok=True)
-    from geoseg.synth import write_mosaic
+    from geoseg.datasets.synth import write_mosaic
 
     model = args.model or ensure_model(args.work)
     models = {"model": model}

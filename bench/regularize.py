@@ -23,10 +23,11 @@ import geopandas as gpd
 import numpy as np
 from _common import prepare, scene_args
 
-from geoseg import checkpoint
-from geoseg.evaluate import object_scores
-from geoseg.predict import TileOptions, predict_probability
-from geoseg.vectorize import VectorizeOptions, vectorize
+from geoseg.config import TileOptions, VectorizeOptions
+from geoseg.evaluation.scoring import object_scores
+from geoseg.models import checkpoint
+from geoseg.predict.engine import predict_probability
+from geoseg.vector.stream import vectorize
 
 WAYS = {"raw": VectorizeOptions(simplify=0), "simplified": VectorizeOptions(),
         "regularized": VectorizeOptions(regularize=True)}
@@ -71,7 +72,7 @@ def report(title: str, totals: dict) -> None:
 
 
 def synthetic(args) -> None:
-    from geoseg import synth
+    from geoseg.datasets import synth
 
     model, _ = prepare(args)
     scene, truth_path = args.work / f"town-{args.size}.tif", args.work / f"town-{args.size}.gpkg"
@@ -88,8 +89,8 @@ def synthetic(args) -> None:
 
 
 def reference_tiles(cv_dir: Path) -> None:
-    from geoseg.data import find_pairs
-    from geoseg.io import read_mask
+    from geoseg.datasets.tiles import find_pairs
+    from geoseg.io.raster import read_mask
 
     totals: dict = {}
     n = 0

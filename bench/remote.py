@@ -1,6 +1,6 @@
 """Bytes fetched when predicting a remote COG: the whole scene, and an area of a tenth of it.
 
-    python bench/remote.py [--size 4096] [--model geoseg/models/starter.pt]
+    python bench/remote.py [--size 4096] [--model geoseg/models/weights/starter.pt]
 
 A synthetic mosaic is written as a Cloud-Optimised GeoTIFF (512 px blocks, deflate) and
 served from a loopback HTTP server that honours byte ranges (``tests/rangeserver.py``,
@@ -32,9 +32,10 @@ def main() -> None:
     import rasterio
     from shapely.geometry import box
 
-    from geoseg.io import copy_as_cog
-    from geoseg.pipeline import Outputs, read_area, run_predict
-    from geoseg.synth import write_mosaic
+    from geoseg.datasets.synth import write_mosaic
+    from geoseg.io.raster import copy_as_cog
+    from geoseg.jobs.areas import read_area
+    from geoseg.jobs.predict import Outputs, run_predict
     from tests.rangeserver import RangeHandler, serve
 
     served = WORK / "remote"

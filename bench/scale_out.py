@@ -19,9 +19,9 @@ import rasterio
 from _common import prepare, scene_args
 from rasterio.windows import Window
 
-from geoseg.dask_predict import ClusterOptions
-from geoseg.pipeline import run_predict
-from geoseg.predict import TileOptions
+from geoseg.config import TileOptions
+from geoseg.jobs.predict import run_predict
+from geoseg.predict.dask_engine import ClusterOptions
 
 
 def quarters(scene: Path, work: Path) -> list[Path]:

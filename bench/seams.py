@@ -17,10 +17,12 @@ import rasterio
 import torch
 from _common import prepare, scene_args
 
-from geoseg import checkpoint
-from geoseg.predict import TileOptions, predict_probability
+from geoseg.config import TileOptions, VectorizeOptions
+from geoseg.io.raster import PROB_SCALE
+from geoseg.models import checkpoint
+from geoseg.predict.engine import predict_probability
 from geoseg.runtime import autocast, resolve_device, resolve_precision
-from geoseg.vectorize import PROB_SCALE, VectorizeOptions, vectorize
+from geoseg.vector.stream import vectorize
 
 
 def whole_scene_probability(scene: Path, state, out: Path, precision: str) -> None:

@@ -36,13 +36,13 @@ from _common import prepare, scene_args
 from rasterio import features
 from rasterio.windows import Window
 
-from geoseg import checkpoint
-from geoseg.inference import fuse_for_inference
-from geoseg.io import read_window
-from geoseg.pipeline import Outputs, run_predict
-from geoseg.predict import TileOptions
+from geoseg.config import TileOptions
+from geoseg.io.windows import read_window
+from geoseg.jobs.predict import Outputs, run_predict
+from geoseg.models import checkpoint
+from geoseg.models.inference import fuse_for_inference
 from geoseg.runtime import autocast, resolve_device, resolve_precision, tune_allocator
-from geoseg.tiling import TileGrid
+from geoseg.samplers.grid import TileGrid
 
 
 def scene_tiles(scene, state, tile, overlap, batch, device) -> list[torch.Tensor]:

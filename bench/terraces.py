@@ -36,7 +36,8 @@ TEST_SEED = 77  # the unseen town scored; choose settings on another (--town-see
 
 
 def test_town(terraces: float, seed: int = TEST_SEED) -> tuple[Path, Path]:
-    from geoseg.synth import make_town, write_scene, write_truth
+    from geoseg.datasets.synth import write_scene, write_truth
+    from geoseg.datasets.town import make_town
 
     name = f"test-{terraces:g}" + ("" if seed == TEST_SEED else f"-seed{seed}")
     scene, truth = WORK / f"{name}.tif", WORK / f"{name}-truth.gpkg"
@@ -52,7 +53,7 @@ def terrace_scores(pred, truth) -> tuple[float, int]:
     predictions that lie mostly on those rows. Returns (F1, number of terraced houses)."""
     import shapely
 
-    from geoseg.evaluate import object_scores
+    from geoseg.evaluation.scoring import object_scores
 
     geoms = truth.geometry.values
     tree = shapely.STRtree(geoms)
@@ -82,11 +83,11 @@ def main() -> None:
 
     import geopandas as gpd
 
-    from geoseg.config import TileOptions, VectorizeOptions
-    from geoseg.evaluate import area_iou, object_scores
-    from geoseg.pipeline import Outputs, run_predict
-    from geoseg.synth import write_scene_dataset
-    from geoseg.train import TrainConfig, fit
+    from geoseg.config import TileOptions, TrainConfig, VectorizeOptions
+    from geoseg.datasets.synth import write_scene_dataset
+    from geoseg.evaluation.scoring import area_iou, object_scores
+    from geoseg.jobs.predict import Outputs, run_predict
+    from geoseg.train.loop import fit
 
     WORK.mkdir(parents=True, exist_ok=True)
     data = WORK / f"train-{args.size}-{args.terraces:g}"

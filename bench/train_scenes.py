@@ -44,7 +44,7 @@ print(json.dumps(dict(seconds=seconds, peak_rss_mib=peak_rss_mib)))
 
 
 def dataset(size: int, seed: int = 0, label_share: float = 1.0) -> dict:
-    from geoseg.synth import write_scene_dataset
+    from geoseg.datasets.synth import write_scene_dataset
 
     folder = WORK / f"ortho-{size}-{seed}-{label_share:g}"
     if not (folder / "truth.gpkg").exists():
@@ -72,13 +72,14 @@ def speed(args) -> None:
     import torch
     from torch.utils.data import DataLoader
 
-    from geoseg import scenes as sc
-    from geoseg.augment import train_transform
-    from geoseg.data import TileDataset, find_pairs, load_samples
-    from geoseg.losses import get_loss
-    from geoseg.model import UNet, UNetConfig
+    from geoseg.datasets import scenes as sc
+    from geoseg.datasets.synth import write_scene, write_tiles
+    from geoseg.datasets.tiles import TileDataset, find_pairs, load_samples
+    from geoseg.datasets.town import make_town
+    from geoseg.models.unet import UNet, UNetConfig
     from geoseg.runtime import autocast, resolve_device, resolve_precision
-    from geoseg.synth import make_town, write_scene, write_tiles
+    from geoseg.train.augment import train_transform
+    from geoseg.train.losses import get_loss
 
     folder = WORK / "speed-town"
     if not (folder / "scene.tif").exists():
@@ -132,11 +133,11 @@ def _train_and_score(args, name: str, **extra) -> None:
     """Train on the half-labelled orthophoto for ``--steps`` steps, score on an unseen town."""
     import geopandas as gpd
 
-    from geoseg.config import TileOptions
-    from geoseg.evaluate import object_scores, pixel_scores
-    from geoseg.pipeline import Outputs, run_predict
-    from geoseg.synth import write_dataset
-    from geoseg.train import TrainConfig, fit
+    from geoseg.config import TileOptions, TrainConfig
+    from geoseg.datasets.synth import write_dataset
+    from geoseg.evaluation.scoring import object_scores, pixel_scores
+    from geoseg.jobs.predict import Outputs, run_predict
+    from geoseg.train.loop import fit
 
     d = dataset(args.size, seed=21, label_share=0.5)
     test = WORK / "extent-test"

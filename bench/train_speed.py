@@ -16,9 +16,10 @@ import time
 import torch
 
 from geoseg.config import RESNET_LEVELS
-from geoseg.losses import get_loss
-from geoseg.model import UNetConfig, make_network
+from geoseg.models.registry import make_network
+from geoseg.models.unet import UNetConfig
 from geoseg.runtime import autocast, cpu_has_bf16, resolve_device, tune_allocator
+from geoseg.train.losses import get_loss
 
 
 def network(encoder: str, args) -> UNetConfig:

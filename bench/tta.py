@@ -14,17 +14,18 @@ import time
 import geopandas as gpd
 from _common import prepare, scene_args
 
-from geoseg import checkpoint
-from geoseg.evaluate import object_scores, pixel_scores
-from geoseg.predict import TileOptions, predict_probability
-from geoseg.vectorize import VectorizeOptions, vectorize
+from geoseg.config import TileOptions, VectorizeOptions
+from geoseg.evaluation.scoring import object_scores, pixel_scores
+from geoseg.models import checkpoint
+from geoseg.predict.engine import predict_probability
+from geoseg.vector.stream import vectorize
 
 
 def main() -> None:
     ap = scene_args(__doc__, size=1024, tile=512, precision="auto")
     args = ap.parse_args()
     model, _ = prepare(args)
-    from geoseg import synth
+    from geoseg.datasets import synth
 
     scene, truth_path = args.work / f"town-{args.size}.tif", args.work / f"town-{args.size}.gpkg"
     if not scene.exists():

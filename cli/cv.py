@@ -26,9 +26,9 @@ def cv(data_dir: Path | None, images: str | None, labels: str | None, out_dir: P
     """Cross-validate on DATA_DIR (labelled tiles, folds of whole tiles) or on --images with
     --labels (scenes and footprints, spatial folds): mean and spread of held-out pixel IoU
     for each loss."""
-    from geoseg.crossval import cross_validate
+    from geoseg.config import TrainConfig
     from geoseg.errors import InputError
-    from geoseg.train import TrainConfig
+    from geoseg.train.crossval import cross_validate
 
     if folds < 2:
         raise InputError(f"--folds must be at least 2, got {folds}")

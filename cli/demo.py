@@ -19,7 +19,7 @@ from . import options as o
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out_dir: Path, minutes: float, seed: int, device: str, overwrite: bool, quiet: bool) -> None:
     """Make a synthetic town, train a U-Net on its tiles, predict an unseen scene, score it."""
-    from geoseg.demo import run_demo
+    from geoseg.jobs.demo import run_demo
 
     r = run_demo(out_dir, minutes=minutes, seed=seed, device=device, overwrite=overwrite, progress=not quiet)
     click.echo(f"trained in {r.train_seconds / 60:.1f} min, predicted in {r.predict_seconds:.1f} s")

@@ -36,16 +36,16 @@ def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, 
     import csv
 
     from geoseg.errors import InputError
-    from geoseg.outputs import atomic_output, check_output, refuse_inputs_as_outputs
+    from geoseg.outputs.atomic import atomic_output, check_output, refuse_inputs_as_outputs
 
     if csv_out:
         refuse_inputs_as_outputs([("--csv", csv_out)], [("the model", model_path), ("--pred", pred),
                                                         ("--truth", truth)])
         check_output(csv_out, overwrite)
     if data_dir is not None and model_path is not None and not (pred or truth):
-        from geoseg.evaluate import evaluate_model
-        from geoseg.metrics import Counts
-        from geoseg.predict import TileOptions
+        from geoseg.config import TileOptions
+        from geoseg.evaluation.metrics import Counts
+        from geoseg.evaluation.scoring import evaluate_model
 
         rows = evaluate_model(model_path, data_dir, threshold, TileOptions(tta=tta))
         total = sum((c for _, c in rows), Counts())
@@ -56,8 +56,8 @@ def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, 
     elif tta and model_path is None:
         raise InputError("--tta scores a model's predictions: give it with DATA_DIR and --model")
     elif pred is not None and truth is not None and data_dir is None and model_path is None:
-        from geoseg.evaluate import area_iou, object_scores
-        from geoseg.io import read_polygons
+        from geoseg.evaluation.scoring import area_iou, object_scores
+        from geoseg.io.vectors import read_polygons
 
         p = read_polygons(pred, layer=pred_layer, where=pred_where)
         t = read_polygons(truth, layer=truth_layer, where=truth_where)

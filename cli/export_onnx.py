@@ -20,7 +20,7 @@ import click
 def export_onnx(model_path: Path, out: Path, tile_size: int | None, overlap: int | None, resolution_cm: float | None,
                 overwrite: bool) -> None:
     """Write MODEL_PATH (model.pt) as ONNX, checked against torch in onnxruntime."""
-    from geoseg.onnx_export import export_onnx as export
+    from geoseg.models.onnx import export_onnx as export
 
     result = export(model_path, out, tile_size=tile_size, resolution_cm=resolution_cm, overlap=overlap,
                     overwrite=overwrite)

@@ -10,7 +10,7 @@ import click
 def info(model: str) -> None:
     """Print MODEL's card: bands, pixel size, network, training data and scores.
     MODEL is a model.pt, or 'starter' (the default) for the model shipped with geoseg."""
-    from geoseg import checkpoint
+    from geoseg.models import checkpoint
 
     path = checkpoint.resolve(model)
     for line in checkpoint.describe(checkpoint.load(path), path):

@@ -43,9 +43,11 @@ def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out
             workers: int | None, block: int, no_preview: bool, overwrite: bool, quiet: bool, **settings) -> None:
     """Predict roofs on SCENES (GeoTIFF, COG, VRT, PNG, JPEG; several files or a quoted glob
     go into one layer, merged where they overlap) and write polygons to --out."""
-    from geoseg import checkpoint
+    from geoseg.cli.values import expand_scenes, parse_bands
     from geoseg.config import TileOptions, VectorizeOptions
-    from geoseg.pipeline import Outputs, expand_scenes, parse_bands, read_area, run_predict
+    from geoseg.jobs.areas import read_area
+    from geoseg.jobs.predict import Outputs, run_predict
+    from geoseg.models import checkpoint
 
     vector = VectorizeOptions(**o.pick(VectorizeOptions, settings))
     split_given = vector.split is not None
@@ -55,7 +57,7 @@ def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out
         click.echo("model: the starter model shipped with geoseg (RGB, 0.3 m/px; 'geoseg info' for its card)", err=True)
     cluster = None
     if scheduler or workers:
-        from geoseg.dask_predict import ClusterOptions
+        from geoseg.predict.dask_engine import ClusterOptions
 
         cluster = ClusterOptions(scheduler=scheduler, workers=workers, block=block)
     outputs = Outputs(out, prob=prob_out, mask=mask_out, cog=cog, preview=not no_preview, overwrite=overwrite)

@@ -19,7 +19,7 @@ def qgis_plugin(dest: Path, overwrite: bool) -> None:
     Windows: %APPDATA%/QGIS/QGIS3/profiles/default/python/plugins
     macOS:   ~/Library/Application Support/QGIS/QGIS3/profiles/default/python/plugins
     """
-    from geoseg.qgis import write_plugin
+    from geoseg.qgis.install import write_plugin
 
     where = write_plugin(dest, overwrite)
     click.echo(f"QGIS plugin → {where}; enable 'geoseg' in Plugins > Manage and Install Plugins, then find"

@@ -24,9 +24,9 @@ import click
 def synth(out_dir: Path, seed: int, tile_size: int, train_size: int, scene_size: int,
           pixel_size: float, ortho_size: int, terraces: float, overwrite: bool) -> None:
     """Write a synthetic town: OUT_DIR/train/{images,masks}, scene.tif (EPSG:25832), truth.gpkg."""
+    from geoseg.datasets.synth import write_dataset
     from geoseg.errors import InputError
-    from geoseg.outputs import fresh_folder
-    from geoseg.synth import write_dataset
+    from geoseg.outputs.atomic import fresh_folder
 
     if min(tile_size, train_size, scene_size) < 16 or train_size < tile_size or pixel_size <= 0 \
             or (ortho_size and ortho_size < 64) or not 0 <= terraces <= 1:
@@ -36,7 +36,7 @@ def synth(out_dir: Path, seed: int, tile_size: int, train_size: int, scene_size:
     paths = write_dataset(out_dir, seed=seed, tile_size=tile_size, train_size=train_size,
                           scene_size=scene_size, pixel_size=pixel_size)
     if ortho_size:
-        from geoseg.synth import write_scene_dataset
+        from geoseg.datasets.synth import write_scene_dataset
 
         paths.update({f"ortho {k}": v for k, v in write_scene_dataset(out_dir / "ortho", size=ortho_size, seed=seed + 2,
                                                                         pixel_size=pixel_size,

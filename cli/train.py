@@ -1,4 +1,4 @@
-"""``geoseg train``: learn roof masks from labelled tiles (``train.fit``; ``train.spawn`` with --nproc)."""
+"""``geoseg train``: learn roof masks from labelled tiles (``train.fit``; ``train.processes`` with --nproc)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ def train(data_dir: Path | None, images: str | None, labels: str | None, out_dir
           no_photometric: bool, quiet: bool, nproc: int, preset: str | None, **opts) -> None:
     """Train a U-Net on DATA_DIR (images/ + masks/, or train_X/ + train_Y/, matched by name),
     or on scenes and footprints: --images 'ortho/*.tif' --labels buildings.gpkg."""
-    from geoseg.train import TrainConfig, fit, spawn
+    from geoseg.config import TrainConfig
+    from geoseg.train.loop import fit
+    from geoseg.train.processes import spawn
 
     config = TrainConfig(**o.data_source(data_dir, images, labels), out_dir=str(out_dir),
                          val_dir=str(val_dir) if val_dir else None, photometric=not no_photometric,

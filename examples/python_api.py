@@ -10,12 +10,11 @@ from pathlib import Path
 
 import geopandas as gpd
 
-from geoseg.evaluate import object_scores, pixel_scores
-from geoseg.pipeline import Outputs, run_predict
-from geoseg.predict import TileOptions
-from geoseg.synth import write_dataset
-from geoseg.train import TrainConfig, fit
-from geoseg.vectorize import VectorizeOptions
+from geoseg.config import TileOptions, TrainConfig, VectorizeOptions
+from geoseg.datasets.synth import write_dataset
+from geoseg.evaluation.scoring import object_scores, pixel_scores
+from geoseg.jobs.predict import Outputs, run_predict
+from geoseg.train.loop import fit
 
 
 def main(out: Path) -> None:

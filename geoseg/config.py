@@ -126,7 +126,7 @@ class TrainConfig:
         return CONTACT_GAP if self.labels else 0
 
     def check(self) -> None:
-        from geoseg.losses import get_loss
+        from geoseg.train.losses import get_loss
 
         get_loss(self.resolved_loss())
         for name in ("epochs", "batch_size", "tile_size"):

@@ -1,4 +1,4 @@
-"""Make the starter roof model shipped inside the package (``geoseg/models/starter.pt``).
+"""Make the starter roof model shipped inside the package (``geoseg/models/weights/starter.pt``).
 
     python scripts/make_starter.py --roofs ../shared/data/roofs [--minutes 60] [--hold 4] [--seed 0] [--resume]
 
@@ -81,7 +81,7 @@ def synthetic_tiles(folder: Path, seed: int) -> int:
     in colour, and a third of them grey and a third 16-bit panchromatic, stretched."""
     from PIL import Image
 
-    from geoseg.synth import make_town
+    from geoseg.datasets.town import make_town
 
     rng = np.random.default_rng(seed)
     n = 0
@@ -108,7 +108,7 @@ def synthetic_tiles(folder: Path, seed: int) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--roofs", type=Path, default=ROOT.parent / "shared" / "data" / "roofs")
-    ap.add_argument("--out", type=Path, default=ROOT / "geoseg" / "models" / "starter.pt")
+    ap.add_argument("--out", type=Path, default=ROOT / "geoseg" / "models" / "weights" / "starter.pt")
     ap.add_argument("--work", type=Path, default=ROOT / "bench-out" / "starter")
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--hold", type=int, default=4, help="reference tiles kept out for the held-out score")
@@ -121,14 +121,14 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from geoseg import checkpoint
     from geoseg.config import TileOptions, TrainConfig
-    from geoseg.data import find_pairs
-    from geoseg.evaluate import evaluate_model, object_scores
-    from geoseg.metrics import Counts
-    from geoseg.pipeline import Outputs, run_predict
-    from geoseg.synth import write_dataset
-    from geoseg.train import fit
+    from geoseg.datasets.synth import write_dataset
+    from geoseg.datasets.tiles import find_pairs
+    from geoseg.evaluation.metrics import Counts
+    from geoseg.evaluation.scoring import evaluate_model, object_scores
+    from geoseg.jobs.predict import Outputs, run_predict
+    from geoseg.models import checkpoint
+    from geoseg.train.loop import fit
 
     pairs = find_pairs(args.roofs)
     order = np.random.default_rng(args.seed).permutation(len(pairs))

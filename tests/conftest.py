@@ -33,7 +33,7 @@ def write_tif(path, data, crs=UTM32, transform=None, nodata=None, **extra):
 @pytest.fixture(scope="session")
 def synth_task(tmp_path_factory):
     """A small synthetic task: 9 labelled 128 px tiles, a 384 px scene, its truth."""
-    from geoseg.synth import write_dataset
+    from geoseg.datasets.synth import write_dataset
 
     out = tmp_path_factory.mktemp("synth")
     return write_dataset(out, seed=5, tile_size=128, train_size=384, scene_size=384)
@@ -42,7 +42,8 @@ def synth_task(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(synth_task, tmp_path_factory):
     """A tiny U-Net trained for two short epochs: weights are real, quality is not the point."""
-    from geoseg.train import TrainConfig, fit
+    from geoseg.config import TrainConfig
+    from geoseg.train.loop import fit
 
     out = tmp_path_factory.mktemp("run") / "run"
     fit(TrainConfig(data_dir=str(synth_task["train"]), out_dir=str(out), epochs=2, batch_size=4, loss="softmax",

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 from torchvision import tv_tensors
 
-from geoseg.augment import train_transform
+from geoseg.train.augment import train_transform
 
 
 def test_image_and_mask_move_together_and_rotated_corners_are_invalid():
@@ -41,7 +41,7 @@ def test_photometric_jitter_touches_the_image_only():
 
 def test_a_four_band_image_gets_a_gain_and_offset_per_band_and_its_mask_is_untouched():
     # contrast and hue are 1- or 3-band operations in torchvision: a 4-band image gets BandJitter
-    from geoseg.augment import BandJitter
+    from geoseg.train.augment import BandJitter
 
     torch.manual_seed(2)
     image = torch.full((4, 16, 16), 0.5)

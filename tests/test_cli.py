@@ -185,11 +185,12 @@ def test_evaluate_polygons_and_model(tiny_model, synth_task, tmp_path):
 
 
 def test_evaluate_with_tta_scores_the_tta_prediction(tiny_model, synth_task, tmp_path):
-    from geoseg import checkpoint
-    from geoseg.data import find_pairs
-    from geoseg.io import read_mask
-    from geoseg.metrics import pixel_counts
-    from geoseg.predict import TileOptions, predict_probability
+    from geoseg.config import TileOptions
+    from geoseg.datasets.tiles import find_pairs
+    from geoseg.evaluation.metrics import pixel_counts
+    from geoseg.io.raster import read_mask
+    from geoseg.models import checkpoint
+    from geoseg.predict.engine import predict_probability
 
     pair = find_pairs(synth_task["train"])[0]
     truth = read_mask(pair.mask).astype(bool)

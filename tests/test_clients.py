@@ -16,9 +16,8 @@ import pytest
 import rasterio
 from shapely.geometry import box
 
-from geoseg.pipeline import Outputs, run_predict
-from geoseg.predict import TileOptions
-from geoseg.vectorize import VectorizeOptions
+from geoseg.config import TileOptions, VectorizeOptions
+from geoseg.jobs.predict import Outputs, run_predict
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 

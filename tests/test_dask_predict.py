@@ -15,12 +15,11 @@ from click.testing import CliRunner
 from rasterio.windows import Window
 
 from cli import main
-from geoseg import checkpoint
-from geoseg.dask_predict import ClusterOptions, ScenesFailedError, connect, scene_polygons
+from geoseg.config import TileOptions, VectorizeOptions
 from geoseg.errors import InputError
-from geoseg.pipeline import Outputs, run_predict
-from geoseg.predict import TileOptions
-from geoseg.vectorize import VectorizeOptions
+from geoseg.jobs.predict import Outputs, run_predict
+from geoseg.models import checkpoint
+from geoseg.predict.dask_engine import ClusterOptions, ScenesFailedError, connect, scene_polygons
 
 pytestmark = pytest.mark.slow
 OPTS = TileOptions(tile_size=64, precision="fp32")

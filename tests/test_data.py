@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from geoseg.data import TileDataset, band_statistics, find_pairs, load_samples
+from geoseg.datasets.tiles import TileDataset, band_statistics, find_pairs, load_samples
 from geoseg.errors import InputError
 from tests.conftest import write_tif
 

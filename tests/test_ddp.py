@@ -5,10 +5,11 @@ from dataclasses import replace
 
 import pytest
 
-from geoseg import checkpoint
-from geoseg.pipeline import Outputs, run_predict
-from geoseg.predict import TileOptions
-from geoseg.train import TrainConfig, fit, spawn
+from geoseg.config import TileOptions, TrainConfig
+from geoseg.jobs.predict import Outputs, run_predict
+from geoseg.models import checkpoint
+from geoseg.train.loop import fit
+from geoseg.train.processes import spawn
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from geoseg import efficientnet as E
+from geoseg.datasets.normalisation import IMAGENET_MEAN, IMAGENET_STD
 from geoseg.errors import InputError
+from geoseg.models import efficientnet as E
 
 CHELSEA = {285: 0.7904, 282: 0.0970, 281: 0.0695}  # Egyptian cat, tiger cat, tabby
 COFFEE = {967: 0.9055, 968: 0.0310}  # espresso, cup
@@ -23,7 +24,7 @@ def _images() -> torch.Tensor:
 
     def prep(img):
         img = transform.resize(img, (224, 224), preserve_range=True, anti_aliasing=True).astype(np.float32)
-        return (torch.from_numpy(img).permute(2, 0, 1)[None] - E.IMAGENET_MEAN) / E.IMAGENET_STD
+        return (torch.from_numpy(img).permute(2, 0, 1)[None] - IMAGENET_MEAN) / IMAGENET_STD
 
     return torch.cat([prep(data.chelsea()), prep(data.coffee())])
 
@@ -88,7 +89,8 @@ def test_the_stem_takes_any_number_of_bands_and_a_grey_image_stays_grey(bands):
 
 
 def test_the_unet_encoder_is_the_package_encoder_and_its_features_have_the_strides():
-    from geoseg.model import UNetConfig, make_network
+    from geoseg.models.registry import make_network
+    from geoseg.models.unet import UNetConfig
 
     net = make_network(UNetConfig(encoder="efficientnet-lite0", depth=6), pretrained=True)
     ref = E.pretrained_state("efficientnet-lite0")

@@ -6,7 +6,7 @@ import pytest
 from affine import Affine
 from shapely.geometry import box
 
-from geoseg.evaluate import area_iou, object_scores, pixel_scores
+from geoseg.evaluation.scoring import area_iou, object_scores, pixel_scores
 from tests.conftest import write_tif
 
 T = Affine(1.0, 0, 1000.0, 0, -1.0, 2000.0)  # 1 m pixels in EPSG:25832

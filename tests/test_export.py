@@ -7,9 +7,10 @@ import pytest
 from affine import Affine
 from shapely.geometry import box
 
+from geoseg.config import VectorizeOptions
 from geoseg.errors import InputError, OutputExistsError
-from geoseg.export import write_vectors
-from geoseg.vectorize import VectorizeOptions, vectorize
+from geoseg.outputs.export import write_vectors
+from geoseg.vector.stream import vectorize
 from tests.conftest import write_tif
 
 
@@ -91,7 +92,7 @@ def test_geojson_coordinates_from_arrays_read_as_pythons_own_json():
     import shapely
     from shapely.geometry import MultiPolygon, Polygon, mapping
 
-    from geoseg.export import DECIMALS, polygon_coordinates_json
+    from geoseg.outputs.export import DECIMALS, polygon_coordinates_json
 
     rng = np.random.default_rng(3)
     geoms = []
@@ -114,7 +115,7 @@ def test_properties_are_written_as_json_writes_them():
 
     import pandas as pd
 
-    from geoseg.export import _value, properties_json
+    from geoseg.outputs.export import _value, properties_json
 
     frame = pd.DataFrame({"id": [1, 2, 3], "area_m2": [12.5, 0.1 + 0.2, float("nan")], "score": [1.0, 1e-7, 3.25],
                           "flag": [True, False, True], "scene": ["a.tif", "ünï \"q\"", None],

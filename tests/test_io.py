@@ -6,8 +6,9 @@ import rasterio
 from PIL import Image
 
 from geoseg.errors import GeosegWarning, OutputExistsError, RasterReadError
-from geoseg.io import RowBands, open_raster, read_mask, read_window, scene_info
-from geoseg.outputs import atomic_output
+from geoseg.io.raster import open_raster, read_mask, scene_info
+from geoseg.io.windows import RowBands, read_window
+from geoseg.outputs.atomic import atomic_output
 from tests.conftest import write_tif
 
 

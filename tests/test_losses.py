@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from geoseg.datasets.weightmap import unet_weight_map
 from geoseg.errors import InputError
-from geoseg.losses import LOSSES, get_loss, unet_weight_map
+from geoseg.train.losses import LOSSES, get_loss
 
 
 def batch():

@@ -10,10 +10,10 @@ from shapely.geometry import box
 from shapely.ops import unary_union
 
 from cli import main
+from geoseg.config import TileOptions
 from geoseg.errors import InputError
-from geoseg.merge import Footprint, SceneMerger
-from geoseg.pipeline import Outputs, run_predict
-from geoseg.predict import TileOptions
+from geoseg.jobs.predict import Outputs, run_predict
+from geoseg.vector.merge import Footprint, SceneMerger
 
 CRS = "EPSG:25832"
 
@@ -96,10 +96,12 @@ def test_two_overlapping_scenes_give_the_roofs_of_the_whole_scene_once(tiny_mode
 def test_the_roofs_of_two_overlapping_crops_merge_into_those_of_the_whole(tmp_path):
     """A town's true roofs as a probability raster, cut into two overlapping crops: merged,
     their polygons are the whole raster's, the roofs cut by a crop's edge included."""
-    from geoseg.io import scene_info
-    from geoseg.pipeline import footprint
-    from geoseg.synth import make_town, write_scene
-    from geoseg.vectorize import VectorizeOptions, vectorize
+    from geoseg.config import VectorizeOptions
+    from geoseg.datasets.synth import write_scene
+    from geoseg.datasets.town import make_town
+    from geoseg.io.raster import scene_info
+    from geoseg.jobs.areas import footprint
+    from geoseg.vector.stream import vectorize
 
     town = make_town(768, 384, seed=3)
     write_scene(town, tmp_path / "town.tif")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from shapely.geometry import box
 
-from geoseg.metrics import Counts, match_objects, pixel_counts
+from geoseg.evaluation.metrics import Counts, match_objects, pixel_counts
 
 
 def test_pixel_scores():

@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from geoseg.errors import InputError
-from geoseg.model import ResNetUNet, UNet, UNetConfig, config_from_dict, make_network
+from geoseg.models.encoders import ResNetUNet
+from geoseg.models.registry import config_from_dict, make_network
+from geoseg.models.unet import UNet, UNetConfig
 
 
 @pytest.mark.parametrize("depth,width,norm", [(2, 4, "instance"), (3, 8, "batch"), (5, 4, "none")])
@@ -17,7 +19,7 @@ def test_output_has_the_input_size_and_one_score_per_class(depth, width, norm):
 def test_convolutions_joined_to_their_relu_give_the_plain_models_output(norm):
     import copy
 
-    from geoseg.inference import ConvReLU, fuse_for_inference, onednn_pointwise
+    from geoseg.models.inference import ConvReLU, fuse_for_inference, onednn_pointwise
 
     if not onednn_pointwise(torch.float32):
         pytest.skip("this torch or CPU has no oneDNN convolution with a ReLU: the plain path is used")
@@ -75,7 +77,7 @@ def test_bad_configs_are_refused(kwargs):
 def test_folding_batchnorm_keeps_the_output(cfg, side):
     """Into each convolution: the plain U-Net's, a ResNet encoder's blocks, stem and shortcuts, and an
     EfficientNet-Lite's padded convolutions."""
-    from geoseg.inference import fuse_for_inference
+    from geoseg.models.inference import fuse_for_inference
 
     model = make_network(cfg).train()
     for _ in range(3):  # give the running statistics something other than 0/1
@@ -120,7 +122,7 @@ def test_checkpoints_from_before_encoders_are_plain_unets():
 
 @pytest.mark.parametrize("bands", [1, 3, 5])
 def test_the_efficientnet_unet_takes_any_bands_and_old_networks_still_build(bands):
-    from geoseg.model import LiteUNet
+    from geoseg.models.encoders import LiteUNet
 
     cfg = UNetConfig(in_channels=bands, depth=6, width=16, encoder="efficientnet-lite0")
     model = make_network(cfg, pretrained=True).eval()

@@ -8,11 +8,11 @@ import torch
 from click.testing import CliRunner
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-from geoseg import checkpoint
 from geoseg.cli import main
 from geoseg.config import TileOptions
-from geoseg.evaluate import area_iou
-from geoseg.pipeline import Outputs, run_predict
+from geoseg.evaluation.scoring import area_iou
+from geoseg.jobs.predict import Outputs, run_predict
+from geoseg.models import checkpoint
 from tests.conftest import write_tif
 
 
@@ -86,7 +86,7 @@ def test_predict_without_a_model_uses_the_starter_and_says_so(synth_task, tmp_pa
 @pytest.mark.slow
 def test_fine_tuning_starts_from_a_model_and_refuses_another_band_count(tiny_model, labelled, tmp_path):
     from geoseg.config import TrainConfig
-    from geoseg.train import fit
+    from geoseg.train.loop import fit
 
     start = checkpoint.load(tiny_model)
     run_dir = fit(TrainConfig(str(labelled), str(tmp_path / "ft"), epochs=1, tile_size=32, batch_size=2,

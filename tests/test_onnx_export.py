@@ -10,11 +10,11 @@ import torch
 from click.testing import CliRunner
 
 from cli import main
-from geoseg import checkpoint
 from geoseg.errors import CheckpointError, InputError, OutputExistsError
-from geoseg.inference import fuse_for_inference
-from geoseg.onnx_export import export_onnx
-from geoseg.predict import roof_probability
+from geoseg.models import checkpoint
+from geoseg.models.inference import fuse_for_inference
+from geoseg.models.onnx import export_onnx
+from geoseg.predict.engine import roof_probability
 
 
 @pytest.mark.slow
@@ -65,14 +65,16 @@ def test_export_onnx_on_the_command_line_and_its_bad_inputs(tiny_model, tmp_path
 
 @pytest.mark.slow
 def test_a_resnet_encoder_model_exports_and_predicts_like_geoseg(tiny_model, synth_task, tmp_path):
-    from geoseg.model import UNetConfig, make_network
+    from geoseg.models.registry import make_network
+    from geoseg.models.unet import UNetConfig
 
     state = checkpoint.load(tiny_model)
     model = make_network(UNetConfig(depth=6, width=4, encoder="resnet18")).eval()
     checkpoint.save(tmp_path / "resnet.pt", model, state.norm, 64)
     res = export_onnx(tmp_path / "resnet.pt", tmp_path / "resnet.onnx", tile_size=64)
     assert res.max_abs_diff < 1e-4 and res.tile_size == 64
-    from geoseg.predict import TileOptions, predict_probability
+    from geoseg.config import TileOptions
+    from geoseg.predict.engine import predict_probability
 
     predict_probability(synth_task["scene"], checkpoint.load(tmp_path / "resnet.pt"), tmp_path / "p.tif",
                         TileOptions(tile_size=64))

@@ -7,7 +7,7 @@ from affine import Affine
 from rasterio import features
 from scipy import ndimage
 
-from geoseg.polygonize import label_polygons, pixel_runs
+from geoseg.vector.polygonize import label_polygons, pixel_runs
 
 
 def _masks(seed: int, count: int):
@@ -53,7 +53,7 @@ def test_strips_trace_what_the_whole_raster_traces(rows, monkeypatch):
     # components carried down from strip to strip are traced whole: the same rings as tracing
     # the raster at once; with a carry of at most one strip, tall ones are traced in parts and
     # joined: the same polygons (rings maybe from another vertex, with more in line)
-    import geoseg.vectorize as gv
+    import geoseg.vector.strips as gv
 
     monkeypatch.setattr(gv, "CARRY_STRIPS", 1 if rows == 3 else 8)
     for mask in _masks(1, 60):
@@ -76,10 +76,10 @@ def test_strips_trace_what_the_whole_raster_traces(rows, monkeypatch):
 def test_components_of_the_runs_are_ndimage_labels():
     # the same components, numbered alike (raster order of their first pixels): polygons come
     # out in the same order as from ``ndimage.label``'s image
-    from geoseg.vectorize import _Components
+    from geoseg.vector.parts import RunComponents
 
     for mask in _masks(2, 120):
-        c = _Components.of(mask)
+        c = RunComponents.of(mask)
         labels, n = ndimage.label(mask)
         assert c.n == n
         np.testing.assert_array_equal(c.image(np.ones(len(c.label), dtype=bool)), labels)

@@ -9,11 +9,11 @@ import rasterio
 import torch
 from affine import Affine
 
-from geoseg import checkpoint
+from geoseg.config import TileOptions, VectorizeOptions
 from geoseg.errors import GeosegWarning, RasterReadError
-from geoseg.pipeline import Outputs, run_predict
-from geoseg.predict import TileOptions, predict_probability
-from geoseg.vectorize import VectorizeOptions
+from geoseg.jobs.predict import Outputs, run_predict
+from geoseg.models import checkpoint
+from geoseg.predict.engine import predict_probability
 from tests.conftest import write_tif
 
 T = Affine(0.3, 0, 356_000.0, 0, -0.3, 5_646_000.0)
@@ -141,7 +141,7 @@ def test_polygons_traced_while_predicting_are_those_of_the_written_probability(t
     """predict traces rows as the model finishes them; the same as vectorising the raster afterwards."""
     import geopandas as gpd
 
-    from geoseg.vectorize import vectorize
+    from geoseg.vector.stream import vectorize
 
     r = run_predict(synth_task["scene"], tiny_model,
                     Outputs(tmp_path / "r.gpkg", prob=tmp_path / "p.tif", preview=False),
@@ -172,7 +172,8 @@ def test_imagery_unlike_the_training_images_is_warned_about(tiny_model, synth_ta
 
 
 def test_a_nodata_value_given_in_training_is_remembered_by_predict(synth_task, tmp_path):
-    from geoseg.train import TrainConfig, fit
+    from geoseg.config import TrainConfig
+    from geoseg.train.loop import fit
 
     run = fit(TrainConfig(str(synth_task["train"]), str(tmp_path / "run"), epochs=1, tile_size=64, encoder="unet",
                           depth=3, width=4,
@@ -190,7 +191,7 @@ def test_a_nodata_value_given_in_training_is_remembered_by_predict(synth_task, t
 
 
 def test_training_leaves_nodata_pixels_out_of_the_loss(synth_task):
-    from geoseg.data import TileDataset, band_statistics, find_pairs, load_samples
+    from geoseg.datasets.tiles import TileDataset, band_statistics, find_pairs, load_samples
 
     pairs = find_pairs(synth_task["train"])[:1]
     samples, scale = load_samples(pairs, nodata=0)
@@ -292,9 +293,9 @@ def _reader_threads() -> int:
 
 
 def test_reading_in_a_thread_ahead_gives_the_same_probability(tiny_model, synth_task, tmp_path, monkeypatch):
-    import geoseg.predict
+    import geoseg.predict.prefetch
 
-    monkeypatch.setattr(geoseg.predict, "READ_BYTES", 1)  # a read per tile: many items through the thread
+    monkeypatch.setattr(geoseg.predict.prefetch, "READ_BYTES", 1)  # a read per tile: many items through the thread
     pixels = scene_pixels(synth_task).copy()
     pixels[:, 50:90, 30:200] = 0
     scene = write_tif(tmp_path / "nd.tif", pixels, transform=T, nodata=0)
@@ -310,7 +311,7 @@ def test_decoding_threads_are_gdals_during_the_reads(tiny_model, synth_task, tmp
     # GDAL decodes each read's blocks on the threads asked for, else on a CPU on torch's threads;
     # the probability is the same either way
     from geoseg.errors import InputError
-    from geoseg.io import RowBands
+    from geoseg.io.windows import RowBands
 
     seen = []
     real = RowBands.window
@@ -342,7 +343,7 @@ def test_a_read_error_in_the_reading_thread_reaches_the_caller(tiny_model, synth
 
 
 def test_stopping_a_prediction_early_stops_its_reading_thread(tiny_model, synth_task, tmp_path):
-    from geoseg.predict import predict_rows
+    from geoseg.predict.engine import predict_rows
 
     rows = predict_rows(synth_task["scene"], checkpoint.load(tiny_model), None,
                         TileOptions(tile_size=64, overlap=8, prefetch=True))
@@ -354,20 +355,20 @@ def test_stopping_a_prediction_early_stops_its_reading_thread(tiny_model, synth_
 
 def test_work_beside_the_model_is_spread_by_device_and_cores(monkeypatch):
     import geoseg.runtime as rt
-    from geoseg.predict import PREFETCH_CORES, use_prefetch
+    from geoseg.predict.prefetch import PREFETCH_CORES, use_prefetch
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert use_prefetch(True, cpu) and not use_prefetch(False, cuda)
     monkeypatch.setattr(rt, "cores", lambda: 1)  # one core: every thread beside the main one costs
-    monkeypatch.setattr("geoseg.predict.cores", rt.cores)
+    monkeypatch.setattr("geoseg.predict.prefetch.cores", rt.cores)
     assert not use_prefetch(None, cuda) and rt.trace_threads(cuda) == 0 and rt.host_threads(cuda) == 1
     monkeypatch.setattr(rt, "cores", lambda: 2)
-    monkeypatch.setattr("geoseg.predict.cores", rt.cores)
+    monkeypatch.setattr("geoseg.predict.prefetch.cores", rt.cores)
     assert use_prefetch(None, cuda) and not use_prefetch(None, cpu) and rt.trace_threads(cpu) == 1
     assert rt.trace_threads(cuda) == 2
     assert rt.host_threads(cuda) == 1 and rt.host_threads(cpu) is None and rt.trace_workers(cuda) == 0
     monkeypatch.setattr(rt, "cores", lambda: PREFETCH_CORES)
-    monkeypatch.setattr("geoseg.predict.cores", rt.cores)
+    monkeypatch.setattr("geoseg.predict.prefetch.cores", rt.cores)
     assert use_prefetch(None, cpu) and rt.trace_workers(cpu) == 0 and rt.trace_workers(cuda) == 4
 
 
@@ -388,11 +389,11 @@ def test_a_scene_of_another_data_type_is_stretched_onto_the_models_range(tiny_mo
     import geopandas as gpd
     import rasterio
 
-    from geoseg import checkpoint
-    from geoseg.config import STRETCH_PERCENTILES
-    from geoseg.io import band_percentiles
-    from geoseg.pipeline import Outputs, run_predict
-    from geoseg.predict import TileOptions, scene_normalisation
+    from geoseg.config import STRETCH_PERCENTILES, TileOptions
+    from geoseg.io.raster import band_percentiles
+    from geoseg.jobs.predict import Outputs, run_predict
+    from geoseg.models import checkpoint
+    from geoseg.predict.engine import scene_normalisation
 
     u16 = _copy_as(synth_task["scene"], tmp_path / "u16.tif", lambda x: x * 6 + 300, "uint16")
     f32 = _copy_as(synth_task["scene"], tmp_path / "f32.tif", lambda x: x / 100 - 0.5, "float32")
@@ -415,8 +416,8 @@ def test_a_scene_of_another_data_type_is_stretched_onto_the_models_range(tiny_mo
 def test_a_one_band_scene_is_fed_as_grey_to_a_three_band_model(tiny_model, synth_task, tmp_path):
     import geopandas as gpd
 
-    from geoseg.pipeline import Outputs, run_predict
-    from geoseg.predict import TileOptions
+    from geoseg.config import TileOptions
+    from geoseg.jobs.predict import Outputs, run_predict
 
     grey = _copy_as(synth_task["scene"], tmp_path / "grey.tif", lambda x: x.mean(0, keepdims=True).round(), "uint8")
     with rasterio.open(grey) as src:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geoseg.qgis import write_plugin
+from geoseg.qgis.install import write_plugin
 from tests.conftest import write_tif
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -108,7 +108,7 @@ def test_the_provider_predicts_a_styled_layer_in_place(tiny_model, synth_task, t
     # evaluate, as geoseg evaluate scores the same files
     import geopandas as gpd
 
-    from geoseg.evaluate import area_iou, object_scores
+    from geoseg.evaluation.scoring import area_iou, object_scores
 
     pred, truth = gpd.read_file(out, layer="roofs"), gpd.read_file(synth_task["truth"])
     c = object_scores(pred, truth).counts

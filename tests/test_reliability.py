@@ -18,7 +18,7 @@ from shapely.geometry import Polygon, box
 
 from geoseg.cli import main
 from geoseg.errors import InputError, Interrupted, OutputExistsError
-from geoseg.outputs import OutputSet, owner_tag, remove_leftovers
+from geoseg.outputs.atomic import OutputSet, owner_tag, remove_leftovers
 from tests.conftest import write_tif
 
 
@@ -101,7 +101,7 @@ def test_a_run_folder_that_holds_the_training_data_is_never_emptied(labelled, wh
 
 def test_a_file_that_appears_during_the_run_is_not_replaced_and_nothing_is_left(tiny_model, synth_task, tmp_path,
                                                                                  monkeypatch):
-    import geoseg.pipeline as predict
+    import geoseg.jobs.predict as predict
 
     out = tmp_path / "roofs.geojson"
     real = predict.write_qml
@@ -189,7 +189,7 @@ def test_sigterm_is_handled_as_ctrl_c_and_leaves_nothing(tiny_model, tmp_path):
 
 @pytest.mark.parametrize("fill", [np.nan, np.inf, -np.inf])
 def test_nan_and_inf_pixels_are_nodata_in_predict(tiny_model, tmp_path, fill):
-    from geoseg.pipeline import Outputs, run_predict
+    from geoseg.jobs.predict import Outputs, run_predict
 
     data = np.full((3, 200, 200), fill, np.float32)
     scene = write_tif(tmp_path / "s.tif", data)  # no nodata declared
@@ -203,7 +203,7 @@ def test_nan_and_inf_pixels_are_nodata_in_predict(tiny_model, tmp_path, fill):
 
 
 def test_nan_pixels_are_left_out_of_training_and_its_statistics(labelled):
-    from geoseg.data import band_statistics, find_pairs, load_samples
+    from geoseg.datasets.tiles import band_statistics, find_pairs, load_samples
 
     images = sorted((labelled / "images").iterdir())
     import rasterio
@@ -267,7 +267,7 @@ def test_training_that_cannot_learn_is_refused(case, fragment, tmp_path, synth_t
 
 
 def test_invalid_label_polygons_are_repaired_and_counted_once(tmp_path):
-    from geoseg.io import read_polygons
+    from geoseg.io.vectors import read_polygons
 
     bowtie = Polygon([(0, 0), (10, 10), (10, 0), (0, 10)])
     gpd.GeoDataFrame(geometry=[bowtie, bowtie, box(20, 20, 30, 30)], crs="EPSG:25832").to_file(tmp_path / "l.gpkg")
@@ -285,7 +285,7 @@ def test_invalid_label_polygons_are_repaired_and_counted_once(tmp_path):
 def test_interrupted_mid_epoch_then_resumed_gives_the_uninterrupted_weights(labelled, tmp_path, monkeypatch):
     import torch
 
-    import geoseg.train as train
+    import geoseg.train.loop as train
     from tests.test_train import TINY
 
     straight = train.fit(train.TrainConfig(str(labelled), str(tmp_path / "a"), epochs=3, **TINY), progress=False)
@@ -314,7 +314,7 @@ def test_interrupted_mid_epoch_then_resumed_gives_the_uninterrupted_weights(labe
 
 
 def test_interrupted_before_any_epoch_says_there_is_nothing_to_resume(labelled, tmp_path, monkeypatch):
-    import geoseg.train as train
+    import geoseg.train.loop as train
     from tests.test_train import TINY
 
     def interrupting(name):
@@ -334,7 +334,7 @@ def test_hostname_is_part_of_the_owner_tag():
 
 
 def test_input_error_is_raised_for_inputs_as_outputs_in_python_too(tmp_path):
-    from geoseg.outputs import refuse_inputs_as_outputs
+    from geoseg.outputs.atomic import refuse_inputs_as_outputs
 
     (tmp_path / "a.tif").write_bytes(b"x")
     with pytest.raises(InputError, match="is the scene"):
@@ -367,7 +367,7 @@ def test_bad_prediction_settings_are_one_line(tiny_model, synth_task, tmp_path, 
 def test_a_full_disk_is_one_line_and_leaves_nothing(tiny_model, synth_task, tmp_path, monkeypatch):
     import errno
 
-    import geoseg.preview as preview
+    import geoseg.outputs.preview as preview
 
     def full(self, path):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -384,7 +384,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tiny_model, synth_task, tmp_
 def test_an_unexpected_error_is_one_line_with_a_log_of_its_traceback(tiny_model, synth_task, tmp_path, monkeypatch):
     import re
 
-    import geoseg.preview as preview
+    import geoseg.outputs.preview as preview
 
     def bug(self, path):
         raise ZeroDivisionError("a bug")
@@ -682,7 +682,7 @@ TAKEN = {}  # (option, value) → taken, for the table below
 def test_any_number_for_any_train_option_is_taken_or_refused_in_one_line(labelled, tmp_path, option, monkeypatch):
     """Checked before any data is read: every value either passes the config's checks (the run
     would start: the data loading is stood in for here) or is refused in one line."""
-    import geoseg.train
+    import geoseg.train.loop
 
     class Started(Exception):
         pass
@@ -690,7 +690,7 @@ def test_any_number_for_any_train_option_is_taken_or_refused_in_one_line(labelle
     def started(*a, **k):
         raise Started
 
-    monkeypatch.setattr(geoseg.train, "load_training_data", started)
+    monkeypatch.setattr(geoseg.train.loop, "load_training_data", started)
     for value in AWKWARD:
         r = CliRunner().invoke(main, ["train", str(labelled), "--out", str(tmp_path / "run"), option, value])
         text = r.output.strip()

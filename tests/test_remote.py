@@ -6,9 +6,10 @@ import pytest
 from click.testing import CliRunner
 
 from geoseg.cli import main
+from geoseg.cli.values import expand_scenes
 from geoseg.config import TileOptions
-from geoseg.io import gdal_path, is_remote
-from geoseg.pipeline import Outputs, expand_scenes, run_predict
+from geoseg.io.remote import gdal_path, is_remote
+from geoseg.jobs.predict import Outputs, run_predict
 from tests.rangeserver import RangeHandler, serve
 
 
@@ -65,7 +66,7 @@ def test_an_area_of_interest_reads_only_its_windows_and_clips_the_polygons(serve
     import shapely
     from shapely.geometry import box
 
-    from geoseg.pipeline import read_area
+    from geoseg.jobs.areas import read_area
 
     url, folder = server
     opts = TileOptions(tile_size=64, precision="fp32")
@@ -87,7 +88,7 @@ def test_an_area_of_interest_reads_only_its_windows_and_clips_the_polygons(serve
     b = gpd.read_file(part.out, layer="roofs")
     zone = area.to_crs(a.crs).iloc[0]
     assert len(b) > 0 and all(shapely.within(g, zone.buffer(0.01)) for g in b.geometry)
-    from geoseg.evaluate import area_iou
+    from geoseg.evaluation.scoring import area_iou
 
     # the same roofs as the whole scene's there (the tiles are laid from the window, so up to blending)
     assert area_iou(b, a.clip(zone)) > 0.9
@@ -168,7 +169,7 @@ def test_server_errors_stalls_and_missing_archives_are_named_for_what_they_are(s
                                                                                 monkeypatch):
     import time
 
-    from geoseg import io
+    from geoseg.io import remote as io
 
     url, folder = server
     args = ["--model", str(tiny_model), "--quiet", "--no-preview", "--tile-size", "64"]
@@ -193,7 +194,7 @@ def test_a_trickled_stac_item_meets_a_deadline(server, tiny_model, tmp_path, mon
     import json
     import time
 
-    from geoseg import stac
+    from geoseg.io import stac
 
     url, folder = server
     (folder / "item.json").write_text(json.dumps({"type": "Feature", "assets": {"visual": {"href": "scene.tif"}},

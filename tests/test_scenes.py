@@ -14,13 +14,15 @@ from click.testing import CliRunner
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 from shapely.geometry import Polygon, box
 
-from geoseg import checkpoint
-from geoseg import scenes as sc
-from geoseg.checkpoint import Normalisation
 from geoseg.cli import main
 from geoseg.config import TrainConfig
+from geoseg.datasets import scenes as sc
+from geoseg.datasets.normalisation import Normalisation
+from geoseg.datasets.synth import write_scene, write_scene_dataset
+from geoseg.datasets.town import make_town
 from geoseg.errors import InputError
-from geoseg.synth import make_town, write_scene, write_scene_dataset
+from geoseg.models import checkpoint
+from geoseg.samplers import blocks
 
 TINY = dict(tile_size=64, encoder="unet", depth=3, width=4, batch_size=2, samples_per_epoch=4, lr_max=1e-3, seed=3,
             loss="softmax",
@@ -63,7 +65,7 @@ def test_lon_lat_footprints_land_on_the_roofs_of_the_scene(tmp_path):
     labels.to_file(tmp_path / "b.gpkg")
     [scene], gsd = sc.load_scenes(str(tmp_path / "s.tif"), str(tmp_path / "b.gpkg"), None, None, 30.0)
     assert gsd == pytest.approx(0.3) and scene.factor == pytest.approx(1.0)
-    zones = sc.spatial_split([scene], 64, 0.0, 0)
+    zones = blocks.spatial_split([scene], 64, 0.0, 0)
     ds = sc.WindowDataset([scene], zones, PLAIN, 64, positive_fraction=0.5)
     assert windows_agree(ds, 0, zones[0].train, town.mask) > 0.99
 
@@ -92,7 +94,7 @@ def test_a_scene_in_another_crs_and_at_another_pixel_size_gets_the_same_labels(t
     assert by_name["merc.tif"].pixel == pytest.approx(0.3, rel=0.05)
     assert areas["merc.tif"] == pytest.approx(areas["s.tif"], rel=0.03)
     # a window of the 0.3 m scene, resampled to 0.15 m, carries the labels of the same place in the fine scene
-    zones = sc.spatial_split(scenes, 64, 0.0, 0)
+    zones = blocks.spatial_split(scenes, 64, 0.0, 0)
     k_s, k_f = scenes.index(by_name["s.tif"]), scenes.index(by_name["fine.tif"])
     ds = sc.WindowDataset(scenes, zones, PLAIN, 64)
     prints = by_name["s.tif"].footprints
@@ -107,7 +109,7 @@ def test_pixels_outside_the_label_extent_are_left_out_and_the_hold_out_is_apart(
     [scene], _ = sc.load_scenes(str(ortho["ortho"]), str(ortho["labels"]), None, str(ortho["extent"]), 30.0)
     x0, y0, x1, y1 = scene.extent.bounds
     assert (x0, y0) == pytest.approx((0, 0), abs=1e-6) and (x1, y1) == pytest.approx((256, 512), abs=1e-6)
-    zones = sc.spatial_split([scene], 64, 0.2, seed=1)
+    zones = blocks.spatial_split([scene], 64, 0.2, seed=1)
     z = zones[0]
     assert not z.val.is_empty and not z.train.is_empty
     assert z.train.distance(z.val) >= 64 - 1e-6  # a tile-wide gap: no training window reaches a held-out pixel
@@ -121,7 +123,7 @@ def test_pixels_outside_the_label_extent_are_left_out_and_the_hold_out_is_apart(
         _, _, valid = ds.window(0, row, col, z.train)
         xs = np.arange(64) + col + 0.5
         assert not valid[:, xs > 256].any()  # right of the label extent: never in the loss
-    windows = sc.validation_windows([scene], zones, 64)
+    windows = blocks.validation_windows([scene], zones, 64)
     assert windows and all(z.val.intersects(box(c, r, c + 64, r + 64)) for _, r, c in windows)
 
 
@@ -148,7 +150,7 @@ def test_training_on_a_scene_with_footprints_on_the_command_line(ortho, tmp_path
 
 
 def test_resume_of_a_scene_run_continues_exactly(ortho, tmp_path):
-    from geoseg.train import fit
+    from geoseg.train.loop import fit
 
     common = dict(labels=str(ortho["labels"]), label_extent=str(ortho["extent"]), **TINY)
     straight = fit(TrainConfig(str(ortho["ortho"]), str(tmp_path / "a"), epochs=3, **common), progress=False)
@@ -161,7 +163,7 @@ def test_resume_of_a_scene_run_continues_exactly(ortho, tmp_path):
 
 def test_scene_windows_read_in_loader_workers(ortho, tmp_path):
     """Each worker opens the scenes itself (a dataset's open files never cross a fork)."""
-    from geoseg.train import fit
+    from geoseg.train.loop import fit
 
     common = dict(labels=str(ortho["labels"]), label_extent=str(ortho["extent"]), loader_workers=2, **TINY)
     runs = [fit(TrainConfig(str(ortho["ortho"]), str(tmp_path / k), epochs=2, **common), progress=False)
@@ -222,7 +224,7 @@ def test_a_labelled_area_of_one_block_cannot_be_held_out(tmp_path):
     gpd.GeoDataFrame(geometry=town.roofs, crs=town.crs).to_file(tmp_path / "b.gpkg")
     scenes, _ = sc.load_scenes(str(tmp_path / "s.tif"), str(tmp_path / "b.gpkg"), None, None, 30.0)
     with pytest.raises(InputError, match="one block, too small to hold part of it out"):
-        sc.spatial_split(scenes, 128, 0.2, 0)
+        blocks.spatial_split(scenes, 128, 0.2, 0)
 
 
 @pytest.mark.slow
@@ -234,7 +236,7 @@ def test_cross_validation_on_a_scene_makes_spatial_folds(ortho, tmp_path):
     assert r.exit_code == 0, r.output
     assert r.output.count("(held-out blocks)") == 2
     [scene], _ = sc.load_scenes(str(ortho["ortho"]), str(ortho["labels"]), None, str(ortho["extent"]), 30.0)
-    folds = [sc.spatial_split([scene], 64, 0.0, 0, folds=2, fold=k)[0] for k in (0, 1)]
+    folds = [blocks.spatial_split([scene], 64, 0.0, 0, folds=2, fold=k)[0] for k in (0, 1)]
     assert folds[0].val.intersection(folds[1].val).area < 1e-6  # each block held out once
     assert folds[0].val.union(folds[1].val).area == pytest.approx(scene.extent.area)
     one_line = run("cv", "--images", ortho["ortho"], "--labels", ortho["labels"], "--out", tmp_path / "cv2", "--tta")
@@ -272,7 +274,7 @@ def test_training_windows_of_terraced_footprints_leave_a_line_between_the_houses
     write_scene(town, tmp_path / "s.tif")
     gpd.GeoDataFrame(geometry=town.roofs, crs=town.crs).to_file(tmp_path / "b.gpkg")
     [scene], _ = sc.load_scenes(str(tmp_path / "s.tif"), str(tmp_path / "b.gpkg"), None, None, 30.0)
-    zones = sc.spatial_split([scene], 64, 0.0, 0)
+    zones = blocks.spatial_split([scene], 64, 0.0, 0)
     plain = sc.WindowDataset([scene], zones, PLAIN, 64, positive_fraction=1.0)
     gapped = sc.WindowDataset([scene], zones, PLAIN, 64, positive_fraction=1.0, contact_gap=2)
     from scipy import ndimage

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from geoseg.cli import main
-from geoseg.data import find_pairs, load_samples
+from geoseg.datasets.tiles import find_pairs, load_samples
 from geoseg.errors import GeosegWarning
 from tests.conftest import ROOFS
 

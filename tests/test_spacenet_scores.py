@@ -6,7 +6,7 @@ from collections import defaultdict
 import pytest
 import shapely.wkt
 
-from geoseg.metrics import Counts, match_objects
+from geoseg.evaluation.metrics import Counts, match_objects
 from tests.conftest import SPACENET
 
 pytestmark = pytest.mark.skipif(

@@ -6,8 +6,8 @@ import shapely
 
 from geoseg.config import SPLIT_SEED, VectorizeOptions, split_for
 from geoseg.errors import InputError
-from geoseg.split import SEED_PX, split_components
-from geoseg.vectorize import vectorize
+from geoseg.vector.stream import vectorize
+from geoseg.vector.touching import SEED_PX, split_components
 from tests.test_vectorize import prob_raster
 
 

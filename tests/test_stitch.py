@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from geoseg.errors import InputError
-from geoseg.stitch import BLEND_WINDOWS, Stitcher, blend_window
-from geoseg.tiling import TileGrid
+from geoseg.predict.stitch import BLEND_WINDOWS, Stitcher, blend_window
+from geoseg.samplers.grid import TileGrid
 
 
 def stitch(field, size, overlap, window, per_tile=None):
@@ -95,7 +95,7 @@ def test_stitched_rows_are_the_weighted_means_to_the_last_bit(overlap):
 def test_quantised_rows_are_the_float_rows_made_bytes(width, monkeypatch):
     # the rows handed on as bytes a few at a time (chunks smaller than a grid row's band) are the
     # float rows clipped, scaled and rounded, byte for byte, and each emission is a new array
-    import geoseg.stitch as stitch_module
+    import geoseg.predict.stitch as stitch_module
 
     monkeypatch.setattr(stitch_module, "QUANTISE_CHUNK_BYTES", 4 * width * 7)  # 7 rows a step
     rng = np.random.default_rng(5)

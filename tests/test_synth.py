@@ -2,7 +2,7 @@ import numpy as np
 from rasterio import features
 from shapely.geometry import box
 
-from geoseg.synth import make_town
+from geoseg.datasets.town import make_town
 
 
 def test_same_seed_same_town_and_mask_matches_polygons():

@@ -5,8 +5,8 @@ import numpy as np
 import rasterio.crs
 import shapely
 
-from geoseg.export import VectorWriter
-from geoseg.table import PolygonTable, reproject
+from geoseg.outputs.export import VectorWriter
+from geoseg.vector.table import PolygonTable, reproject
 
 UTM = rasterio.crs.CRS.from_epsg(25832)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from geoseg.errors import InputError
-from geoseg.tiling import TileGrid
+from geoseg.samplers.grid import TileGrid
 
 
 @pytest.mark.parametrize("h,w,size,overlap", [(1000, 777, 256, 32), (100, 50, 256, 32), (256, 256, 256, 0),

@@ -12,9 +12,10 @@ import torch
 from click.testing import CliRunner
 
 from geoseg.cli import main
+from geoseg.config import TrainConfig
+from geoseg.datasets.sources import kfold
 from geoseg.errors import CheckpointError, InputError
-from geoseg.sources import kfold
-from geoseg.train import TrainConfig, fit
+from geoseg.train.loop import fit
 from tests.conftest import write_tif
 
 # every test here trains models (seconds each): the slow tier
@@ -75,7 +76,7 @@ def test_average_is_the_mean_of_the_cycle_ends_with_its_batchnorm_measured_again
     assert torch.isfinite(mean).all() and (avg["inc.1.running_var"] > 0).all()
     import rasterio
 
-    from geoseg import checkpoint
+    from geoseg.models import checkpoint
 
     norm = checkpoint.load(run / "model.pt").norm
     images = []
@@ -148,11 +149,10 @@ def test_cross_validation_compares_losses_on_the_same_folds(labelled, tmp_path):
 def test_cross_validation_with_tta_scores_the_held_out_images_with_it(labelled, tmp_path):
     import re
 
-    from geoseg.evaluate import evaluate_model
-    from geoseg.metrics import Counts
-    from geoseg.predict import TileOptions
-    from geoseg.sources import split_pairs
-    from geoseg.train import TrainConfig
+    from geoseg.config import TileOptions, TrainConfig
+    from geoseg.datasets.sources import split_pairs
+    from geoseg.evaluation.metrics import Counts
+    from geoseg.evaluation.scoring import evaluate_model
 
     r = CliRunner().invoke(main, [
         "cv", str(labelled), "--out", str(tmp_path / "cv"), "--folds", "2", "--epochs", "8", "--tile-size", "32",
@@ -195,7 +195,7 @@ def test_empty_masks_train_and_grey_masks_are_said_once(tmp_path):
     import warnings
 
     from geoseg.errors import GeosegWarning
-    from geoseg.evaluate import evaluate_model
+    from geoseg.evaluation.scoring import evaluate_model
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -207,8 +207,8 @@ def test_empty_masks_train_and_grey_masks_are_said_once(tmp_path):
 def test_vector_labels_are_rasterised_onto_each_image_in_its_crs(synth_task, tmp_path):
     import geopandas as gpd
 
-    from geoseg.data import find_vector_pairs, load_samples, rasterize_labels
-    from geoseg.io import read_mask
+    from geoseg.datasets.tiles import find_vector_pairs, load_samples, rasterize_labels
+    from geoseg.io.raster import read_mask
 
     images = synth_task["train"] / "images"
     truth = gpd.read_file(synth_task["truth"])  # EPSG:25832 polygons of the scene, not of the tiles
@@ -218,7 +218,7 @@ def test_vector_labels_are_rasterised_onto_each_image_in_its_crs(synth_task, tmp
     # the training tiles' own truth, as polygons, reproduces their raster masks
     from rasterio import features
 
-    from geoseg.io import open_raster
+    from geoseg.io.raster import open_raster
 
     polys = []
     for p in sorted((synth_task["train"] / "masks").iterdir()):

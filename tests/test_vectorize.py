@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from affine import Affine
 
+from geoseg.config import VectorizeOptions
 from geoseg.errors import InputError
-from geoseg.vectorize import PolygonStream, VectorizeOptions, vectorize
+from geoseg.vector.stream import PolygonStream, vectorize
 from tests.conftest import write_tif
 
 T = Affine(0.5, 0, 356_000.0, 0, -0.5, 5_646_000.0)  # 0.5 m pixels
@@ -196,7 +197,7 @@ def test_regularize_in_a_geographic_scene_keeps_right_angles_in_metres(tmp_path)
 def test_a_polygon_over_every_strip_keeps_its_holes_when_joined_strip_by_strip():
     # roof everywhere but for holes: one polygon crosses every strip; its holes are set aside
     # while it is open and must come back, each in its place
-    from geoseg.vectorize import StripTracer
+    from geoseg.vector.strips import StripTracer
 
     rng = np.random.default_rng(3)
     prob = np.full((240, 160), 255, np.uint8)
@@ -224,7 +225,7 @@ def test_a_polygon_over_every_strip_keeps_its_holes_when_joined_strip_by_strip()
 def test_specks_left_untraced_change_no_polygon(tmp_path, monkeypatch, crs, options):
     """Components too small to pass the minimum area are not traced (a weak model's speckle
     costs a polygon each): the output is the one tracing every component gives."""
-    import geoseg.vectorize as gv
+    import geoseg.vector.stream as gv
 
     rng = np.random.default_rng(0)
     p = (rng.random((160, 200)) > 0.93).astype(float)  # specks of 1-6 px everywhere
@@ -236,7 +237,7 @@ def test_specks_left_untraced_change_no_polygon(tmp_path, monkeypatch, crs, opti
     else:
         path = prob_raster(tmp_path, p, crs=crs)
     fast = vectorize(path, options)
-    monkeypatch.setattr(gv, "_min_box", lambda frame, options: 0.0)
+    monkeypatch.setattr(gv, "least_box", lambda frame, options: 0.0)
     every = vectorize(path, options)
     assert len(fast) == len(every) > 3
     assert all(a.equals_exact(b, 0) for a, b in zip(fast.geometry, every.geometry))
@@ -248,7 +249,7 @@ def test_specks_left_untraced_change_no_polygon(tmp_path, monkeypatch, crs, opti
 def test_strips_traced_in_a_thread_or_worker_processes_give_the_same_polygons_in_the_same_order(tmp_path, options):
     from dataclasses import replace
 
-    from geoseg.table import PolygonTable
+    from geoseg.vector.table import PolygonTable
 
     rng = np.random.default_rng(1)
     p = (rng.random((150, 120)) > 0.97).astype(float)  # specks
@@ -276,7 +277,7 @@ def test_strips_traced_in_a_thread_or_worker_processes_give_the_same_polygons_in
 
 
 def test_an_error_in_the_tracing_thread_is_raised_in_the_caller(tmp_path):
-    from geoseg.vectorize import PolygonStream
+    from geoseg.vector.stream import PolygonStream
 
     path = prob_raster(tmp_path, np.zeros((64, 40)))
     s = PolygonStream(path, VectorizeOptions(trace_threads=1, trace_workers=0, strip_rows=16))
@@ -297,7 +298,7 @@ def test_a_negative_number_of_tracers_is_refused(name):
 @pytest.mark.slow
 def test_a_killed_tracing_worker_is_one_error_and_the_next_run_has_a_fresh_pool(tmp_path):
     from geoseg.errors import GeosegError
-    from geoseg.vectorize import trace_pool
+    from geoseg.vector.stream import trace_pool
 
     p = _squares(4)
     path = prob_raster(tmp_path, p)

@@ -1,0 +1,96 @@
+"""Scores of predicted roofs against true roof polygons: pixel IoU and object-level F1.
+
+Pixel scores rasterise the truth onto the probability raster's grid strip by strip, so
+they too run in flat memory; object scores match polygons one to one (``metrics``),
+after bringing the predictions into the truth's CRS.
+"""
+
+from __future__ import annotations
+
+import os
+
+import geopandas as gpd
+import numpy as np
+from rasterio import features
+from rasterio.windows import transform as window_transform
+
+from geoseg.errors import InputError, warnings_said_once
+from geoseg.evaluation.metrics import Counts, Match, match_objects, pixel_counts
+from geoseg.io.raster import open_raster, probability_cut, raster_strips
+from geoseg.vector.rectilinear import polygon_iou
+
+
+def pixel_scores(prob_path: str | os.PathLike, truth: gpd.GeoDataFrame, threshold: float = 0.5,
+                 rows: int | None = None) -> Counts:
+    """Confusion counts of the thresholded probability raster against ``truth`` polygons."""
+    counts = Counts()
+    with open_raster(prob_path) as src:
+        if (truth.crs is None) != (src.crs is None):
+            raise InputError(f"{prob_path}: truth and prediction must both be georeferenced, or neither")
+        geoms = list(truth.to_crs(src.crs).geometry) if src.crs is not None else list(truth.geometry)
+        cut = probability_cut(threshold)
+        for win, strip in raster_strips(src, rows):
+            pred = strip >= cut
+            t = features.rasterize(
+                ((g, 1) for g in geoms), out_shape=pred.shape, fill=0, dtype="uint8",
+                transform=window_transform(win, src.transform),
+            ) if geoms else np.zeros(pred.shape, np.uint8)
+            counts = counts + pixel_counts(pred, t)
+    return counts
+
+
+def object_scores(pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, threshold: float = 0.5,
+                  min_area: float = 0.0) -> Match:
+    """One-to-one matching at IoU ≥ ``threshold``, most confident (``score``) predictions first.
+
+    Predictions are brought into the truth's CRS; ``min_area`` is in the truth CRS's units².
+    """
+    if (pred.crs is None) != (truth.crs is None):
+        raise InputError("predictions and truth must both have a CRS, or neither (pixel coordinates)")
+    if pred.crs is not None:
+        pred = pred.to_crs(truth.crs)
+    scores = pred["score"].to_numpy() if "score" in pred else None
+    return match_objects(list(pred.geometry), list(truth.geometry), scores, threshold, min_area)
+
+
+def area_iou(pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> float:
+    """IoU of the areas covered by the two polygon sets: pixel IoU at infinite resolution.
+
+    Computed from the geometries in the truth's CRS, so no raster grid has to be chosen.
+    """
+    import shapely
+
+    if pred.crs is not None and truth.crs is not None:
+        pred = pred.to_crs(truth.crs)
+    return polygon_iou(shapely.union_all(pred.geometry.values), shapely.union_all(truth.geometry.values))
+
+
+def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5,
+                   tiles=None) -> list[tuple[str, Counts]]:
+    """Pixel scores per labelled image, predicted as ``geoseg predict`` would.
+
+    ``data`` is a labelled folder or a list of ``data.Pair``. Each image goes through the
+    tiled, blended prediction path; masks are read as in training. Returns ``(image name,
+    counts)`` per image, in the pairs' order. A warning raised by many masks is said once.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from geoseg.config import TileOptions
+    from geoseg.datasets.tiles import find_pairs, read_label
+    from geoseg.models import checkpoint
+    from geoseg.predict.engine import predict_probability
+
+    ckpt = checkpoint.load(model_path)
+    rows, polygons = [], {}
+    with warnings_said_once(), tempfile.TemporaryDirectory(prefix="geoseg-eval-") as tmp:
+        for pair in data if isinstance(data, list) else find_pairs(data):
+            prob_path = Path(tmp) / "prob.tif"
+            predict_probability(pair.image, ckpt, prob_path, tiles or TileOptions())
+            with open_raster(prob_path) as src:
+                pred = src.read(1) >= probability_cut(threshold)
+            truth = read_label(pair, polygons).astype(bool)
+            if truth.shape != pred.shape:
+                raise InputError(f"{pair.mask}: mask size differs from its image; masks must match their images")
+            rows.append((pair.image.name, pixel_counts(pred, truth)))
+    return rows

@@ -1,0 +1,17 @@
+"""What a run writes: GeoJSON and GeoPackage files, the QGIS style, previews, and the
+all-or-nothing publishing that never replaces a file and never writes an input."""
+
+from geoseg._lazy import exports
+
+__all__, __getattr__, __dir__ = exports(__name__, {
+    "atomic": (
+        "owner_tag", "remove_leftovers", "scratch_dir", "same_file", "refuse_inputs_as_outputs",
+        "refuse_inputs_in_folder", "fresh_folder", "check_output", "publish", "OutputSet", "atomic_output",
+    ),
+    "export": (
+        "FORMATS", "DECIMALS", "vector_format", "properties_json", "VectorWriter", "polygon_coordinates_json",
+        "write_vectors",
+    ),
+    "preview": ("PREVIEW_STRIP", "Preview", "render_preview", "render_validation", "render_curves"),
+    "style": ("ROOF_QML", "qml_path", "write_qml", "embed_in_geopackage"),
+})

@@ -1,0 +1,40 @@
+"""geoseg's QGIS plugin (``geoseg/qgis/plugin``, a Processing provider that runs the geoseg
+command), written where QGIS finds it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+from geoseg.errors import InputError
+from geoseg.outputs.atomic import atomic_output, check_output
+
+PLUGIN = Path(__file__).resolve().parent / "plugin"
+
+
+FILES = ("__init__.py", "plugin.py", "provider.py", "algorithms.py", "runner.py", "metadata.txt")
+
+
+def write_plugin(dest: str | os.PathLike, overwrite: bool = False) -> Path:
+    """``dest/geoseg`` (a folder QGIS loads), or a zip holding ``geoseg/`` when ``dest`` ends
+    in ``.zip``. Returns what was written."""
+    dest = Path(dest)
+    if dest.suffix.lower() == ".zip":
+        check_output(dest, overwrite)
+        with atomic_output(dest, overwrite) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name in FILES:
+                zf.write(PLUGIN / name, f"geoseg/{name}")
+        return dest
+    if not dest.is_dir():
+        raise InputError(f"{dest}: no such folder; give QGIS's plugins folder (see 'geoseg qgis-plugin --help')")
+    target = dest / "geoseg"
+    if target.exists():
+        if not overwrite:
+            raise InputError(f"{target}: exists; pass --overwrite to replace the plugin there")
+        shutil.rmtree(target)
+    target.mkdir()
+    for name in FILES:
+        shutil.copy(PLUGIN / name, target / name)
+    return target

@@ -1,0 +1,15 @@
+"""Probability rows to roof polygons: strips traced as they come, clean-up, right angles,
+touching roofs cut apart, blocks joined, scenes merged, and the table polygons travel in."""
+
+from geoseg._lazy import exports
+
+__all__, __getattr__, __dir__ = exports(__name__, {
+    "bands": ("band_polygons", "join_band_edges"),
+    "merge": ("Footprint", "SceneMerger", "measure"),
+    "polygonize": ("label_polygons", "PixelRuns", "pixel_runs", "run_polygons", "RIGHT_OF"),
+    "rectilinear": ("polygon_iou", "RECT_IOU", "FIT_SLACK", "regularize"),
+    "stream": ("trace_pool", "iter_pixel_parts", "iter_polygons", "PolygonStream", "vectorize"),
+    "strips": ("CARRY_STRIPS", "StripTracer"),
+    "table": ("PolygonTable", "reproject"),
+    "touching": ("SEED_PX", "split_components", "piece_polygons"),
+})
