@@ -7,59 +7,14 @@ with 130. Torch is imported only inside the commands that need it, so ``--help``
 
 from __future__ import annotations
 
-import errno
-import os
 import sys
 
 import click
 
 from geoseg import __version__
-from geoseg.errors import GeosegError, Interrupted, Terminated, first_line, interrupt_exit_code
+from geoseg.errors import GeosegError, Interrupted, Terminated, interrupt_exit_code
 
-
-def _warning_printer():
-    """A ``warnings.showwarning`` that prints each distinct message once, as one line."""
-    seen: set[str] = set()
-
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
-        if str(message) not in seen:
-            seen.add(str(message))
-            click.echo(f"Warning: {message}", err=True)
-
-    return show
-
-
-_DISK_ERRORS = {errno.ENOSPC: "no space left on the device; free some space or write to another folder",
-                errno.EDQUOT: "disk quota exceeded; free some space or write to another folder",
-                errno.EROFS: "the file system is read-only; write to another folder",
-                errno.EACCES: "permission denied; write to a folder you may write to"}
-
-
-# what a full disk says where no errno comes with it: SQLite (GeoPackage writes through GDAL), torch.save
-_DISK_TEXTS = ("No space left on device", "database or disk is full", "file write failed")
-
-
-def _unexpected(exc: BaseException, command: str | None = None) -> str:
-    """One line for an error geoseg did not raise on purpose: a disk fault says what to do;
-    anything else is a bug, reported with the log that holds its traceback."""
-    import tempfile
-    import traceback
-
-    cause: BaseException | None = exc
-    while cause is not None:
-        code = getattr(cause, "errno", None)
-        text = str(cause)
-        if code in _DISK_ERRORS or any(t in text for t in _DISK_TEXTS):
-            what = _DISK_ERRORS.get(code, _DISK_ERRORS[errno.ENOSPC])
-            where = getattr(cause, "filename", None)
-            left = ("the run folder keeps what was finished (last.pt at the last complete epoch, if one was"
-                    " written)" if command in ("train", "cv") else "no output was written")
-            return f"{where + ': ' if where else ''}{what}; {left}"
-        cause = cause.__cause__ or cause.__context__
-    fd, log = tempfile.mkstemp(prefix="geoseg-error-", suffix=".log")
-    with os.fdopen(fd, "w") as fh:
-        traceback.print_exception(exc, file=fh)
-    return f"internal error ({type(exc).__name__}: {first_line(exc)}); please report it with the log {log}"
+from .errors import OneLineUsageError, as_flags, flags_of, unexpected, warning_printer
 
 
 def _raise_terminated(signum, frame):
@@ -75,24 +30,30 @@ class GeosegGroup(click.Group):
 
         # SIGTERM is handled as Ctrl-C is: the same clean-up, nothing partial left behind
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
+
+        def flags() -> dict[str, str]:  # the command's, known once the group has picked it
+            return flags_of(self.commands.get(ctx.invoked_subcommand or ""))
+
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("always", GeosegWarning)
-                warnings.showwarning = _warning_printer()
+                warnings.showwarning = warning_printer(flags)
                 return super().invoke(ctx)
         except Interrupted as exc:
-            click.echo(f"Interrupted: {exc}", err=True)
+            click.echo(f"Interrupted: {as_flags(str(exc), flags())}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
             what = "Terminated" if isinstance(exc, Terminated) else "Interrupted"
             click.echo(f"{what}; no output was written.", err=True)
             sys.exit(interrupt_exit_code(exc))
         except GeosegError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(as_flags(str(exc), flags())) from None
+        except click.UsageError as exc:
+            raise OneLineUsageError(exc) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:  # not a user's mistake: one line, and the traceback kept in a log
-            raise click.ClickException(_unexpected(exc, ctx.invoked_subcommand)) from None
+            raise click.ClickException(unexpected(exc, ctx.invoked_subcommand)) from None
         finally:
             signal.signal(signal.SIGTERM, previous)
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from . import options as o
+from . import values
 
 
 @click.command()
-@click.argument("scenes", nargs=-1, required=True)
+@click.argument("scenes", nargs=-1, required=True, callback=values.scenes)
 @click.option("--model", "model_path", help="model.pt written by 'geoseg train' [default: the starter model shipped"
               " with geoseg: RGB, 0.3 m/px; 'geoseg info' shows its card].")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -22,12 +23,12 @@ from . import options as o
 @click.option("--cog", is_flag=True, help="Write --prob-out and --mask-out as Cloud-Optimised GeoTIFFs.")
 @o.vectorizing
 @o.tiling
-@click.option("--bands", help="Band numbers to feed the model, e.g. 1,2,3 [default: all].")
+@click.option("--bands", callback=values.bands, help="Band numbers to feed the model, e.g. 1,2,3 [default: all].")
 @click.option("--aoi", help="Area of interest (polygons, any vector file, any CRS): only the windows that meet it are"
               " read and predicted, and the polygons are clipped to it.")
-@click.option("--bbox", help="Area of interest as minx,miny,maxx,maxy in lon/lat (WGS 84).")
-@click.option("--assets", help="With a STAC Item (item.json) as the scene: its assets stacked as bands, e.g."
-              " red,green,blue [default: its 'visual' asset].")
+@click.option("--bbox", callback=values.bbox, help="Area of interest as minx,miny,maxx,maxy in lon/lat (WGS 84).")
+@click.option("--assets", callback=values.names, help="With a STAC Item (item.json) as the scene: its assets"
+              " stacked as bands, e.g. red,green,blue [default: its 'visual' asset].")
 @click.option("--allow-local-assets", is_flag=True, help="Let a STAC Item from the network name local files or GDAL"
               " virtual paths as its assets (refused by default: only trusted items).")
 @click.option("--scheduler", help="Address of a running dask.distributed scheduler: scenes become its tasks.")
@@ -37,13 +38,13 @@ from . import options as o
 @click.option("--no-preview", is_flag=True, help="Skip the preview PNG written beside --out.")
 @o.overwrite
 @o.quiet
-def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out: Path | None, mask_out: Path | None,
-            cog: bool, bands: str | None, aoi: str | None, bbox: str | None, assets: str | None,
+def predict(scenes: list, model_path: str | None, out: Path, prob_out: Path | None, mask_out: Path | None,
+            cog: bool, bands: tuple[int, ...] | None, aoi: str | None,
+            bbox: tuple[float, float, float, float] | None, assets: tuple[str, ...] | None,
             allow_local_assets: bool, scheduler: str | None,
             workers: int | None, block: int, no_preview: bool, overwrite: bool, quiet: bool, **settings) -> None:
     """Predict roofs on SCENES (GeoTIFF, COG, VRT, PNG, JPEG; several files or a quoted glob
     go into one layer, merged where they overlap) and write polygons to --out."""
-    from geoseg.cli.values import expand_scenes, parse_bands
     from geoseg.config import TileOptions, VectorizeOptions
     from geoseg.jobs.areas import read_area
     from geoseg.jobs.predict import Outputs, run_predict
@@ -51,7 +52,7 @@ def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out
 
     vector = VectorizeOptions(**o.pick(VectorizeOptions, settings))
     split_given = vector.split is not None
-    tiles = TileOptions(bands=parse_bands(bands), **o.pick(TileOptions, settings))
+    tiles = TileOptions(bands=bands, **o.pick(TileOptions, settings))
     if model_path is None:  # said once the options are known good: a bad one is the only line
         model_path = checkpoint.resolve(None)
         click.echo("model: the starter model shipped with geoseg (RGB, 0.3 m/px; 'geoseg info' for its card)", err=True)
@@ -62,8 +63,8 @@ def predict(scenes: tuple[str, ...], model_path: str | None, out: Path, prob_out
         cluster = ClusterOptions(scheduler=scheduler, workers=workers, block=block)
     outputs = Outputs(out, prob=prob_out, mask=mask_out, cog=cog, preview=not no_preview, overwrite=overwrite)
     area = read_area(aoi, bbox) if aoi or bbox else None
-    result = run_predict(expand_scenes(scenes), model_path, outputs, tiles, vector, progress=not quiet, cluster=cluster,
-                         area=area, assets=tuple(a.strip() for a in assets.split(",")) if assets else None,
+    result = run_predict(scenes, model_path, outputs, tiles, vector, progress=not quiet, cluster=cluster,
+                         area=area, assets=assets,
                          read_also=(("the --aoi file", aoi),) if aoi else (), allow_local_assets=allow_local_assets)
     where = "EPSG:4326" if out.suffix.lower() != ".gpkg" else "the scene's CRS"
     if not result.scene.georeferenced:

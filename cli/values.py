@@ -1,19 +1,49 @@
-"""Command-line text turned into values: band lists and scene globs."""
+"""Option callbacks: command-line text turned into the values the library takes (band lists,
+boxes, comma lists, scene globs), so the library never parses flags. A bad value is click's
+one-line ``Invalid value for '--bands': …``."""
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 
-from geoseg.errors import InputError
-from geoseg.io.remote import is_remote
+import click
 
 
-def expand_scenes(args) -> list:
+def _numbers(text: str, kind: type, example: str, param) -> tuple:
+    try:
+        return tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give numbers separated by commas, e.g. {example}", param=param) from None
+
+
+def bands(ctx, param, text: str | None) -> tuple[int, ...] | None:
+    """``"1,2,3"`` → ``(1, 2, 3)``."""
+    return _numbers(text, int, "1,2,3", param) if text else None
+
+
+def bbox(ctx, param, text: str | None) -> tuple[float, float, float, float] | None:
+    """``"minx,miny,maxx,maxy"`` → four floats (their ranges are the library's to check)."""
+    if not text:
+        return None
+    values = _numbers(text, float, "6.95,50.93,6.97,50.95", param)
+    if len(values) != 4:
+        raise click.BadParameter(f"{text!r}: give minx,miny,maxx,maxy in degrees, e.g. 6.95,50.93,6.97,50.95",
+                                 param=param)
+    return values
+
+
+def names(ctx, param, text: str | None) -> tuple[str, ...] | None:
+    """``"red, green,blue"`` → ``("red", "green", "blue")``."""
+    return tuple(v.strip() for v in text.split(",")) if text else None
+
+
+def scenes(ctx, param, args: tuple[str, ...]) -> list:
     """Scene arguments → paths: a pattern with ``*``, ``?`` or ``[`` that names no file is
     expanded (sorted), for a glob quoted from the shell; a URL or ``/vsi…/`` path is kept as
     it is (never globbed or checked as a local file)."""
-    import glob
+    from geoseg.io.remote import is_remote
 
     paths: list = []
     for arg in args:
@@ -22,18 +52,8 @@ def expand_scenes(args) -> list:
         elif not os.path.exists(arg) and glob.has_magic(arg):
             found = sorted(glob.glob(arg))
             if not found:
-                raise InputError(f"{arg}: no file matches this pattern; check the path")
+                raise click.BadParameter(f"{arg}: no file matches this pattern; check the path", param=param)
             paths += [Path(p) for p in found]
         else:
             paths.append(Path(arg))
     return paths
-
-
-def parse_bands(text: str | None) -> tuple[int, ...] | None:
-    """``"1,2,3"`` → ``(1, 2, 3)``."""
-    if not text:
-        return None
-    try:
-        return tuple(int(b) for b in text.split(","))
-    except ValueError:
-        raise InputError(f"--bands {text!r}: give band numbers separated by commas, e.g. 1,2,3") from None

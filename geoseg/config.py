@@ -131,55 +131,55 @@ class TrainConfig:
         get_loss(self.resolved_loss())
         for name in ("epochs", "batch_size", "tile_size"):
             if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+                raise InputError(f"`{name}` must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.val_fraction < 1.0:
-            raise InputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+            raise InputError(f"`val_fraction` must be in [0, 1), got {self.val_fraction}")
         if self.rotation not in ("any", "quarter"):
-            raise InputError(f"--rotation must be any or quarter, got {self.rotation!r}")
+            raise InputError(f"`rotation` must be any or quarter, got {self.rotation!r}")
         if not 0 < self.encoder_lr <= 10:
-            raise InputError(f"--encoder-lr is a multiple of the learning rate in (0, 10], got {self.encoder_lr}")
+            raise InputError(f"`encoder_lr` is a multiple of the learning rate in (0, 10], got {self.encoder_lr}")
         if not 0 < self.lr_min <= self.lr_max < math.inf:
-            raise InputError(f"need 0 < --lr-min <= --lr-max, got {self.lr_min} and {self.lr_max}")
+            raise InputError(f"need 0 < `lr_min` <= `lr_max`, got {self.lr_min} and {self.lr_max}")
         if self.folds == 1 or self.folds < 0 or (self.folds and not 0 <= self.fold < self.folds):
-            raise InputError(f"need --folds >= 2 and 0 <= fold < folds, got fold {self.fold} of {self.folds}")
+            raise InputError(f"need `folds` >= 2 and 0 <= fold < folds, got fold {self.fold} of {self.folds}")
         if not 0.0 <= self.positive_fraction <= 1.0:
-            raise InputError(f"--positive-fraction must be in [0, 1], got {self.positive_fraction}")
+            raise InputError(f"`positive_fraction` must be in [0, 1], got {self.positive_fraction}")
         if self.gsd is not None and not 0 < self.gsd < math.inf:
-            raise InputError(f"--gsd must be a positive number of metres per pixel, got {self.gsd}")
+            raise InputError(f"`gsd` must be a positive number of metres per pixel, got {self.gsd}")
         if self.contact_gap is not None and self.contact_gap < 0:
-            raise InputError(f"--contact-gap must be 0 (off) or a number of pixels, got {self.contact_gap}")
+            raise InputError(f"`contact_gap` must be 0 (off) or a number of pixels, got {self.contact_gap}")
         if self.contact_gap and not self.labels:
-            raise InputError("--contact-gap separates touching footprints: it needs --images and --labels (masks of"
+            raise InputError("`contact_gap` separates touching footprints: it needs `images` and `labels` (masks of"
                              " tiles hold no separate roofs); leave it out for tiles")
         if not 0 <= self.extent_buffer < math.inf:
-            raise InputError(f"--extent-buffer must be a finite number of metres, 0 or more, got {self.extent_buffer}")
+            raise InputError(f"`extent_buffer` must be a finite number of metres, 0 or more, got {self.extent_buffer}")
         if self.loader_workers is not None and self.loader_workers < 0:
-            raise InputError(f"--loader-workers must be 0 or more, got {self.loader_workers}")
+            raise InputError(f"`loader_workers` must be 0 or more, got {self.loader_workers}")
         if self.width < 1:
-            raise InputError(f"--width must be at least 1, got {self.width}")
+            raise InputError(f"`width` must be at least 1, got {self.width}")
         if self.samples_per_epoch is not None and self.samples_per_epoch < 1:
-            raise InputError(f"--samples-per-epoch must be at least 1, got {self.samples_per_epoch}")
+            raise InputError(f"`samples_per_epoch` must be at least 1, got {self.samples_per_epoch}")
         if self.time_limit is not None and not 0 <= self.time_limit < math.inf:
-            raise InputError(f"--time-limit must be a number of minutes (0: no limit), got {self.time_limit}")
+            raise InputError(f"`time_limit` must be a number of minutes (0: no limit), got {self.time_limit}")
         if self.average < 0:
-            raise InputError(f"--average must be 0 (off) or a number of learning-rate cycles, got {self.average}")
+            raise InputError(f"`average` must be 0 (off) or a number of learning-rate cycles, got {self.average}")
         if self.resume and self.overwrite:
-            raise InputError("--resume continues a run and --overwrite replaces it; pass one of them")
+            raise InputError("`resume` continues a run and `overwrite` replaces it; pass one of them")
         if self.encoder not in ENCODERS:
-            raise InputError(f"--encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+            raise InputError(f"`encoder` must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
         if self.pretrained and not self.encoder.startswith("efficientnet") and not self.init:
-            raise InputError(f"the {self.encoder} encoder has no pretrained weights in geoseg; choose --encoder"
-                             " efficientnet-lite0 (or -lite2), or leave out --pretrained")
+            raise InputError(f"the {self.encoder} encoder has no pretrained weights in geoseg; choose `encoder`"
+                             " efficientnet-lite0 (or -lite2), or leave out `pretrained`")
         if self.depth is not None and self.encoder != "unet" and not self.init:
-            raise InputError(f"--depth sets the levels of the plain U-Net; a {self.encoder} encoder has its own"
-                             f" ({RESNET_LEVELS}): leave --depth out, or add --encoder unet")
+            raise InputError(f"`depth` sets the levels of the plain U-Net; a {self.encoder} encoder has its own"
+                             f" ({RESNET_LEVELS}): leave `depth` out, or add `encoder` unet")
         multiple = 2 ** (self.levels - 1)
         if self.encoder != "unet" and self.norm == "instance" and self.tile_size < 2 * multiple and not self.init:
-            raise InputError(f"--tile-size {self.tile_size} leaves one pixel at the bottom of a {self.encoder}"
-                             f" encoder, which instance norm cannot normalise; use --tile-size {2 * multiple} or more")
+            raise InputError(f"`tile_size` {self.tile_size} leaves one pixel at the bottom of a {self.encoder}"
+                             f" encoder, which instance norm cannot normalise; use `tile_size` {2 * multiple} or more")
         if self.tile_size % multiple:
             raise InputError(
-                f"--tile-size {self.tile_size} is not a multiple of {multiple} (what a network of {self.levels}"
+                f"`tile_size` {self.tile_size} is not a multiple of {multiple} (what a network of {self.levels}"
                 f" levels needs); use e.g. {max(multiple, self.tile_size // multiple * multiple)}"
             )
 
@@ -229,15 +229,15 @@ class TileOptions:
         for name in ("tile_size", "batch_size", "decode_threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}; leave it out for the"
+                raise InputError(f"`{name}` must be at least 1, got {value}; leave it out for the"
                                  " default")
         if self.tile_size is not None and self.tile_size > MAX_TILE:
-            raise InputError(f"--tile-size {self.tile_size} is over the largest tile geoseg runs ({MAX_TILE} px: a"
+            raise InputError(f"`tile_size` {self.tile_size} is over the largest tile geoseg runs ({MAX_TILE} px: a"
                              " tile's activations must fit in memory); leave it out for 512 px")
         if self.gsd is not None and not 0 < self.gsd < math.inf:
-            raise InputError(f"--gsd must be a positive number of metres per pixel, got {self.gsd}")
+            raise InputError(f"`gsd` must be a positive number of metres per pixel, got {self.gsd}")
         if self.overlap is not None and self.overlap < 0:
-            raise InputError(f"--overlap must be 0 or more pixels, got {self.overlap}")
+            raise InputError(f"`overlap` must be 0 or more pixels, got {self.overlap}")
 
 
 @dataclass(frozen=True)
@@ -266,19 +266,19 @@ class VectorizeOptions:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
-            raise InputError(f"--threshold must be between 0 and 1 (exclusive), got {self.threshold}")
+            raise InputError(f"`threshold` must be between 0 and 1 (exclusive), got {self.threshold}")
         if self.split not in (None, 0) and not self.threshold < self.split < 1.0:
-            raise InputError(f"--split must be 0 (off) or a probability above --threshold ({self.threshold}) and"
+            raise InputError(f"`split` must be 0 (off) or a probability above `threshold` ({self.threshold}) and"
                              f" below 1, got {self.split}")
         for name in ("trace_workers", "trace_threads"):
             if (getattr(self, name) or 0) < 0:
-                raise InputError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+                raise InputError(f"`{name}` must be 0 or more, got {getattr(self, name)}")
         for name in ("min_area", "simplify", "fill_holes", "opening"):  # metres or m²: finite, 0 or more
             value = getattr(self, name)
             if value is not None and not 0 <= value < math.inf:
-                raise InputError(f"--{name.replace('_', '-')} must be a finite number, 0 or more, got {value}")
+                raise InputError(f"`{name}` must be a finite number, 0 or more, got {value}")
         if self.opening > MAX_OPENING:
-            raise InputError(f"--opening {self.opening} m would open away every roof; use at most {MAX_OPENING} m")
+            raise InputError(f"`opening` {self.opening} m would open away every roof; use at most {MAX_OPENING} m")
 
 
 MAX_OPENING = 50.0  # m: an opening radius beyond any bridge between two roofs

@@ -20,7 +20,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in DEVICES:
         raise InputError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
     if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda asked but torch sees no CUDA GPU; use --device cpu or auto")
+        raise InputError("`device` cuda asked but torch sees no CUDA GPU; use `device` cpu or auto")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -42,7 +42,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return "bf16" if cpu_has_bf16() else "fp32"
     if name == "fp16" and device.type == "cpu":
-        raise InputError("fp16 runs on CUDA only; use --precision bf16 or fp32 on a CPU")
+        raise InputError("fp16 runs on CUDA only; use `precision` bf16 or fp32 on a CPU")
     return name
 
 

@@ -150,7 +150,7 @@ def test_atomic_output_leaves_nothing_on_failure_and_keeps_existing_files(tmp_pa
             raise RuntimeError("disk full")
     assert list(tmp_path.iterdir()) == []
     out.write_text("mine")
-    with pytest.raises(OutputExistsError, match="--overwrite"):
+    with pytest.raises(OutputExistsError, match="`overwrite`"):
         with atomic_output(out):
             pass
     assert out.read_text() == "mine"

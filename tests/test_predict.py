@@ -328,7 +328,7 @@ def test_decoding_threads_are_gdals_during_the_reads(tiny_model, synth_task, tmp
         assert set(seen) == {n or torch.get_num_threads()}
         seen.clear()
     assert np.array_equal(prob_of(tmp_path / "pNone.tif"), prob_of(tmp_path / "p3.tif"))
-    with pytest.raises(InputError, match="--decode-threads must be at least 1"):
+    with pytest.raises(InputError, match="`decode_threads` must be at least 1"):
         TileOptions(decode_threads=0)
 
 

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from geoseg.cli import main
-from geoseg.cli.values import expand_scenes
+from geoseg.cli.values import scenes as expand_scenes
 from geoseg.config import TileOptions
 from geoseg.io.remote import gdal_path, is_remote
 from geoseg.jobs.predict import Outputs, run_predict
@@ -28,7 +28,7 @@ def test_urls_are_gdal_paths_never_local_files():
     assert gdal_path("gs://b/x.tif") == "/vsigs/b/x.tif" and gdal_path("az://c/x.tif") == "/vsiaz/c/x.tif"
     assert gdal_path("zip://data/a.zip!img/x.tif") == "/vsizip/data/a.zip/img/x.tif"
     assert gdal_path("/vsicurl/https://h/x.tif") == "/vsicurl/https://h/x.tif" and not is_remote("x.tif")
-    assert expand_scenes(["https://h/tiles/*.tif"]) == ["https://h/tiles/*.tif"]  # a URL is never globbed
+    assert expand_scenes(None, None, ["https://h/tiles/*.tif"]) == ["https://h/tiles/*.tif"]  # a URL is never globbed
 
 
 def test_a_remote_cog_predicts_what_the_local_copy_does(server, tiny_model, tmp_path):

@@ -265,7 +265,7 @@ def test_a_negative_contact_gap_is_refused_in_one_line(ortho, tmp_path):
 
 
 def test_contact_gap_on_tiles_is_refused_in_one_line(tmp_path):
-    with pytest.raises(InputError, match="--contact-gap separates touching footprints"):
+    with pytest.raises(InputError, match="`contact_gap` separates touching footprints"):
         TrainConfig(data_dir=str(tmp_path), out_dir=str(tmp_path / "run"), contact_gap=2).check()
 
 

@@ -78,5 +78,5 @@ def test_the_split_is_decided_by_the_model_unless_given():
 
 @pytest.mark.parametrize("value", [0.4, 0.5, 1.0, -0.2])
 def test_a_split_seed_not_above_the_threshold_is_refused(value):
-    with pytest.raises(InputError, match="--split must be 0 .off. or a probability above --threshold"):
+    with pytest.raises(InputError, match="`split` must be 0 .off. or a probability above `threshold`"):
         VectorizeOptions(split=value)

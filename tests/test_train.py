@@ -92,7 +92,7 @@ def test_average_is_the_mean_of_the_cycle_ends_with_its_batchnorm_measured_again
     resumed = fit(TrainConfig(str(labelled), str(tmp_path / "b"), epochs=9, resume=True, **{**TINY, "average": 2}),
                   progress=False)
     assert same(avg, weights(resumed / "model.pt"))
-    with pytest.raises(InputError, match="--average"):
+    with pytest.raises(InputError, match="`average`"):
         TrainConfig(str(labelled), str(tmp_path / "c"), average=-1).check()
 
 

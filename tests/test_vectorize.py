@@ -291,7 +291,7 @@ def test_an_error_in_the_tracing_thread_is_raised_in_the_caller(tmp_path):
 
 @pytest.mark.parametrize("name", ["trace_workers", "trace_threads"])
 def test_a_negative_number_of_tracers_is_refused(name):
-    with pytest.raises(InputError, match=f"--{name.replace('_', '-')} must be 0 or more"):
+    with pytest.raises(InputError, match=f"`{name}` must be 0 or more"):
         VectorizeOptions(**{name: -1})
 
 

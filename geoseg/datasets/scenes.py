@@ -279,7 +279,7 @@ def window_statistics(scenes: list[LabelledScene], zones: list[Zones], tile: int
 
     try:
         return normalisation_of(pixels(), scenes[0].count, scale, "the training windows hold no valid pixel (all"
-                                " nodata?); check --nodata and the scenes", stretch)
+                                " nodata?); check `nodata` and the scenes", stretch)
     finally:
         torch.set_rng_state(state)
         ds.close()
@@ -292,7 +292,7 @@ def load_scenes(images: str, labels: str, gsd: float | None, extent_path: str | 
     paths = find_scenes(images)
     footprints = read_polygons(labels, layer=layer, where=where)
     if not len(footprints):
-        raise InputError(f"{labels}: holds no polygons{' matching --labels-where' if where else ''}; give a file"
+        raise InputError(f"{labels}: holds no polygons{' matching `labels_where`' if where else ''}; give a file"
                          " of building footprints")
     extent = None
     if extent_path:

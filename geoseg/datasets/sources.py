@@ -74,7 +74,7 @@ def split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
 def kfold(n: int, folds: int, fold: int, seed: int) -> tuple[list[int], list[int]]:
     """Training and held-out indexes of fold ``fold`` of ``folds`` (sizes differ by at most one)."""
     if n < folds:
-        raise InputError(f"{n} labelled pairs cannot make {folds} folds; use --folds {max(2, n)} or add pairs")
+        raise InputError(f"{n} labelled pairs cannot make {folds} folds; use `folds` {max(2, n)} or add pairs")
     idx = list(range(n))
     random.Random(seed).shuffle(idx)
     held = sorted(idx[fold::folds])
@@ -90,7 +90,7 @@ def split_pairs(config: TrainConfig) -> tuple[list[Pair], list[Pair]]:
     else:
         if config.val_fraction > 0 and len(pairs) < 2:
             raise InputError(
-                f"{config.data_dir}: one labelled pair cannot be split; add pairs or pass --val-fraction 0")
+                f"{config.data_dir}: one labelled pair cannot be split; add pairs or pass `val_fraction` 0")
         tr, va = split(len(pairs), config.val_fraction, config.seed)
     return [pairs[i] for i in tr], [pairs[i] for i in va]
 
@@ -137,7 +137,7 @@ def _scene_data(config: TrainConfig, weight_maps: bool) -> TrainingData:
         val_scenes, val_zones = scenes, zones
     if sum(len(sc.WindowDataset._footprint_centres(s, z)) for s, z in zip(scenes, zones)) == 0:
         raise InputError(f"{config.labels}: no footprint lies in the training area (outside the held-out blocks);"
-                         " a model cannot learn roofs from it: label more of the scenes or pass --val-fraction 0")
+                         " a model cannot learn roofs from it: label more of the scenes or pass `val_fraction` 0")
     if any(s.count != scenes[0].count for s in val_scenes):
         raise InputError(f"{config.val_dir}: band count differs from {config.data_dir}; give matching scenes")
     scale = sc.scale_of(scenes)

@@ -277,5 +277,5 @@ def band_statistics(samples: list[Sample], scale: float, stretch: bool = False) 
             yield x if s.valid is None else x[:, s.valid.reshape(-1)]  # the imagery, not its nodata fill
 
     return normalisation_of(pixels(), samples[0].image.shape[0], scale,
-                            "every pixel of the training images is nodata or NaN; check --nodata and the images",
+                            "every pixel of the training images is nodata or NaN; check `nodata` and the images",
                             stretch)

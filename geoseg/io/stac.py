@@ -76,7 +76,7 @@ def _href(item_path: str, name: str, asset, allow_local: bool) -> str:
     href = asset.get("href") if isinstance(asset, dict) else None
     if not isinstance(href, str) or not href.strip():
         raise InputError(f"{item_path}: asset {name!r} has no href (a link to its raster); fix the item or choose"
-                         " another asset with --assets")
+                         " another asset with `assets`")
     remote_item = item_path.startswith(("http://", "https://"))
     if remote_item:
         if allow_local and (os.path.isabs(href) or is_remote(href)):  # trusted: its local paths are this machine's
@@ -85,7 +85,7 @@ def _href(item_path: str, name: str, asset, allow_local: bool) -> str:
         if not resolved.startswith(REMOTE_SCHEMES) and not allow_local:
             raise InputError(f"{item_path}: asset {name!r} names {href!r}, a local or virtual path, in an item"
                              " from the network; geoseg reads only remote assets of a remote item (pass"
-                             " --allow-local-assets if you trust it)")
+                             " `allow_local_assets` if you trust it)")
         return resolved
     if is_remote(href) or os.path.isabs(href):
         return href
@@ -104,7 +104,7 @@ def item_scene(path: str | os.PathLike, assets: tuple[str, ...] | None, folder: 
     missing = [n for n in names if n not in available]
     if missing:
         raise InputError(f"{text}: no asset {missing[0]!r}; it has {', '.join(sorted(available))}; choose with"
-                         " --assets, e.g. --assets red,green,blue")
+                         " `assets`, e.g. `assets` red,green,blue")
     hrefs = [_href(text, n, available[n], allow_local) for n in names]
     if len(hrefs) == 1:
         return hrefs[0]
@@ -114,7 +114,7 @@ def item_scene(path: str | os.PathLike, assets: tuple[str, ...] | None, folder: 
         with open_raster(href) as src:
             if src.count != 1:  # its first band alone would be read, without a word
                 raise InputError(f"{text}: asset {name!r} has {src.count} bands, so it cannot be one band of a"
-                                 " stack; stack one-band assets, or predict that asset alone (--assets"
+                                 " stack; stack one-band assets, or predict that asset alone (`assets`"
                                  f" {name})")
             grids.append((src.width, src.height, src.transform, src.crs))
             source = gdal_path(href) if is_remote(href) else os.path.abspath(href)

@@ -23,9 +23,10 @@ from geoseg.vector.merge import Footprint
 AREA_MARGIN = 64  # px of context read around an area of interest, so its edge is predicted as inside a scene
 
 
-def read_area(path: str | os.PathLike | None = None, bbox: str | None = None):
+def read_area(path: str | os.PathLike | None = None,
+              bbox: tuple[float, float, float, float] | None = None):
     """An area of interest: the union of a vector file's polygons (any CRS), or ``bbox``
-    ``"minx,miny,maxx,maxy"`` in lon/lat; a GeoSeries of one geometry."""
+    ``(minx, miny, maxx, maxy)`` in lon/lat; a GeoSeries of one geometry."""
     import geopandas as gpd
     import shapely
     from shapely.geometry import box
@@ -33,16 +34,12 @@ def read_area(path: str | os.PathLike | None = None, bbox: str | None = None):
     from geoseg.io.vectors import read_polygons
 
     if (path is None) == (bbox is None):
-        raise InputError("give --aoi FILE or --bbox minx,miny,maxx,maxy, not both")
+        raise InputError("give `aoi` FILE or `bbox` minx,miny,maxx,maxy, not both")
     if bbox is not None:
-        try:
-            x0, y0, x1, y1 = (float(v) for v in bbox.split(","))
-        except ValueError:
-            raise InputError(f"--bbox {bbox!r}: give minx,miny,maxx,maxy in degrees, e.g. 6.95,50.93,6.97,50.95"
-                             ) from None
+        x0, y0, x1, y1 = bbox
         if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
-            raise InputError(f"--bbox {bbox!r}: need -180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90"
-                             " (longitude, latitude)")
+            raise InputError(f"`bbox` {','.join(f'{v:g}' for v in bbox)}: need -180 <= minx < maxx <= 180 and"
+                             " -90 <= miny < maxy <= 90 (longitude, latitude)")
         return gpd.GeoSeries([box(x0, y0, x1, y1)], crs=4326)
     gdf = read_polygons(path)
     if not len(gdf):

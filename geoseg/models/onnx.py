@@ -57,14 +57,14 @@ def export_onnx(model_path: str | os.PathLike, out: str | os.PathLike, tile_size
         raise InputError(f"ONNX export needs onnx and onnxruntime ({exc}); pip install 'geoseg[onnx]'") from None
     if Path(out).suffix.lower() != ".onnx":
         raise InputError(f"{out}: name the output *.onnx")
-    refuse_inputs_as_outputs([("--out", out)], [("the model", model_path)])
+    refuse_inputs_as_outputs([("`out`", out)], [("the model", model_path)])
     if resolution_cm is not None and resolution_cm <= 0:
-        raise InputError("--resolution must be a positive number of centimetres per pixel")
+        raise InputError("`resolution` must be a positive number of centimetres per pixel")
     ckpt = checkpoint.load(model_path)
     model, mcfg, norm = ckpt.build("cpu"), ckpt.model, ckpt.norm
     tile, overlap = choose_tile(mcfg.multiple, tile_size, overlap, ckpt.fixed_tile)  # as geoseg predict
     if not 0 <= overlap < tile // 2:
-        raise InputError(f"--overlap must be between 0 and {tile // 2 - 1} pixels")
+        raise InputError(f"`overlap` must be between 0 and {tile // 2 - 1} pixels")
     net = _Probabilities(fuse_for_inference(model, onednn=False)).eval()
     # Deepness divides 8-bit pixels by 255, then standardises; geoseg divides by the
     # training images' scale: fold the difference into the standardisation

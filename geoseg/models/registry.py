@@ -24,7 +24,7 @@ def make_network(config: UNetConfig, pretrained: bool = False) -> nn.Module:
         return LiteUNet(config, pretrained)
     if pretrained:
         raise InputError(f"the {config.encoder} encoder has no pretrained weights in geoseg; choose an"
-                         " efficientnet-lite encoder, or train it from scratch (--no-pretrained)")
+                         " efficientnet-lite encoder, or train it from scratch (`no_pretrained`)")
     return net
 
 

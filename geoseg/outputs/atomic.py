@@ -140,7 +140,7 @@ def fresh_folder(folder: str | os.PathLike, overwrite: bool, kind: str = "output
         raise InputError(f"{out}: is a file; give a folder for the {kind}")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise OutputExistsError(f"{out}: {kind} exists and is not empty; pass --overwrite{also} or choose"
+            raise OutputExistsError(f"{out}: {kind} exists and is not empty; pass `overwrite`{also} or choose"
                                     " another folder")
         if empty_it:
             shutil.rmtree(out)
@@ -156,7 +156,7 @@ def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
     if p.is_dir():
         raise InputError(f"{p}: is a folder; give a file name for this output")
     if p.exists() and not overwrite:
-        raise OutputExistsError(f"{p}: exists; pass --overwrite to replace it or choose another path")
+        raise OutputExistsError(f"{p}: exists; pass `overwrite` to replace it or choose another path")
     parent = p.parent
     if parent.exists() and not parent.is_dir():
         raise InputError(f"{parent}: is a file, not a folder; choose an output path in a folder")
@@ -179,7 +179,7 @@ def publish(tmp: Path, final: Path, overwrite: bool) -> None:
         os.link(tmp, final)  # fails if ``final`` exists: the check and the publish are one step
     except FileExistsError:
         raise OutputExistsError(f"{final}: appeared while this run was writing it (another run?); it was left as"
-                                " it is and this run's result discarded; pass --overwrite or choose another path"
+                                " it is and this run's result discarded; pass `overwrite` or choose another path"
                                 ) from None
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
@@ -189,7 +189,7 @@ def publish(tmp: Path, final: Path, overwrite: bool) -> None:
             os.close(os.open(final, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
         except FileExistsError:
             raise OutputExistsError(f"{final}: appeared while this run was writing it (another run?); pass"
-                                    " --overwrite or choose another path") from None
+                                    " `overwrite` or choose another path") from None
         os.replace(tmp, final)
         return
     os.unlink(tmp)

@@ -46,11 +46,11 @@ class ClusterOptions:
 
     def __post_init__(self) -> None:
         if (self.scheduler is None) == (self.workers is None):
-            raise InputError("give either --scheduler ADDRESS or --workers N, not both")
+            raise InputError("give either `scheduler` ADDRESS or `workers` N, not both")
         if self.workers is not None and self.workers < 1:
-            raise InputError("--workers must be at least 1")
+            raise InputError("`workers` must be at least 1")
         if self.block < 1:
-            raise InputError("--block must be at least 1 row")
+            raise InputError("`block` must be at least 1 row")
 
 
 def predict_scene_polygons(scene: str, ckpt, tiles, vector, threads: int | None) -> gpd.GeoDataFrame:
@@ -124,7 +124,7 @@ def block_polygons(client, scene, ckpt, tiles, vector, options: ClusterOptions, 
         ratio, own = grid_ratio(src, ckpt, tiles.gsd)
     if ratio is not None:
         raise InputError(f"{scene}: {own:.3g} m pixels for a model of {ckpt.gsd:.3g} m; a single scene on a cluster"
-                         " is cut into blocks of its own grid, so predict it without --workers/--scheduler (it is"
+                         " is cut into blocks of its own grid, so predict it without `workers`/`scheduler` (it is"
                          " then resampled), or with other scenes (a task each)")
     threads = _threads(options)
     blocks = scene_blocks(scene, ckpt, tiles, vector, options.block)
@@ -175,7 +175,7 @@ def connect(options: ClusterOptions):
         try:
             client = Client(options.scheduler, timeout=f"{options.timeout}s")
         except OSError as exc:
-            raise InputError(f"--scheduler {options.scheduler}: cannot connect ({exc}); is the scheduler running?"
+            raise InputError(f"`scheduler` {options.scheduler}: cannot connect ({exc}); is the scheduler running?"
                              ) from None
         with client:
             yield client

@@ -144,12 +144,12 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
         bands = check_bands(options.bands, src.count, shown)
         if options.bands is None and len(bands) == 1 < mcfg.in_channels:  # a grey scene as grey in every band
             bands = bands * mcfg.in_channels
-            warnings.warn(f"{shown}: one band, fed as grey to the model's {mcfg.in_channels} (--bands"
+            warnings.warn(f"{shown}: one band, fed as grey to the model's {mcfg.in_channels} (`bands`"
                           f" {','.join(['1'] * mcfg.in_channels)})", GeosegWarning, stacklevel=2)
         if len(bands) != mcfg.in_channels:
             raise InputError(
                 f"{shown}: {len(bands)} band(s) selected but the model was trained on {mcfg.in_channels};"
-                f" pass --bands with {mcfg.in_channels} band numbers"
+                f" pass `bands` with {mcfg.in_channels} band numbers"
             )
         nodata = options.nodata if options.nodata is not None else ckpt.nodata
         norm = scene_normalisation(ckpt.norm, src, bands, nodata, shown)

@@ -32,7 +32,7 @@ def write_plugin(dest: str | os.PathLike, overwrite: bool = False) -> Path:
     target = dest / "geoseg"
     if target.exists():
         if not overwrite:
-            raise InputError(f"{target}: exists; pass --overwrite to replace the plugin there")
+            raise InputError(f"{target}: exists; pass `overwrite` to replace the plugin there")
         shutil.rmtree(target)
     target.mkdir()
     for name in FILES:

@@ -66,7 +66,7 @@ def spatial_split(scenes: list[Labelled], tile: int, val_fraction: float, seed: 
     elif val_fraction > 0:
         if n < 2:
             raise InputError("the labelled area is one block, too small to hold part of it out; label a larger"
-                             " area, give --val-dir with other scenes, or pass --val-fraction 0")
+                             " area, give `val_dir` with other scenes, or pass `val_fraction` 0")
         total, held, got = sum(a for *_, a in blocks), set(), 0.0
         start = int(torch.randint(n, (), generator=torch.Generator().manual_seed(seed)))
         for i in [(start + j) % n for j in range(n)]:

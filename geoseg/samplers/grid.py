@@ -102,7 +102,7 @@ def choose_tile(multiple: int, tile_size: int | None = None, overlap: int | None
     else:
         tile = DEFAULT_TILE
     if tile < 1 or tile % multiple:
-        raise InputError(f"--tile-size {tile} must be a positive multiple of {multiple} for this model")
+        raise InputError(f"`tile_size` {tile} must be a positive multiple of {multiple} for this model")
     return tile, min(DEFAULT_MARGIN, tile // 8) if overlap is None else overlap
 
 

@@ -46,7 +46,7 @@ def cross_validate(base: TrainConfig, folds: int, losses: list[str], progress: b
     fold's held out with a tile-wide gap (``scenes.spatial_split``), scored on its
     validation windows (up to 64) by the run itself."""
     if base.labels and tta:
-        raise InputError("--tta scores held-out tiles; with --images and --labels the folds are scored on their"
+        raise InputError("`tta` scores held-out tiles; with `images` and `labels` the folds are scored on their"
                          " held-out blocks without it")
     import time
 

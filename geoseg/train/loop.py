@@ -52,10 +52,10 @@ def _initial(config: TrainConfig, data: TrainingData) -> checkpoint.Checkpoint:
     path = checkpoint.resolve(config.init)
     start = checkpoint.load(path)
     if start.model.in_channels != data.bands:
-        raise InputError(f"--init {config.init}: a model of {start.model.in_channels} band(s), but these images have"
-                         f" {data.bands}; start from a model of {data.bands} bands, or train without --init")
+        raise InputError(f"`init` {config.init}: a model of {start.model.in_channels} band(s), but these images have"
+                         f" {data.bands}; start from a model of {data.bands} bands, or train without `init`")
     if config.tile_size % start.model.multiple:
-        raise InputError(f"--init {config.init}: its network needs --tile-size a multiple of {start.model.multiple}")
+        raise InputError(f"`init` {config.init}: its network needs `tile_size` a multiple of {start.model.multiple}")
     return start
 
 
@@ -132,9 +132,9 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
 
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # a bounded block cache: scenes are read in windows
         if dist.main:  # said before anything is read; the folder is emptied (--overwrite) once the data loaded
-            refuse_inputs_in_folder("--out", config.out_dir, run_inputs(config))
+            refuse_inputs_in_folder("`out`", config.out_dir, run_inputs(config))
             if not config.resume:
-                fresh_folder(config.out_dir, config.overwrite, "run folder", ", --resume", empty_it=False)
+                fresh_folder(config.out_dir, config.overwrite, "run folder", ", `resume`", empty_it=False)
         data = load_training_data(config, config.resolved_loss() in NEEDS_WEIGHT_MAP)
         out = (prepare_run_dir(config.out_dir, config.overwrite, config.resume, run_inputs(config)) if dist.main
                else Path(config.out_dir))
@@ -226,11 +226,11 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
         if last.model != mcfg:
             raise CheckpointError(
                 f"{out / 'last.pt'}: a run of another architecture ({config_to_dict(last.model)}); resume with its"
-                " options (--encoder, --depth, --width, --norm, bands) or start a new --out")
+                " options (`encoder`, `depth`, `width`, `norm`, bands) or start a new `out`")
         state = last.extra  # the training state: optimiser, scheduler, random streams, snapshots
         if last.epoch is None or not all(k in state for k in ("optimizer", "scheduler", "best", "step")):
             raise CheckpointError(f"{out / 'last.pt'}: holds no training state to resume from; train without"
-                                  " --resume into a new --out")
+                                  " `resume` into a new `out`")
         model.load_state_dict(last.state_dict)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -244,7 +244,7 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
         snapshots = state.get("snapshots", [])[-config.average:] if config.average else []
         if first_epoch > config.epochs:
             raise InputError(f"{out / 'last.pt'}: already trained {last.epoch} epochs; resume with"
-                             f" --epochs above {last.epoch}")
+                             f" `epochs` above {last.epoch}")
         with open(out / "metrics.csv") as fh:
             history = [row for row in csv.DictReader(fh) if int(row["epoch"]) < first_epoch]
     if dist.main:
@@ -331,11 +331,11 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
             # start, with the same random state, so it ends with the weights of an uninterrupted run
             if saved_epoch is None:
                 raise Interrupted(f"stopped in epoch {epoch} before any epoch finished; nothing to resume, run"
-                                  " again (with --overwrite)", interrupt_exit_code(exc)) from None
+                                  " again (with `overwrite`)", interrupt_exit_code(exc)) from None
             if not (out / "model.pt").exists():  # something to predict with (--average writes it at the end)
                 save("model.pt", epoch, row, full=False)
             raise Interrupted(
-                f"stopped in epoch {epoch}; {out / 'last.pt'} holds epoch {saved_epoch}; continue with --resume",
+                f"stopped in epoch {epoch}; {out / 'last.pt'} holds epoch {saved_epoch}; continue with `resume`",
                 interrupt_exit_code(exc)) from None
     if dist.active:  # the replicas must have stayed one model: say so in the run folder
         sums_ = ddp.gather(ddp.checksum(model), dist)

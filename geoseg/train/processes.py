@@ -38,14 +38,14 @@ def spawn(config, nproc: int, progress: bool = True) -> Path:
     import torch.multiprocessing as mp
 
     if nproc < 1:
-        raise InputError("--nproc must be at least 1")
+        raise InputError("`nproc` must be at least 1")
     config.check()  # bad options and an occupied run folder are said here, once, before any process starts
     out = Path(config.out_dir)
-    refuse_inputs_in_folder("--out", out, run_inputs(config))
+    refuse_inputs_in_folder("`out`", out, run_inputs(config))
     if not config.resume:
-        fresh_folder(out, config.overwrite, "run folder", ", --resume", empty_it=False)
+        fresh_folder(out, config.overwrite, "run folder", ", `resume`", empty_it=False)
     if nproc > 1 and torch.cuda.is_available() and config.device != "cpu" and nproc > torch.cuda.device_count():
-        raise InputError(f"--nproc {nproc} but only {torch.cuda.device_count()} GPU(s); one process per GPU")
+        raise InputError(f"`nproc` {nproc} but only {torch.cuda.device_count()} GPU(s); one process per GPU")
     context = mp.start_processes(_worker, args=(config, nproc, _free_port(), progress), nprocs=nproc,
                                  start_method="spawn", join=False)
     try:
@@ -58,7 +58,7 @@ def spawn(config, nproc: int, progress: bool = True) -> Path:
                 while not context.join(timeout=60):
                     pass
             raise Interrupted(f"stopped; the weights are in {Path(config.out_dir) / 'last.pt'} if an epoch"
-                              " had ended; continue with --resume") from None
+                              " had ended; continue with `resume`") from None
     except mp.ProcessRaisedException as exc:
         text = str(exc).strip().splitlines()
         # the child's own error: the last line of its traceback (not its first), without the exception's class

@@ -23,19 +23,19 @@ def run_inputs(config: TrainConfig) -> list[tuple[str, str | None]]:
     sources = [] if not config.labels else [(f"a file that {config.data_dir} reads", f)
                                              for f in raster_files(config.data_dir)]
     return [("the training data", config.data_dir), ("the label file", config.labels), *sources,
-            ("the --label-extent file", config.label_extent), ("the validation data", config.val_dir),
-            ("the --val-labels file", config.val_labels), ("the --init model", init)]
+            ("the `label_extent` file", config.label_extent), ("the validation data", config.val_dir),
+            ("the `val_labels` file", config.val_labels), ("the `init` model", init)]
 
 
 def prepare_run_dir(out_dir: str, overwrite: bool, resume: bool, inputs=()) -> Path:
     """The run folder, made (or emptied with ``overwrite``); never one that holds ``inputs``."""
     out = Path(out_dir)
-    refuse_inputs_in_folder("--out", out, inputs)
+    refuse_inputs_in_folder("`out`", out, inputs)
     if resume:
         if not (out / "last.pt").is_file():
-            raise CheckpointError(f"{out / 'last.pt'}: nothing to resume; train without --resume first")
+            raise CheckpointError(f"{out / 'last.pt'}: nothing to resume; train without `resume` first")
         return out
-    return fresh_folder(out, overwrite, "run folder", ", --resume")
+    return fresh_folder(out, overwrite, "run folder", ", `resume`")
 
 
 def write_config(out: Path, config: TrainConfig, facts: dict, first_epoch: int) -> None:
@@ -67,14 +67,14 @@ def refuse_changed_resume(out: Path, config: TrainConfig, data: TrainingData) ->
         before = json.loads((out / "config.json").read_text())
     except (OSError, ValueError):
         raise CheckpointError(f"{out / 'config.json'}: missing or unreadable, so the run cannot be checked before"
-                              " it is resumed; train into a new --out") from None
+                              " it is resumed; train into a new `out`") from None
     now = {**asdict(config), "train_images": data.train_names, "val_images": data.val_names}
     changed = {k: (before.get(k), now[k]) for k in (*RESUME_FIXED, "train_images", "val_images")
                if before.get(k) != now[k]}
     if changed and not config.accept_changes:
         said = "; ".join(f"{k} {_short(a)} → {_short(b)}" for k, (a, b) in changed.items())
-        raise InputError(f"{out}: --resume with settings that differ from the run's ({said}); resume with the"
-                         " run's settings, or pass --accept-changes to continue with these knowingly")
+        raise InputError(f"{out}: `resume` with settings that differ from the run's ({said}); resume with the"
+                         " run's settings, or pass `accept_changes` to continue with these knowingly")
 
 
 def _short(value) -> str:

@@ -269,7 +269,7 @@ class PolygonStream:
         starts a fresh pool."""
         _POOLS.pop(self.options.trace_workers, None)
         return GeosegError("a tracing worker process died (killed, or out of memory?); run again, with fewer"
-                           " --trace-workers or none (--trace-workers 0)")
+                           " `trace_workers` or none (`trace_workers` 0)")
 
     def _settle(self, keep: int) -> list[PolygonTable]:
         """Settle the strips whose tracing is done, in order, waiting while more than
