@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import click
+import cloup
 
 from geoseg import __version__
 from geoseg.errors import GeosegError, Interrupted, Terminated, interrupt_exit_code
@@ -21,7 +22,7 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-class GeosegGroup(click.Group):
+class GeosegGroup(cloup.Group):
     def invoke(self, ctx: click.Context):
         import signal
         import warnings
@@ -58,20 +59,24 @@ class GeosegGroup(click.Group):
             signal.signal(signal.SIGTERM, previous)
 
 
-@click.group(cls=GeosegGroup, context_settings={"help_option_names": ["-h", "--help"]})
+HELP = cloup.Context.settings(help_option_names=["-h", "--help"], show_constraints=False,
+                               formatter_settings=cloup.HelpFormatter.settings(max_width=100, col1_max_width=30))
+
+
+@cloup.group(cls=GeosegGroup, context_settings=HELP)
 @click.version_option(__version__, prog_name="geoseg")
 def main() -> None:
     """Roof polygons from satellite and aerial scenes with a U-Net.
 
     \b
-    geoseg demo                                      # the whole job on a synthetic town
-    geoseg train DATA_DIR --out runs/roofs           # learn roof masks from labelled tiles
-    geoseg predict scene.tif --out roofs.geojson               # the starter model shipped with geoseg
+    geoseg predict scene.tif --out roofs.geojson      # with the starter model shipped with geoseg
+    geoseg train DATA_DIR --out runs/roofs            # learn from labelled tiles (images/ + masks/)
+    geoseg train --images ortho.tif --labels buildings.gpkg --out runs/ortho   # or from footprints
     geoseg predict scene.tif --model runs/roofs/model.pt --out roofs.geojson
-    geoseg info [MODEL]                                         # a model's card
-    geoseg qgis-plugin PLUGINS_DIR                              # the Processing provider for QGIS
     geoseg evaluate --pred roofs.geojson --truth truth.gpkg
-    geoseg export-onnx runs/roofs/model.pt --out roofs.onnx   # for QGIS's Deepness plugin
+    geoseg demo                                       # the whole job on a synthetic town
+
+    Each command's --help lists its everyday options first.
     """
 
 
@@ -85,5 +90,5 @@ from .qgis_plugin import qgis_plugin  # noqa: E402
 from .synth import synth  # noqa: E402
 from .train import train  # noqa: E402
 
-for command in (demo, synth, train, predict, evaluate, cv, export_onnx, info, qgis_plugin):
-    main.add_command(command)
+main.section("Everyday commands", predict, train, evaluate, info)
+main.section("More", demo, cv, synth, export_onnx, qgis_plugin)

@@ -5,22 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import cloup
+
+from geoseg.config import default_of
 
 from . import options as o
+from .options import T
+
+# what a fold run decides itself: its validation, where it starts, and whether it goes on
+NOT_IN_CV = ("val_fraction", "val_dir", "val_labels", "init", "resume", "out_dir", "loss")
 
 
-@click.command()
-@click.argument("data_dir", required=False, type=click.Path(path_type=Path))
-@o.scenes
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the run of every loss and fold.")
-@click.option("--folds", default=5, show_default=True)
-@click.option("--loss", "losses", default=o.default(o.T, "loss"), show_default=True,
-              help="One loss or several to compare, comma-separated: auto,dice,pixel-softmax,softmax,dice+ce.")
-@o.training
-@click.option("--tta", is_flag=True, help="Score the held-out images with test-time augmentation (the 8 flips and"
-              " quarter turns averaged, as 'geoseg predict --tta'); training is unchanged.")
-@click.option("--overwrite", is_flag=True, help="Replace existing fold runs under --out.")
+@cloup.command(show_constraints=False)
+@cloup.argument("data_dir", required=False, type=click.Path(path_type=Path))
+@o.group("everyday",
+         cloup.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                      help="Folder for the run of every loss and fold."),
+         o.images, *o.in_section(T, "everyday", skip=NOT_IN_CV),
+         cloup.option("--folds", default=5, show_default=True, help="Folds: each is held out once."),
+         cloup.option("--loss", "losses", default=default_of(T, "loss"), show_default=True,
+                      help="One loss or several to compare, comma-separated: auto,dice,pixel-softmax,softmax,dice+ce."),
+         cloup.option("--tta", is_flag=True, help="Score the held-out images with test-time augmentation (the 8 flips"
+                      " and quarter turns averaged, as 'geoseg predict --tta'); training is unchanged."))
+@o.group("data", *o.in_section(T, "data", skip=NOT_IN_CV))
+@o.group("training", *o.in_section(T, "training", skip=NOT_IN_CV))
+@o.group("network", *o.in_section(T, "network"))
+@o.group("performance", *o.in_section(T, "performance"))
+@o.group("advanced", o.overwrite("existing fold runs under --out"))
 def cv(data_dir: Path | None, images: str | None, labels: str | None, out_dir: Path, folds: int, losses: str,
        tta: bool, **opts) -> None:
     """Cross-validate on DATA_DIR (labelled tiles, folds of whole tiles) or on --images with

@@ -5,18 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import cloup
 
 from . import options as o
+from .options import T
 
 
-@click.command()
-@click.option("--out", "out_dir", default="geoseg-demo", show_default=True,
+@cloup.command()
+@cloup.option("--out", "out_dir", default="geoseg-demo", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for data, model and results.")
-@click.option("--minutes", default=4.0, show_default=True, help="Training time budget.")
-@click.option("--seed", default=0, show_default=True)
-@o.device
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@cloup.option("--minutes", default=4.0, show_default=True, help="Training time budget.")
+@cloup.option("--seed", default=0, show_default=True, help="Same seed, same town and the same run.")
+@o.opt(T, "device")
+@cloup.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
+@cloup.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out_dir: Path, minutes: float, seed: int, device: str, overwrite: bool, quiet: bool) -> None:
     """Make a synthetic town, train a U-Net on its tiles, predict an unseen scene, score it."""
     from geoseg.jobs.demo import run_demo

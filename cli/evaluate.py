@@ -5,24 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import cloup
 
 
-@click.command()
-@click.argument("data_dir", required=False, type=click.Path(path_type=Path))
-@click.option("--model", "model_path", type=click.Path(path_type=Path),
-              help="With DATA_DIR: score this model.pt on the labelled pairs, per image and overall.")
-@click.option("--pred", type=click.Path(path_type=Path), help="Predicted polygons (.geojson, .gpkg).")
-@click.option("--truth", type=click.Path(path_type=Path), help="True polygons (.geojson, .gpkg), any CRS.")
-@click.option("--pred-layer", help="The layer of a multi-layer --pred file.")
-@click.option("--pred-where", help="OGR SQL filter of the --pred polygons.")
-@click.option("--truth-layer", help="The layer of a multi-layer --truth file.")
-@click.option("--truth-where", help="OGR SQL filter of the --truth polygons.")
-@click.option("--iou", "iou_threshold", default=0.5, show_default=True, help="IoU for an object match.")
-@click.option("--threshold", default=0.5, show_default=True, help="Roof probability cut (with --model).")
-@click.option("--tta", is_flag=True,
-              help="With --model: predict with test-time augmentation, as 'geoseg predict --tta'.")
-@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the table as CSV.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --csv.")
+@cloup.command()
+@cloup.argument("data_dir", required=False, type=click.Path(path_type=Path))
+@cloup.option_group(
+    "A model on labelled tiles (DATA_DIR --model M)",
+    cloup.option("--model", "model_path", type=click.Path(path_type=Path),
+                 help="Score this model.pt on the labelled pairs of DATA_DIR, per image and overall."),
+    cloup.option("--threshold", default=0.5, show_default=True, help="Roof probability cut."),
+    cloup.option("--tta", is_flag=True, help="Predict with test-time augmentation, as 'geoseg predict --tta'."))
+@cloup.option_group(
+    "Polygons against polygons (--pred P --truth T)",
+    cloup.option("--pred", type=click.Path(path_type=Path), help="Predicted polygons (.geojson, .gpkg)."),
+    cloup.option("--truth", type=click.Path(path_type=Path), help="True polygons (.geojson, .gpkg), any CRS."),
+    cloup.option("--iou", "iou_threshold", default=0.5, show_default=True, help="IoU for an object match."),
+    cloup.option("--pred-layer", help="The layer of a multi-layer --pred file."),
+    cloup.option("--pred-where", help="OGR SQL filter of the --pred polygons."),
+    cloup.option("--truth-layer", help="The layer of a multi-layer --truth file."),
+    cloup.option("--truth-where", help="OGR SQL filter of the --truth polygons."))
+@cloup.option_group(
+    "Output",
+    cloup.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Also write the table as CSV."),
+    cloup.option("--overwrite", is_flag=True, help="Replace an existing --csv."))
 def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, truth: Path | None,
              iou_threshold: float, threshold: float, tta: bool, csv_out: Path | None, overwrite: bool,
              pred_layer: str | None, pred_where: str | None, truth_layer: str | None, truth_where: str | None) -> None:

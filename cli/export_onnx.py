@@ -5,18 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import cloup
 
 
-@click.command("export-onnx")
-@click.argument("model_path", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The .onnx file.")
-@click.option("--tile-size", type=int, help="Tile side the graph takes [default: 512, or the training tile"
-              " size for instance-normalised models].")
-@click.option("--overlap", type=int, help="Margin each tile shares, pixels [default: 32, as predict]; Deepness's"
-              " tiles_overlap, in percent, is derived from it.")
-@click.option("--resolution", "resolution_cm", type=float,
+@cloup.command("export-onnx")
+@cloup.argument("model_path", type=click.Path(path_type=Path))
+@cloup.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The .onnx file.")
+@cloup.option("--tile-size", type=int, help="Tile side the graph takes.",
+              show_default="512, or the training tile size for instance-normalised models")
+@cloup.option("--overlap", type=int, help="Margin each tile shares, pixels; Deepness's tiles_overlap, in"
+              " percent, is derived from it.", show_default="32, as predict")
+@cloup.option("--resolution", "resolution_cm", type=float,
               help="Ground resolution of the training imagery, cm per pixel (e.g. 30).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@cloup.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 def export_onnx(model_path: Path, out: Path, tile_size: int | None, overlap: int | None, resolution_cm: float | None,
                 overwrite: bool) -> None:
     """Write MODEL_PATH (model.pt) as ONNX, checked against torch in onnxruntime."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import click
+import cloup
 
 
-@click.command()
-@click.argument("model", default="starter")
+@cloup.command()
+@cloup.argument("model", default="starter")
 def info(model: str) -> None:
     """Print MODEL's card: bands, pixel size, network, training data and scores.
     MODEL is a model.pt, or 'starter' (the default) for the model shipped with geoseg."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import cloup
 
 
-@click.command("qgis-plugin")
-@click.argument("dest", type=click.Path(path_type=Path))
-@click.option("--overwrite", is_flag=True, help="Replace an existing geoseg plugin there.")
+@cloup.command("qgis-plugin")
+@cloup.argument("dest", type=click.Path(path_type=Path))
+@cloup.option("--overwrite", is_flag=True, help="Replace an existing geoseg plugin there.")
 def qgis_plugin(dest: Path, overwrite: bool) -> None:
     """Write the plugin into DEST, QGIS's plugins folder (DEST/geoseg), or as a zip for
     Plugins > Install from ZIP when DEST ends in .zip.

@@ -5,22 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import cloup
 
 
-@click.command()
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--seed", default=0, show_default=True, help="Same seed, same town, pixel for pixel.")
-@click.option("--tile-size", default=256, show_default=True, help="Side of the labelled tiles, pixels.")
-@click.option("--train-size", default=1536, show_default=True, help="Side of the town cut into training tiles, pixels.")
-@click.option("--scene-size", default=1024, show_default=True, help="Side of the test scene, pixels.")
-@click.option("--pixel-size", default=0.3, show_default=True, help="Ground sampling distance, metres.")
-@click.option("--ortho-size", default=0, show_default=True,
+@cloup.command()
+@cloup.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@cloup.option("--seed", default=0, show_default=True, help="Same seed, same town, pixel for pixel.")
+@cloup.option("--tile-size", default=256, show_default=True, help="Side of the labelled tiles, pixels.")
+@cloup.option("--train-size", default=1536, show_default=True, help="Side of the town cut into training tiles, pixels.")
+@cloup.option("--scene-size", default=1024, show_default=True, help="Side of the test scene, pixels.")
+@cloup.option("--pixel-size", default=0.3, show_default=True, help="Ground sampling distance, metres.")
+@cloup.option("--ortho-size", default=0, show_default=True,
               help="Also write OUT_DIR/ortho/: an orthophoto of this side with footprints of its left half in"
               " lon/lat (for 'geoseg train --images --labels'); 0: none.")
-@click.option("--terraces", default=0.0, show_default=True,
+@cloup.option("--terraces", default=0.0, show_default=True,
               help="Share of the orthophoto's house sites holding a row of 2-5 terraced houses, each its own"
               " footprint (to try --contact-gap).")
-@click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it holds files.")
+@cloup.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it holds files.")
 def synth(out_dir: Path, seed: int, tile_size: int, train_size: int, scene_size: int,
           pixel_size: float, ortho_size: int, terraces: float, overwrite: bool) -> None:
     """Write a synthetic town: OUT_DIR/train/{images,masks}, scene.tif (EPSG:25832), truth.gpkg."""

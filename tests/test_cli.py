@@ -116,7 +116,7 @@ G = "o.geojson"
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--bands", "1,2"], ["trained on 3"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--bands", "a"], ["--bands"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--overlap", "300"], ["overlap"]),
-    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--blend", "x"], ["blending window"]),
+    (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--blend", "x"], ["--blend", "hann", "linear"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / "no" / "o.geojson"], ["does not exist"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--trace-threads", "-1"], ["threads must be 0"]),
     (lambda t, m, s: ["predict", s, "--model", m, "--out", t / G, "--split", "0.3"], ["--split must be 0", "above"]),

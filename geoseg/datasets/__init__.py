@@ -4,7 +4,7 @@ the training sources that join them, band normalisation, and synthetic towns."""
 from geoseg._lazy import exports
 
 __all__, __getattr__, __dir__ = exports(__name__, {
-    "normalisation": ("band_statistics", "STRETCH_SAMPLE", "normalisation_of", "Normalisation"),
+    "normalisation": ("STRETCH_SAMPLE", "normalisation_of", "Normalisation"),
     "scenes": (
         "find_scenes", "LabelledScene", "read_resampled", "contacts", "WindowDataset", "window_statistics",
         "load_scenes", "scale_of", "say_pixel_sizes",
@@ -13,7 +13,7 @@ __all__, __getattr__, __dir__ = exports(__name__, {
     "synth": ("write_scene", "write_truth", "write_tiles", "write_dataset", "write_mosaic", "write_scene_dataset"),
     "tiles": (
         "LAYOUTS", "Pair", "Sample", "find_pairs", "VECTOR_SUFFIXES", "find_vector_pairs", "rasterize_labels",
-        "read_label", "load_samples", "refuse_unlearnable", "make_item", "TileDataset",
+        "read_label", "load_samples", "refuse_unlearnable", "make_item", "TileDataset", "band_statistics",
     ),
     "town": ("DEFAULT_CRS", "DEFAULT_ORIGIN", "ROOF_COLOURS", "PAVING_COLOURS", "Town", "make_town"),
     "weightmap": ("unet_weight_map",),

@@ -12,7 +12,9 @@ __all__, __getattr__, __dir__ = exports(__name__, {
         "GDAL_CACHE_BYTES", "band_rows", "first_tile_row", "predict_probability", "scene_normalisation",
         "predict_rows", "say_progress", "normalised", "roof_probability",
     ),
-    "prefetch": ("PREFETCH_CORES", "use_prefetch", "Prefetch", "READ_BYTES", "host_pixels"),
+    "prefetch": (
+        "PREFETCH_CORES", "use_prefetch", "Prefetch", "READ_BYTES", "read_groups", "host_pixels", "as_tensor_type",
+    ),
     "resample": ("GSD_TOLERANCE", "GSD_FACTOR_WARN", "grid_ratio", "model_grid"),
     "stitch": ("BLEND_WINDOWS", "blend_window", "Sink", "QUANTISE_CHUNK_BYTES", "Stitcher"),
 })

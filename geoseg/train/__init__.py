@@ -13,5 +13,5 @@ __all__, __getattr__, __dir__ = exports(__name__, {
         "get_loss",
     ),
     "processes": ("spawn",),
-    "run_folder": ("run_inputs", "prepare_run_dir", "RESUME_FIXED", "refuse_changed_resume"),
+    "run_folder": ("run_inputs", "prepare_run_dir", "write_config", "RESUME_FIXED", "refuse_changed_resume"),
 })

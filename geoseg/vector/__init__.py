@@ -5,11 +5,13 @@ from geoseg._lazy import exports
 
 __all__, __getattr__, __dir__ = exports(__name__, {
     "bands": ("band_polygons", "join_band_edges"),
+    "clean": ("Frame", "frame_of", "to_table", "to_frame", "least_box"),
     "merge": ("Footprint", "SceneMerger", "measure"),
+    "parts": ("Part", "set_aside", "RunComponents", "strip_parts", "join_parts", "meeting_groups", "strip_mask"),
     "polygonize": ("label_polygons", "PixelRuns", "pixel_runs", "run_polygons", "RIGHT_OF"),
     "rectilinear": ("polygon_iou", "RECT_IOU", "FIT_SLACK", "regularize"),
     "stream": ("trace_pool", "iter_pixel_parts", "iter_polygons", "PolygonStream", "vectorize"),
-    "strips": ("CARRY_STRIPS", "StripTracer"),
+    "strips": ("CARRY_STRIPS", "StripWork", "StripTracer"),
     "table": ("PolygonTable", "reproject"),
     "touching": ("SEED_PX", "split_components", "piece_polygons"),
 })
