@@ -13,6 +13,6 @@ __all__, __getattr__, __dir__ = exports(__name__, {
     "encoders": ("Upsample", "expanding_path", "ResNetUNet", "LiteUNet"),
     "inference": ("fuse_for_inference", "ConvReLU", "CompiledModel", "compile_for_inference", "onednn_pointwise"),
     "onnx": ("OPSET", "OnnxResult", "export_onnx"),
-    "registry": ("make_network", "config_from_dict", "config_to_dict"),
+    "registry": ("ARCHITECTURES", "create_model", "config_from_dict", "config_to_dict"),
     "unet": ("NORMS", "UNetConfig", "DoubleConv", "Down", "Up", "UNet"),
 })

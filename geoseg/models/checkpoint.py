@@ -23,7 +23,7 @@ import torch
 
 from geoseg.datasets.normalisation import Normalisation
 from geoseg.errors import CheckpointError, GeosegError, first_line
-from geoseg.models.registry import config_from_dict, config_to_dict, make_network
+from geoseg.models.registry import config_from_dict, config_to_dict, create_model
 from geoseg.models.unet import UNetConfig
 
 FORMAT = "geoseg-checkpoint"
@@ -69,15 +69,16 @@ class Checkpoint:
         return self.tile_size if self.model.norm == "instance" else None
 
     def build(self, device: torch.device | str = "cpu") -> torch.nn.Module:
-        """The network with these weights, on ``device``."""
-        model = make_network(self.model)
+        """The network with these weights, on ``device``, in eval mode (``.train()`` to go on
+        training it)."""
+        model = create_model(self.model)
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:
             detail = " ".join(str(exc).split())  # torch lists every mismatch on lines of their own
             raise CheckpointError(f"checkpoint weights do not fit its model config ({detail[:160]}); train the"
                                   " model again or use another model.pt") from None
-        return model.to(device)
+        return model.to(device).eval()
 
 
 def save(path: str | os.PathLike, model: torch.nn.Module, norm: Normalisation, tile_size: int, **extra) -> None:

@@ -27,7 +27,7 @@ from geoseg.datasets.sources import TrainingData, load_training_data
 from geoseg.errors import CheckpointError, GeosegError, InputError, Interrupted, interrupt_exit_code
 from geoseg.evaluation.metrics import Counts
 from geoseg.models import checkpoint
-from geoseg.models.registry import config_to_dict, make_network
+from geoseg.models.registry import config_to_dict, create_model
 from geoseg.models.unet import UNetConfig
 from geoseg.outputs.atomic import fresh_folder, refuse_inputs_in_folder
 from geoseg.predict.engine import GDAL_CACHE_BYTES
@@ -176,7 +176,7 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
     if start is not None:  # fine-tuning: its network, its weights, its normalisation and pixel size
         mcfg, gsd = start.model, gsd or start.gsd
         norm = start.norm if start.norm.scale == data.scale else norm
-    model = make_network(mcfg, pretrained=config.pretrained_encoder and not config.resume)
+    model = create_model(mcfg, pretrained=config.pretrained_encoder and not config.resume)
     if start is not None:
         model.load_state_dict(start.state_dict)
         if progress:

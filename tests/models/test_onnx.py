@@ -65,11 +65,11 @@ def test_export_onnx_on_the_command_line_and_its_bad_inputs(tiny_model, tmp_path
 
 @pytest.mark.slow
 def test_a_resnet_encoder_model_exports_and_predicts_like_geoseg(tiny_model, synth_task, tmp_path):
-    from geoseg.models.registry import make_network
+    from geoseg.models.registry import create_model
     from geoseg.models.unet import UNetConfig
 
     state = checkpoint.load(tiny_model)
-    model = make_network(UNetConfig(depth=6, width=4, encoder="resnet18")).eval()
+    model = create_model(UNetConfig(depth=6, width=4, encoder="resnet18")).eval()
     checkpoint.save(tmp_path / "resnet.pt", model, state.norm, 64)
     res = export_onnx(tmp_path / "resnet.pt", tmp_path / "resnet.onnx", tile_size=64)
     assert res.max_abs_diff < 1e-4 and res.tile_size == 64

@@ -3,7 +3,7 @@ import torch
 
 from geoseg.errors import InputError
 from geoseg.models.encoders import ResNetUNet
-from geoseg.models.registry import config_from_dict, make_network
+from geoseg.models.registry import config_from_dict, create_model
 from geoseg.models.unet import UNet, UNetConfig
 
 
@@ -79,7 +79,7 @@ def test_folding_batchnorm_keeps_the_output(cfg, side):
     EfficientNet-Lite's padded convolutions."""
     from geoseg.models.inference import fuse_for_inference
 
-    model = make_network(cfg).train()
+    model = create_model(cfg).train()
     for _ in range(3):  # give the running statistics something other than 0/1
         model(torch.randn(4, 3, side, side) * 3 + 1)
     model.eval()
@@ -95,7 +95,7 @@ def test_folding_batchnorm_keeps_the_output(cfg, side):
                                                 ("resnet18", 1, "none")])
 def test_a_resnet_encoder_gives_one_score_per_class_at_the_input_size(encoder, bands, norm):
     cfg = UNetConfig(in_channels=bands, depth=6, width=4, norm=norm, encoder=encoder)
-    model = make_network(cfg).eval()
+    model = create_model(cfg).eval()
     assert isinstance(model, ResNetUNet) and cfg.multiple == 32
     with torch.no_grad():
         assert model(torch.rand(2, bands, 64, 96)).shape == (2, 2, 64, 96)
@@ -104,12 +104,12 @@ def test_a_resnet_encoder_gives_one_score_per_class_at_the_input_size(encoder, b
 def test_the_resnet_unet_is_smp_sized():
     """ResNet-34 encoder, decoder 256…16, 3×3 head: the size of segmentation-models-pytorch's
     Unet("resnet34"), 24 436 514 parameters."""
-    n = sum(p.numel() for p in make_network(UNetConfig(depth=6, encoder="resnet34")).parameters())
+    n = sum(p.numel() for p in create_model(UNetConfig(depth=6, encoder="resnet34")).parameters())
     assert n == 24_436_514
 
 
 def test_the_resnet_unet_sees_fine_detail_through_its_skips():
-    model = make_network(UNetConfig(in_channels=1, depth=6, width=4, norm="none", encoder="resnet18")).eval()
+    model = create_model(UNetConfig(in_channels=1, depth=6, width=4, norm="none", encoder="resnet18")).eval()
     x = torch.rand(1, 1, 64, 64, requires_grad=True)
     model(x)[0, 1, 33, 33].backward()
     assert x.grad[0, 0, 33, 33] != 0 and x.grad[0, 0, 0, 0] != 0  # its own pixel, and the context at 1/32
@@ -117,7 +117,7 @@ def test_the_resnet_unet_sees_fine_detail_through_its_skips():
 
 def test_checkpoints_from_before_encoders_are_plain_unets():
     cfg = config_from_dict({"in_channels": 3, "classes": 2, "depth": 4, "width": 16, "norm": "batch"})
-    assert cfg.encoder == "unet" and isinstance(make_network(cfg), UNet)
+    assert cfg.encoder == "unet" and isinstance(create_model(cfg), UNet)
 
 
 @pytest.mark.parametrize("bands", [1, 3, 5])
@@ -125,10 +125,10 @@ def test_the_efficientnet_unet_takes_any_bands_and_old_networks_still_build(band
     from geoseg.models.encoders import LiteUNet
 
     cfg = UNetConfig(in_channels=bands, depth=6, width=16, encoder="efficientnet-lite0")
-    model = make_network(cfg, pretrained=True).eval()
+    model = create_model(cfg, pretrained=True).eval()
     assert isinstance(model, LiteUNet) and cfg.multiple == 32
     assert 5.0e6 < sum(p.numel() for p in model.parameters()) < 5.5e6  # Lite0's 3.4 M and the decoder
     with torch.no_grad():
         assert model(torch.rand(2, bands, 64, 96)).shape == (2, 2, 64, 96)
     with pytest.raises(InputError, match="no pretrained weights"):
-        make_network(UNetConfig(depth=6, encoder="resnet34"), pretrained=True)
+        create_model(UNetConfig(depth=6, encoder="resnet34"), pretrained=True)

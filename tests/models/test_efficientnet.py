@@ -89,10 +89,10 @@ def test_the_stem_takes_any_number_of_bands_and_a_grey_image_stays_grey(bands):
 
 
 def test_the_unet_encoder_is_the_package_encoder_and_its_features_have_the_strides():
-    from geoseg.models.registry import make_network
+    from geoseg.models.registry import create_model
     from geoseg.models.unet import UNetConfig
 
-    net = make_network(UNetConfig(encoder="efficientnet-lite0", depth=6), pretrained=True)
+    net = create_model(UNetConfig(encoder="efficientnet-lite0", depth=6), pretrained=True)
     ref = E.pretrained_state("efficientnet-lite0")
     for k, v in ref.items():
         assert torch.equal(net.encoder.state_dict()[k], v), k

@@ -124,7 +124,7 @@ def test_quantised_rows_are_the_float_rows_made_bytes(width, monkeypatch):
 def test_rows_made_bytes_on_a_device_are_the_bytes_made_on_the_host():
     # a GPU blends where the model ran and makes the rows bytes there (torch's cast, a band at
     # once): the same bytes as the host's chunks and numpy's cast (the device's steps run here on
-    # the CPU; tests/test_predict.py compares a real GPU's run where there is one)
+    # the CPU; tests/predict/test_engine.py compares a real GPU's run where there is one)
     rng = np.random.default_rng(8)
     h, w, size = 200, 150, 64
     field = rng.random((h, w), dtype=np.float32) * 1.2 - 0.1

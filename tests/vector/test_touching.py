@@ -8,7 +8,7 @@ from geoseg.config import SPLIT_SEED, VectorizeOptions, split_for
 from geoseg.errors import InputError
 from geoseg.vector.stream import vectorize
 from geoseg.vector.touching import SEED_PX, split_components
-from tests.test_vectorize import prob_raster
+from tests.vector.test_stream import prob_raster
 
 
 def terrace(houses: int = 3, valley: float = 0.7) -> np.ndarray:

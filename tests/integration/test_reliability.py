@@ -286,7 +286,7 @@ def test_interrupted_mid_epoch_then_resumed_gives_the_uninterrupted_weights(labe
     import torch
 
     import geoseg.train.loop as train
-    from tests.test_train import TINY
+    from tests.train.test_loop import TINY
 
     straight = train.fit(train.TrainConfig(str(labelled), str(tmp_path / "a"), epochs=3, **TINY), progress=False)
     real, calls = train.get_loss, {"n": 0}
@@ -315,7 +315,7 @@ def test_interrupted_mid_epoch_then_resumed_gives_the_uninterrupted_weights(labe
 
 def test_interrupted_before_any_epoch_says_there_is_nothing_to_resume(labelled, tmp_path, monkeypatch):
     import geoseg.train.loop as train
-    from tests.test_train import TINY
+    from tests.train.test_loop import TINY
 
     def interrupting(name):
         def loss(*args):
@@ -465,7 +465,7 @@ def test_resume_with_other_data_or_sampling_is_refused_with_the_differences_list
     import json
     import shutil
 
-    from tests.test_train import TINY
+    from tests.train.test_loop import TINY
 
     run_dir = tmp_path / "run"
     base = ["train", labelled, "--out", run_dir, "--quiet", "--tile-size", "32", "--encoder", "unet", "--depth", "3",
@@ -663,7 +663,7 @@ def test_any_number_for_any_predict_option_runs_or_is_one_line(tiny_model, synth
     """Each value either predicts or is refused in one line before any output: never a traceback,
     an 'internal error', a hang or a partial file."""
     if option in ("--workers",):
-        pytest.skip("starts a Dask cluster per value: covered by tests/test_dask_predict.py")
+        pytest.skip("starts a Dask cluster per value: covered by tests/predict/test_dask_engine.py")
     for k, value in enumerate(AWKWARD):
         out = tmp_path / f"r{k}.gpkg"
         r = CliRunner().invoke(main, ["predict", str(synth_task["scene"]), "--model", str(tiny_model), "--out",
