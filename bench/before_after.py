@@ -1,7 +1,7 @@
 """The work beside the model, this checkout against an older one, interleaved in one run.
 
     git worktree add ../before COMMIT
-    python bench/before_after.py --before ../before [--cores 1,2] [--rounds 2] [--model M]
+    python -m bench.before_after --before ../before [--cores 1,2] [--rounds 2] [--model M]
 
 The stand-in of ``bench/beside.py`` (the stored probability of a real run, handed back
 tile by tile) drives ``run_predict`` of each checkout in turn, pinned to each number of
@@ -40,7 +40,7 @@ def child(code: str, cores: int, prob: str, model: str, scene: str, tile: int, o
 
     assert Path(gp.__file__).resolve().is_relative_to(Path(code).resolve()), f"geoseg from {gp.__file__}, not {code}"
     sys.path.insert(1, str(BENCH))
-    from beside import gpu_plan, use_stand_in  # numpy and torch only: work with either checkout
+    from bench.beside import gpu_plan, use_stand_in  # numpy and torch only: work with either checkout
 
     try:  # the checkout's own plan (``gpu_plan`` reads it from the geoseg imported)
         plan = gpu_plan()
@@ -64,8 +64,8 @@ def child(code: str, cores: int, prob: str, model: str, scene: str, tile: int, o
 
 def main() -> None:
     sys.path.insert(0, str(BENCH))
-    from _common import prepare, scene_args
-    from beside import stored_probability
+    from bench._common import prepare, scene_args
+    from bench.beside import stored_probability
 
     ap = scene_args(__doc__, size=8192, tile=512, precision="auto")
     ap.add_argument("--before", type=Path, required=True, help="a checkout of the older geoseg")

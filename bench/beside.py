@@ -1,6 +1,6 @@
 """The work beside the model: geoseg predict with a stand-in for the forward pass.
 
-    python bench/beside.py [--size 8192] [--repeat 2] [--cores 1,2] [--real]
+    python -m bench.beside [--size 8192] [--repeat 2] [--cores 1,2] [--real]
 
 On a GPU the model runs at hundreds of megapixels per second, and what is left is the
 work beside it: reading and decoding, normalising, blending, tracing, cleaning, writing.
@@ -55,7 +55,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from _common import prepare, scene_args
+
+from bench._common import prepare, scene_args
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -302,7 +303,7 @@ CHILD = """
 import json, os, sys
 sys.path.insert(0, {bench!r})
 os.sched_setaffinity(0, set(range({cores})))
-from beside import measure
+from bench.beside import measure
 from pathlib import Path
 print(json.dumps(measure(Path({scene!r}), Path({model!r}), Path({prob!r}), {tile}, {overlap},
                          device_free={device_free})))

@@ -1,6 +1,6 @@
 """What this machine allows the work beside the model: the decoding floor and the cores' own scaling.
 
-    python bench/ceiling.py [--size 8192] [--model geoseg/models/weights/starter.pt]
+    python -m bench.ceiling [--size 8192] [--model geoseg/models/weights/starter.pt]
 
 Two figures bound what ``bench/beside.py`` can reach here, whatever geoseg does:
 
@@ -29,7 +29,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import prepare, scene_args  # noqa: E402
+from bench._common import prepare, scene_args  # noqa: E402
 
 
 def decode(scene: str, model: str, tile: int, overlap: int, core: int | None = None, once: bool = True) -> float:
@@ -148,8 +148,7 @@ def main() -> None:
     ap = scene_args(__doc__, size=8192, tile=512, precision="auto")
     args = ap.parse_args()
     model, scene = prepare(args)
-    from beside import stored_probability
-
+    from bench.beside import stored_probability
     from geoseg.runtime import cores as usable_cores
 
     prob, _ = stored_probability(scene, model, args.tile, args.overlap, args.model)

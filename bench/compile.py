@@ -1,6 +1,6 @@
 """torch.compile: what compiling costs, what it saves, and from what scene size it pays.
 
-    python bench/compile.py [--tile 512] [--tiles 100] [--size 8192] [--model M]
+    python -m bench.compile [--tile 512] [--tiles 100] [--size 8192] [--model M]
 
 In fresh processes (so each compiles from scratch, as ``geoseg predict --compile`` does):
   compile  seconds to the first compiled output, with an empty inductor cache (cold)
@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 import tempfile
 
-from _common import prepare, run_child, scene_args
+from bench._common import prepare, run_child, scene_args
 
 CHILD = r"""
 import json, sys, time, torch
-from geoseg import checkpoint
+from geoseg.models import checkpoint
 from geoseg.inference import compile_for_inference, fuse_for_inference
 from geoseg.runtime import autocast, resolve_device, resolve_precision, tune_allocator
 model, tile, tiles, repeat, precision = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
@@ -59,8 +59,8 @@ print(json.dumps(dict(first=first, eager=min(e), compiled=min(c), agree=agree, f
 PREDICT = r"""
 import json, sys, tempfile, time
 from pathlib import Path
-from geoseg.predict import TileOptions
-from geoseg.pipeline import run_predict
+from geoseg.config import TileOptions
+from geoseg.jobs.predict import run_predict
 scene, model, comp = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 with tempfile.TemporaryDirectory() as tmp:
     t = time.perf_counter()

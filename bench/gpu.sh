@@ -24,7 +24,7 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.i
 t0=$(date +%s)
 timeout 130 python3 bench/peers.py --roofs "$roofs" --steps "$steps" --jobs 15 --starter "$starter" \
   --arms geoseg,fine-tuned,smp-resnet34 --work bench-out/peers-gpu >"$out/peers.log" 2>&1 &
-timeout 130 python3 -c "from geoseg.synth import write_mosaic; write_mosaic('bench-out/mosaic-8192.tif', 8192)" \
+timeout 130 python3 -c "from geoseg.datasets.synth import write_mosaic; write_mosaic('bench-out/mosaic-8192.tif', 8192)" \
   >"$out/mosaic.log" 2>&1
 echo "mosaic drawn after $(( $(date +%s) - t0 )) s"
 wait

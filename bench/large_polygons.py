@@ -1,6 +1,6 @@
 """One polygon over the whole scene: joining it across strips must cost what each strip adds.
 
-    python bench/large_polygons.py [--width 16384] [--heights 2048,8192]
+    python -m bench large-polygons [--width 16384] [--heights 2048,8192]
 
 When a model calls most of a scene roof (a badly trained model, an undeclared nodata fill),
 one polygon crosses every strip, with holes wherever the model saw ground. This feeds the
@@ -13,14 +13,13 @@ the whole of ``geoseg predict`` with a model made to call every pixel roof.)
 
 from __future__ import annotations
 
-import argparse
-
-from _common import PEAK_RSS, run_child
+from bench._common import PEAK_RSS, run_child
+from bench.harness import benchmark
 
 CHILD = f"""
 import json, sys, time
 import numpy as np
-from geoseg.vectorize import StripTracer
+from geoseg.vector.strips import StripTracer
 w, h = int(sys.argv[1]), int(sys.argv[2])
 rng = np.random.default_rng(0)
 tracer = StripTracer(h, w, 0.5)
@@ -42,22 +41,15 @@ print(json.dumps(dict(seconds=seconds, polygons=len(parts), holes=holes, peak_rs
 """
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--width", type=int, default=16384)
-    ap.add_argument("--heights", default="2048,8192")
-    args = ap.parse_args()
-    rows = []
-    for h in [int(v) for v in args.heights.split(",")]:
-        r = run_child(CHILD, str(args.width), str(h))
-        r.update(height=h, s_per_mp=r["seconds"] / (h * args.width / 1e6))
-        rows.append(r)
-        print(f"{args.width} x {h:>6}  {r['seconds']:6.2f} s  {r['s_per_mp']:.3f} s/MP  {r['polygons']} polygon(s)"
-              f" with {r['holes']} holes  peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
-    a, b = rows[0], rows[-1]
-    print(f"s/MP ratio {b['height']} / {a['height']}: {b['s_per_mp'] / a['s_per_mp']:.2f};"
-          f" peak RSS ratio: {b['peak_rss_mib'] / a['peak_rss_mib']:.3f}")
-
-
-if __name__ == "__main__":
-    main()
+@benchmark("speed")
+def large_polygons(width: int = 16384, heights: tuple[int, ...] = (2048, 8192)) -> dict:
+    """Tracing one polygon over the whole scene: seconds per MP and peak RSS as it grows taller."""
+    figures: dict = {}
+    for h in heights:
+        r = run_child(CHILD, str(width), str(h))
+        figures[f"s_per_mp_{h}"] = r["seconds"] / (h * width / 1e6)
+        figures[f"peak_rss_mib_{h}"] = r["peak_rss_mib"]
+        figures[f"holes_{h}"] = r["holes"]
+    figures["s_per_mp_ratio"] = figures[f"s_per_mp_{heights[-1]}"] / figures[f"s_per_mp_{heights[0]}"]
+    figures["peak_rss_ratio"] = figures[f"peak_rss_mib_{heights[-1]}"] / figures[f"peak_rss_mib_{heights[0]}"]
+    return figures

@@ -1,7 +1,7 @@
 """Scale-out: the same scenes predicted in one process, and on a Dask LocalCluster of
 1 and 2 worker processes.
 
-    python bench/scale_out.py [--size 4096] [--workers 1,2]
+    python -m bench.scale_out [--size 4096] [--workers 1,2]
 
 The synthetic scene of --size is cut into its four quarters (four scenes); each run
 predicts all four into one GeoPackage. Prints seconds and scene megapixels per second
@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import rasterio
-from _common import prepare, scene_args
 from rasterio.windows import Window
 
+from bench._common import prepare, scene_args
 from geoseg.config import TileOptions
 from geoseg.jobs.predict import run_predict
 from geoseg.predict.dask_engine import ClusterOptions

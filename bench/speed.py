@@ -1,6 +1,6 @@
 """Speed: geoseg predict end to end against the bare model, and against the usual way.
 
-    python bench/speed.py [--size 4096] [--tile 512] [--overlap 32]
+    python -m bench.speed [--size 4096] [--tile 512] [--overlap 32]
 
 On one synthetic scene, with the same weights and tile grid, in one run:
   bare     the model's forward passes over every tile of the grid (the scene's own
@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from _common import prepare, scene_args
 from rasterio import features
 from rasterio.windows import Window
 
+from bench._common import prepare, scene_args
 from geoseg.config import TileOptions
 from geoseg.io.windows import read_window
 from geoseg.jobs.predict import Outputs, run_predict

@@ -1,42 +1,32 @@
 """Training throughput: images per second in float32 and in bfloat16 autocast (channels-last).
 
-    python bench/train_speed.py [--steps 20] [--batch 8] [--tile 256] [--width 16] [--depth 4]
-                                [--encoders unet,resnet18,resnet34]
-
-Times forward + backward + Adam steps of each network on random batches (after warm-up),
-in each precision in turn, in one run; prints images/s, seconds a step and the speed-up.
-``--depth`` sizes the plain U-Net (``unet``); the ResNet encoders have their own.
+Times forward + backward + Adam steps of each network on random batches (after warm-up), in
+each precision in turn, in one run. ``depth`` sizes the plain U-Net (``unet``); the
+encoders have their own.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 
-import torch
-
-from geoseg.config import RESNET_LEVELS
-from geoseg.models.registry import make_network
-from geoseg.models.unet import UNetConfig
-from geoseg.runtime import autocast, cpu_has_bf16, resolve_device, tune_allocator
-from geoseg.train.losses import get_loss
+from bench.harness import benchmark
 
 
-def network(encoder: str, args) -> UNetConfig:
-    depth = args.depth if encoder == "unet" else RESNET_LEVELS
-    return UNetConfig(depth=depth, width=args.width, norm=args.norm, encoder=encoder)
+def _images_per_second(precision: str, cfg, steps: int, batch: int, tile: int) -> float:
+    import torch
 
+    from geoseg.models.registry import create_model
+    from geoseg.runtime import autocast, resolve_device
+    from geoseg.train.losses import get_loss
 
-def images_per_second(precision: str, cfg: UNetConfig, args) -> float:
     device = resolve_device("auto")
     torch.manual_seed(0)
-    model = make_network(cfg).to(device)
-    model = model.to(memory_format=torch.channels_last).train()
+    model = create_model(cfg).to(device).to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_fn = get_loss("dice")
-    x = torch.randn(args.batch, 3, args.tile, args.tile, device=device).contiguous(memory_format=torch.channels_last)
-    target = (torch.rand(args.batch, args.tile, args.tile, device=device) > 0.9).long()
-    ones = torch.ones(args.batch, args.tile, args.tile, device=device)
+    x = torch.randn(batch, 3, tile, tile, device=device).contiguous(memory_format=torch.channels_last)
+    target = (torch.rand(batch, tile, tile, device=device) > 0.9).long()
+    ones = torch.ones(batch, tile, tile, device=device)
 
     def step():
         with autocast(device, precision):
@@ -48,36 +38,32 @@ def images_per_second(precision: str, cfg: UNetConfig, args) -> float:
     for _ in range(3):
         step()
     t = time.perf_counter()
-    for _ in range(args.steps):
+    for _ in range(steps):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return args.steps * args.batch / (time.perf_counter() - t)
+    return steps * batch / (time.perf_counter() - t)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--tile", type=int, default=256)
-    ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--depth", type=int, default=4)
-    ap.add_argument("--norm", default="batch")
-    ap.add_argument("--encoders", default="unet", help="comma-separated: unet, resnet18, resnet34")
-    args = ap.parse_args()
+@benchmark("speed")
+def train_speed(steps: int = 20, batch: int = 8, tile: int = 256, width: int = 16, depth: int = 4,
+                norm: str = "batch", encoders: tuple[str, ...] = ("efficientnet-lite0",)) -> dict:
+    """Training images/s of each network in fp32 and (where the machine has it) bf16."""
+    import torch
+
+    from geoseg.config import RESNET_LEVELS
+    from geoseg.models.unet import UNetConfig
+    from geoseg.runtime import cpu_has_bf16, tune_allocator
+
     tune_allocator()  # as geoseg train does
     fast = "bf16" if torch.cuda.is_available() or cpu_has_bf16() else None
-    print(f"batch {args.batch} of {args.tile}² px, {resolve_device('auto')}, {torch.get_num_threads()} threads")
-    for encoder in args.encoders.split(","):
-        cfg = network(encoder, args)
-        weights = sum(p.numel() for p in make_network(cfg).parameters()) / 1e6
-        fp32 = images_per_second("fp32", cfg, args)
-        print(f"{cfg.describe()} ({weights:.2f} M weights)")
-        print(f"  fp32  {fp32:6.2f} images/s  {args.batch / fp32:.2f} s a step")
+    figures: dict = {"threads": torch.get_num_threads()}
+    for encoder in encoders:
+        cfg = UNetConfig(depth=depth if encoder == "unet" else RESNET_LEVELS, width=width, norm=norm, encoder=encoder)
+        fp32 = _images_per_second("fp32", cfg, steps, batch, tile)
+        figures[f"{encoder}_fp32_images_per_s"] = fp32
         if fast:
-            bf = images_per_second(fast, cfg, args)
-            print(f"  bf16  {bf:6.2f} images/s  {args.batch / bf:.2f} s a step  ({bf / fp32:.2f}× fp32)")
-
-
-if __name__ == "__main__":
-    main()
+            bf = _images_per_second(fast, cfg, steps, batch, tile)
+            figures[f"{encoder}_bf16_images_per_s"] = bf
+            figures[f"{encoder}_bf16_speedup"] = bf / fp32
+    return figures

@@ -1,6 +1,6 @@
 """Precision: do the fast paths (bfloat16 autocast on CPU, AMP on CUDA) give float32's roofs?
 
-    python bench/precision.py [--size 2048] [--tile 512]
+    python -m experiments.precision [--size 2048] [--tile 512]
 
 Runs geoseg's tiled prediction on one synthetic scene in float32 and in the device's
 fast precision, and prints the share of pixels whose thresholded mask agrees, the polygon
@@ -14,8 +14,8 @@ import time
 import numpy as np
 import rasterio
 import torch
-from _common import prepare, scene_args
 
+from bench._common import prepare, scene_args
 from geoseg.config import TileOptions, VectorizeOptions
 from geoseg.evaluation.metrics import match_objects
 from geoseg.models import checkpoint

@@ -1,6 +1,6 @@
 """Regularisation: fewer vertices, and does it cost IoU against the truth?
 
-    python bench/regularize.py [--size 2048] [--cv-dir bench-out/cv-roofs/softmax]
+    python -m experiments.regularize [--size 2048] [--cv-dir bench-out/cv-roofs/softmax]
 
 On a synthetic town it never saw (true roof polygons known), the briefly trained bench
 model's stitched prediction is vectorised three ways: raw pixel outlines (``--simplify
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-from _common import prepare, scene_args
 
+from bench._common import prepare, scene_args
 from geoseg.config import TileOptions, VectorizeOptions
 from geoseg.evaluation.scoring import object_scores
 from geoseg.models import checkpoint

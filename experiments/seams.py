@@ -1,6 +1,6 @@
 """Seams: does the tiled, blended prediction agree with one forward pass over the whole scene?
 
-    python bench/seams.py [--size 2048] [--blend hann] [--tile 256] [--overlap 32]
+    python -m experiments.seams [--size 2048] [--blend hann] [--tile 256] [--overlap 32]
 
 On a synthetic mosaic scene, runs (a) geoseg's tiled prediction (overlapping tiles,
 blended, written block by block) and (b) the same model in one forward pass over the
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from _common import prepare, scene_args
 
+from bench._common import prepare, scene_args
 from geoseg.config import TileOptions, VectorizeOptions
 from geoseg.io.raster import PROB_SCALE
 from geoseg.models import checkpoint

@@ -1,6 +1,6 @@
 """Weight averaging against the weights it averages, on finished cross-validation runs.
 
-    python bench/averaging.py bench-out/peers/geoseg/fold-*
+    python -m experiments.averaging bench-out/peers/geoseg/fold-*
 
 Each run folder (``geoseg train`` with ``--average N`` and a held-out fold, e.g. the rows
 of ``bench/peers.py``) holds ``model.pt`` (the mean of the weights at the last cycle ends,
@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def main() -> None:
     import torch
-    from finetune import score
 
+    from experiments.finetune import score
     from geoseg.config import TrainConfig
     from geoseg.datasets.sources import split_pairs
 

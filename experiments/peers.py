@@ -1,6 +1,6 @@
 """geoseg's default recipe against a peer U-Net, on the 5 folds of the reference tiles.
 
-    python bench/peers.py [--roofs ../shared/data/roofs] [--steps 165] [--jobs 1]
+    python -m experiments.peers [--roofs ../shared/data/roofs] [--steps 165] [--jobs 1]
                           [--arms geoseg,smp-resnet34] [--starter MODEL] [--work bench-out/peers]
 
 Arms, each trained on a fold's 16 training tiles and scored on its 4 held-out tiles:
@@ -66,10 +66,11 @@ def smp_unet(encoder: str):
 def run_one(args, arm: str, fold: int) -> dict:
     """Train ``arm`` on fold ``fold`` and score it on the held-out tiles."""
     import torch
-    from finetune import score
 
-    import geoseg.checkpoint
+    import geoseg.models.checkpoint
     import geoseg.train
+    import geoseg.train.loop
+    from experiments.finetune import score
     from geoseg.config import ENCODERS, TrainConfig
     from geoseg.datasets.sources import split_pairs
     from geoseg.train.loop import fit
@@ -78,7 +79,7 @@ def run_one(args, arm: str, fold: int) -> dict:
         torch.set_num_threads(1)
     extra: dict = {}
     if arm.startswith("smp-"):  # the peer takes the network's place in training and prediction
-        geoseg.train.make_network = geoseg.checkpoint.make_network = smp_unet(arm[4:])
+        geoseg.train.loop.create_model = geoseg.models.checkpoint.create_model = smp_unet(arm[4:])
         extra["encoder"] = "resnet18"  # as smp's: 6 levels, inputs in multiples of 32
     elif arm.startswith("geoseg-w"):  # the plain U-Net of another size
         width, depth = arm[len("geoseg-w"):].split("-d")

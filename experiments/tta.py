@@ -1,6 +1,6 @@
 """Test-time augmentation: what it costs, and what it buys against the truth.
 
-    python bench/tta.py [--size 1024] [--model M]
+    python -m experiments.tta [--size 1024] [--model M]
 
 Predicts an unseen synthetic town (true roofs known) with and without ``--tta`` (the
 mean over the 8 flips and quarter turns of each tile) and prints the time of each, the
@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 
 import geopandas as gpd
-from _common import prepare, scene_args
 
+from bench._common import prepare, scene_args
 from geoseg.config import TileOptions, VectorizeOptions
 from geoseg.evaluation.scoring import object_scores, pixel_scores
 from geoseg.models import checkpoint

@@ -2,9 +2,9 @@
 against the same network from scratch, the old default (a ResNet-34 encoder, random
 weights) and the old starter's network (the plain U-Net, depth 4, width 16).
 
-    python bench/encoders.py speed [--tile 512] [--repeat 5]
-    python bench/encoders.py cv [--steps 304] [--arms lite0,lite0-scratch,resnet34,starter-net] [--folds 5]
-    python bench/encoders.py cv --minutes 3 [--arms ...]
+    python -m experiments.encoders speed [--tile 512] [--repeat 5]
+    python -m experiments.encoders cv [--steps 304] [--arms lite0,lite0-scratch,resnet34,starter-net] [--folds 5]
+    python -m experiments.encoders cv --minutes 3 [--arms ...]
 
 ``speed``: in one run, interleaved, the best of ``--repeat``: the bare forward pass in
 megapixels per second (geoseg's inference fusions, channels-last, geoseg's precision, one
@@ -47,12 +47,12 @@ ARMS = {
 
 def network(arm: str) -> torch.nn.Module:
     from geoseg.config import RESNET_LEVELS
-    from geoseg.models.registry import make_network
+    from geoseg.models.registry import create_model
     from geoseg.models.unet import UNetConfig
 
     a = ARMS[arm]
     depth = a.get("depth", RESNET_LEVELS)
-    return make_network(UNetConfig(encoder=a["encoder"], depth=depth, width=a.get("width", 16)))
+    return create_model(UNetConfig(encoder=a["encoder"], depth=depth, width=a.get("width", 16)))
 
 
 def speed(args) -> None:

@@ -1,6 +1,6 @@
 """One 0.3 m model on the same town at 0.15, 0.3 and 0.6 m/px: with and without resampling.
 
-    python bench/gsd.py [--model geoseg/models/weights/starter.pt] [--size 2048]
+    python -m experiments.gsd [--model geoseg/models/weights/starter.pt] [--size 2048]
 
 A synthetic town is drawn at 0.15 m/px (``--size`` pixels a side) and averaged down to 0.3
 and 0.6 m/px, so the three scenes show the same roofs; each is predicted by the model as
@@ -15,7 +15,8 @@ import argparse
 from pathlib import Path
 
 import torch
-from _common import WORK
+
+from bench._common import WORK
 
 ROOT = Path(__file__).resolve().parent.parent
 

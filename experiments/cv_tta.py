@@ -1,6 +1,6 @@
 """Test-time augmentation on held-out images: re-score a finished cross-validation.
 
-    python bench/cv_tta.py bench-out/cv-roofs-dice-pixel-softmax--/dice
+    python -m experiments.cv_tta bench-out/cv-roofs-dice-pixel-softmax--/dice
 
 For each ``fold-K`` of a ``geoseg cv`` loss folder, the fold's ``model.pt`` predicts the
 images that fold held out (named in its ``config.json``) without and with ``--tta``;

@@ -1,9 +1,9 @@
 """Training from scenes and footprints: flat memory, throughput, and why the label extent exists.
 
-    python bench/train_scenes.py memory [--sizes 2048,16384] [--samples 32]
-    python bench/train_scenes.py speed [--samples 256]
-    python bench/train_scenes.py extent [--steps 400]
-    python bench/train_scenes.py positives [--steps 400]
+    python -m experiments.train_scenes memory [--sizes 2048,16384] [--samples 32]
+    python -m experiments.train_scenes speed [--samples 256]
+    python -m experiments.train_scenes extent [--steps 400]
+    python -m experiments.train_scenes positives [--steps 400]
 
 memory  For each size, a synthetic orthophoto with footprints (``synth.write_scene_dataset``,
         bench-out/, reused) is trained on for one epoch of ``--samples`` windows in a fresh
@@ -26,14 +26,15 @@ import sys
 import time
 from pathlib import Path
 
-from _common import PEAK_RSS, WORK, run_child
+from bench._common import PEAK_RSS, WORK, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = dict(depth=4, width=16, tile_size=256, batch_size=8, lr_max=1e-3, lr_min=1e-4, loss="dice")
 
 CHILD = f"""
 import json, sys, time
-from geoseg.train import TrainConfig, fit
+from geoseg.config import TrainConfig
+from geoseg.train.loop import fit
 args = json.loads(sys.argv[1])
 t = time.perf_counter()
 fit(TrainConfig(**args), progress=False)

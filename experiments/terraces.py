@@ -1,6 +1,6 @@
 """Touching roofs apart: object F1 on terraced houses with and without the contact gap.
 
-    python bench/terraces.py [--steps 250] [--gaps 0,2] [--terraces 0.5] [--average 0] [--init starter]
+    python -m experiments.terraces [--steps 250] [--gaps 0,2] [--terraces 0.5] [--average 0] [--init starter]
                                [--loss auto] [--splits 0,0.82] [--reuse] [--tag T] [--town-seed 77]
 
 Trains on a synthetic orthophoto whose footprints include rows of 2–5 terraced houses

@@ -1,6 +1,6 @@
 """Fine-tuning from the starter against training from scratch, 5 folds of the reference tiles.
 
-    python bench/finetune.py [--roofs ../shared/data/roofs] [--steps 120] [--pretrain-steps 300]
+    python -m experiments.finetune [--roofs ../shared/data/roofs] [--steps 120] [--pretrain-steps 300]
                              [--starter synthetic|per-fold] [--encoder unet] [--arms starter,scratch,fine-tuned]
                              [--loss auto]
 

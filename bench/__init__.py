@@ -1,0 +1,1 @@
+"""geoseg's benchmarks of speed and memory, run by one harness: ``python -m bench NAME``."""
