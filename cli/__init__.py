@@ -23,6 +23,7 @@ def _raise_terminated(signum, frame):
 
 
 class GeosegGroup(cloup.Group):
+    """The command group: SIGTERM handled as Ctrl-C, warnings said once, every error one line."""
     def invoke(self, ctx: click.Context):
         import signal
         import warnings

@@ -83,6 +83,7 @@ quiet = cloup.option("--quiet", is_flag=True, help="No progress bar or per-epoch
 
 
 def overwrite(what: str) -> Callable:
+    """The ``--overwrite`` option of a command that replaces ``what``."""
     return cloup.option("--overwrite", is_flag=True, help=f"Replace {what}.")
 
 

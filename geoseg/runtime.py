@@ -17,6 +17,7 @@ from geoseg.errors import InputError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """The torch device for ``auto``, ``cpu`` or ``cuda`` (refused where there is no CUDA)."""
     if name not in DEVICES:
         raise InputError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
     if name == "cuda" and not torch.cuda.is_available():
@@ -27,6 +28,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def cpu_has_bf16() -> bool:
+    """Whether this CPU runs bfloat16 natively (AVX-512 BF16 or AMX), so bf16 autocast pays."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -131,6 +133,7 @@ def loader_workers(device: torch.device, processes: int = 1) -> int:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators."""
     import random
 
     random.seed(seed)

@@ -318,6 +318,7 @@ def load_scenes(images: str, labels: str, gsd: float | None, extent_path: str | 
 
 
 def scale_of(scenes: list[LabelledScene]) -> float:
+    """The value range of the scenes' data type (255 for 8-bit), which their normalisation divides by."""
     return value_scale(scenes[0].dtype)
 
 

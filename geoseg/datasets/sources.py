@@ -82,6 +82,7 @@ def kfold(n: int, folds: int, fold: int, seed: int) -> tuple[list[int], list[int
 
 
 def split_pairs(config: TrainConfig) -> tuple[list[Pair], list[Pair]]:
+    """``(training, validation)`` labelled pairs of ``config``: its validation folder, its fold, or a seeded share."""
     pairs = find_vector_pairs(config.data_dir, config.labels) if config.labels else find_pairs(config.data_dir)
     if config.val_dir:
         return pairs, find_pairs(config.val_dir)

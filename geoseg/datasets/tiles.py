@@ -27,6 +27,8 @@ LAYOUTS = (("images", "masks"), ("train_X", "train_Y"))
 
 @dataclass(frozen=True)
 class Pair:
+    """A labelled image: the image file and its mask (a raster, or ``None`` with vector labels)."""
+
     image: Path
     mask: Path
 

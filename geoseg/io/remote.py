@@ -97,6 +97,8 @@ def remote_problem(path, exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def open_remote(path: str | os.PathLike) -> Iterator[rasterio.io.DatasetReader]:
+    """A remote scene opened by GDAL with ``REMOTE_ENV`` (retries, deadlines) for its whole life; a failure names
+    its cause."""
     with rasterio.Env(**REMOTE_ENV):  # for the dataset's whole life: its reads are remote too
         try:
             with warnings.catch_warnings():

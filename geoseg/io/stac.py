@@ -52,6 +52,7 @@ def _fetch(url: str) -> bytes:
 
 
 def read_item(path: str | os.PathLike) -> dict:
+    """A STAC Item's JSON from a file or URL (within ``ITEM_DEADLINE`` and a size limit)."""
     text = os.fspath(path)
     try:
         if text.startswith(("http://", "https://")):

@@ -96,6 +96,8 @@ def clip_to_area(chunk, area):
 
 
 def checked_scene_info(path: str | os.PathLike, out: str | os.PathLike, several: bool) -> SceneInfo:
+    """``io.scene_info`` of a scene, refusing what ``out`` cannot hold (pixel coordinates in GeoJSON, several
+    scenes without a CRS)."""
     with open_raster(path) as src:
         info = scene_info(src)
     if vector_format(out) == "GeoJSON" and not info.georeferenced:

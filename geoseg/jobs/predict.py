@@ -52,6 +52,8 @@ from geoseg.vector.table import PolygonTable
 
 @dataclass(frozen=True)
 class PredictResult:
+    """What ``run_predict`` wrote: the polygons' file and count, the other outputs, the first scene's facts."""
+
     out: Path
     count: int
     prob: Path | None
@@ -62,6 +64,7 @@ class PredictResult:
 
 
 def preview_path(out: str | os.PathLike) -> Path:
+    """The preview PNG written beside ``out``: ``roofs.preview.png`` for ``roofs.geojson``."""
     p = Path(out)
     return p.with_name(p.stem + ".preview.png")
 

@@ -32,6 +32,8 @@ OPSET = 18
 
 @dataclass(frozen=True)
 class OnnxResult:
+    """The written ONNX file, its tile size and how closely onnxruntime matched torch."""
+
     path: Path
     tile_size: int
     max_abs_diff: float  # largest |onnxruntime − torch| over the check's probabilities

@@ -45,6 +45,7 @@ def qml_path(vector_path: str | os.PathLike) -> Path:
 
 
 def write_qml(path: str | os.PathLike) -> None:
+    """Write the roof layer's QGIS style (``ROOF_QML``) to ``path``."""
     Path(path).write_text(ROOF_QML, encoding="utf-8")
 
 

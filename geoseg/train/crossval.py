@@ -24,6 +24,8 @@ from geoseg.train.losses import get_loss
 
 @dataclass(frozen=True)
 class LossResult:
+    """One loss's cross-validated held-out scores, fold by fold."""
+
     loss: str
     fold_iou: tuple[float, ...]
     fold_f1: tuple[float, ...]

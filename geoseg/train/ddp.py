@@ -22,6 +22,8 @@ from geoseg.errors import InputError
 
 @dataclass(frozen=True)
 class Dist:
+    """This process's place in a data-parallel run (rank, world size, local rank); inactive alone."""
+
     rank: int = 0
     world: int = 1
     local_rank: int = 0
@@ -58,11 +60,13 @@ def init(dist: Dist, device: torch.device) -> torch.device:
 
 
 def close(dist: Dist) -> None:
+    """Leave the process group, if this process joined one."""
     if dist.active and tdist.is_initialized():
         tdist.destroy_process_group()
 
 
 def barrier(dist: Dist) -> None:
+    """Wait for every process of the run (a no-op alone)."""
     if dist.active:
         tdist.barrier()
 

@@ -58,6 +58,7 @@ NEEDS_WEIGHT_MAP = {"pixel-softmax"}
 
 
 def get_loss(name: str) -> Loss:
+    """The loss named ``name`` in ``LOSSES``; an unknown name lists the known ones."""
     try:
         return LOSSES[name]
     except KeyError:

@@ -55,6 +55,7 @@ class Frame:
 
 
 def frame_of(prob_path) -> Frame:
+    """The georeference of a probability raster that outlines are mapped with (``Frame``)."""
     with open_raster(prob_path) as src:
         crs, t, bounds, size = src.crs, src.transform, src.bounds, (src.width, src.height)
     if crs is None:

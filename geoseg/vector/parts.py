@@ -19,6 +19,9 @@ from geoseg.vector.touching import piece_polygons, split_components
 
 @dataclass
 class Part:
+    """A traced roof component in pixels: its outline, the sum of its probability and its pixel
+    count (the polygon's mean probability and area), and the holes set aside while it is open."""
+
     geom: Polygon
     prob_sum: float
     pixels: int

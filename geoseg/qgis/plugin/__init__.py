@@ -6,6 +6,7 @@ command of the user's environment as a child process (``runner``)."""
 
 
 def classFactory(iface):  # noqa: N802  (QGIS's name)
+    """The plugin QGIS loads (QGIS's entry point)."""
     from .plugin import GeosegPlugin
 
     return GeosegPlugin(iface)

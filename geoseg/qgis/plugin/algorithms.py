@@ -56,6 +56,8 @@ class _Geoseg(QgsProcessingAlgorithm):
 
 
 class PredictRoofs(_Geoseg):
+    """geoseg:predict: roof polygons of a raster layer, with a model.pt (or the starter)."""
+
     def name(self):
         return "predict"
 
@@ -120,6 +122,8 @@ class PredictRoofs(_Geoseg):
 
 
 class TrainRoofs(_Geoseg):
+    """geoseg:train: a model from a raster layer and building footprints, into a new run folder."""
+
     def name(self):
         return "train"
 
@@ -163,6 +167,8 @@ class TrainRoofs(_Geoseg):
 
 
 class EvaluateRoofs(_Geoseg):
+    """geoseg:evaluate: object precision, recall, F1 and area IoU of polygons against true ones."""
+
     FIELDS = ("precision", "recall", "f1", "area_iou")
 
     def name(self):

@@ -4,6 +4,8 @@ from qgis.core import QgsApplication
 
 
 class GeosegPlugin:
+    """Registers the geoseg Processing provider while the plugin is enabled."""
+
     def __init__(self, iface=None):
         self.iface = iface
         self.provider = None

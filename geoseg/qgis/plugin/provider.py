@@ -4,6 +4,8 @@ from qgis.core import QgsProcessingProvider
 
 
 class GeosegProvider(QgsProcessingProvider):
+    """The geoseg algorithms in QGIS's Processing toolbox."""
+
     def id(self):
         return "geoseg"
 
