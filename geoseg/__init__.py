@@ -1,7 +1,7 @@
 """geoseg: tiled geospatial segmentation, from labelled tiles or footprints to roof polygons.
 
 The library is a package of subpackages by role, each importing only from those below it
-(``docs/ARCHITECTURE.md``): ``errors``, ``config`` and ``runtime`` at the ground; ``io``
+(``docs/architecture.md``): ``errors``, ``config`` and ``runtime`` at the ground; ``io``
 (scenes in windows, remote, STAC, vector labels), ``samplers`` (the tile grid, hold-out
 blocks), ``datasets`` (tiles, scenes with footprints, synthetic towns), ``vector``
 (probability rows to polygons), ``outputs`` (files, style, previews); ``models`` (U-Nets,

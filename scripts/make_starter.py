@@ -8,13 +8,13 @@ Its inputs, rebuilt each time in a work folder (bench-out/starter, never in the 
   taken as 0.3 m/px, from the roof-segmentation project geoseg grew out of), less
   ``--hold`` of them kept out for the model's held-out score, each also as a grey
   rendering (luminance in every band: panchromatic imagery fed as ``--bands 1,1,1``);
-- synthetic towns (``geoseg.synth``) drawn at 0.15, 0.3 and 0.6 m/px and brought to the
+- synthetic towns (``geoseg.datasets.synth``) drawn at 0.15, 0.3 and 0.6 m/px and brought to the
   model's 0.3 m/px (averaged down, or resampled up as a coarser sensor's imagery is), in
   colour, in grey, and as 16-bit panchromatic renderings (11-bit values of a sensor's
   gain and offset) stretched to 8 bits by their 1st–99th percentiles, as ``geoseg
   predict`` stretches a 16-bit scene for an 8-bit model (``predict.scene_normalisation``).
 
-The recipe is ``geoseg train``'s default (docs/MODEL_CARD.md: the U-Net on an
+The recipe is ``geoseg train``'s default (docs/model-card.md: the U-Net on an
 ImageNet-pretrained EfficientNet-Lite0, dice loss, the weights averaged over the last 5
 learning-rate cycles, lr 1e-3…1e-4), nodata 0 (the tiles' blanked-out black), within
 ``--minutes`` of training; ``--resume`` continues the run in the work folder from its

@@ -98,7 +98,7 @@ class TrainConfig:
     encoder_lr: float = setting(1.0, "The pretrained encoder's learning rate, as a multiple of `lr_max`/`lr_min`.",
                                 section="training")
     # ImageNet-pretrained EfficientNet-Lite0: the best measured on the reference tiles at equal steps and
-    # equal CPU time (docs/MODEL_CARD.md); "resnet34" was the default before it
+    # equal CPU time (docs/model-card.md); "resnet34" was the default before it
     encoder: str = setting("efficientnet-lite0", "The contracting path: EfficientNet-Lite0 or -Lite2"
                            " (ImageNet-pretrained, from an installed package), a torchvision ResNet (random weights)"
                            " or the paper's plain convolutions ('unet', sized by `depth`).", section="network",
@@ -116,7 +116,7 @@ class TrainConfig:
     loader_workers: int | None = setting(None, "Processes cutting and augmenting training tiles beside the"
                                          " training loop.", section="performance",
                                          default_text="on CUDA the cores less one, at most 4; on a CPU none")
-    # minutes: the pretrained Lite0 U-Net's plateau on the 2-core development CPU (docs/MODEL_CARD.md)
+    # minutes: the pretrained Lite0 U-Net's plateau on the 2-core development CPU (docs/model-card.md)
     time_limit: float | None = setting(15.0, "Stop cleanly after this many minutes (per fold with cv); 0: no limit,"
                                        " `epochs` alone.", section="everyday")
     photometric: bool = setting(True, "Colour jitter and blur beside flips and rotation.", section="training",
