@@ -22,6 +22,9 @@ def qgis_plugin(dest: Path, overwrite: bool) -> None:
     """
     from geoseg.qgis.install import write_plugin
 
-    where = write_plugin(dest, overwrite)
+    created: list = []
+    where = write_plugin(dest, overwrite, created)
+    for folder in created:
+        click.echo(f"created {folder} (QGIS makes it with the first plugin; this is the first)")
     click.echo(f"QGIS plugin → {where}; enable 'geoseg' in Plugins > Manage and Install Plugins, then find"
                " geoseg in the Processing toolbox")

@@ -17,9 +17,11 @@ PLUGIN = Path(__file__).resolve().parent / "plugin"
 FILES = ("__init__.py", "plugin.py", "provider.py", "algorithms.py", "runner.py", "metadata.txt")
 
 
-def write_plugin(dest: str | os.PathLike, overwrite: bool = False) -> Path:
+def write_plugin(dest: str | os.PathLike, overwrite: bool = False, created: list | None = None) -> Path:
     """``dest/geoseg`` (a folder QGIS loads), or a zip holding ``geoseg/`` when ``dest`` ends
-    in ``.zip``. Returns what was written."""
+    in ``.zip``. A plugins folder whose parent exists is made (and appended to ``created``).
+    Returns what was written."""
+    created = [] if created is None else created
     dest = Path(dest)
     if dest.suffix.lower() == ".zip":
         check_output(dest, overwrite)
@@ -28,7 +30,10 @@ def write_plugin(dest: str | os.PathLike, overwrite: bool = False) -> Path:
                 zf.write(PLUGIN / name, f"geoseg/{name}")
         return dest
     if not dest.is_dir():
-        raise InputError(f"{dest}: no such folder; give QGIS's plugins folder (see 'geoseg qgis-plugin --help')")
+        if dest.exists() or not dest.parent.is_dir():
+            raise InputError(f"{dest}: no such folder; give QGIS's plugins folder (see 'geoseg qgis-plugin --help')")
+        dest.mkdir()  # a profile that never had a plugin has python/ but no plugins/ yet
+        created.append(dest)
     target = dest / "geoseg"
     if target.exists():
         if not overwrite:

@@ -199,3 +199,47 @@ def test_the_train_algorithm_never_empties_a_folder_and_layers_keep_their_name_a
     assert v["scores"]["F1"] == 1.0, v  # the chosen layer, filtered: not the empty first layer
     words = shlex.split(v["evaluate_command"])
     assert words[words.index("--pred-layer") + 1] == "roofs" and words[words.index("--pred-where") + 1] == "keep = 1"
+
+
+TRAIN_THEN_PREDICT = PRELUDE + r"""
+args = json.loads(sys.argv[2])
+class Commands(QgsProcessingFeedback):
+    said = []
+    def pushCommandInfo(self, info):
+        self.said.append(info)
+trained = processing.run("geoseg:train", args, feedback=Commands())
+predicted = processing.run("geoseg:predict", {"INPUT": args["IMAGES"], "MODEL": trained["MODEL"],
+                                              "OUTPUT": sys.argv[3]}, feedback=Commands())
+layer = QgsVectorLayer(predicted["OUTPUT"], "roofs", "ogr")
+say(dict(model=trained["MODEL"], folder=trained["OUTPUT"], valid=layer.isValid(), count=layer.featureCount(),
+         commands=Commands.said))
+"""
+
+
+def test_the_train_algorithm_trains_into_a_new_folder_and_its_model_predicts(synth_task, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    write_plugin(plugins)
+    run = tmp_path / "new run"  # does not exist yet: geoseg makes it
+    tiny = "--encoder unet --depth 3 --width 4 --tile-size 64 --batch-size 4 --samples-per-epoch 8 --quiet"
+    v = run_qgis(TRAIN_THEN_PREDICT, plugins, {"IMAGES": str(synth_task["scene"]), "LABELS": str(synth_task["truth"]),
+                                               "MINUTES": 0.1, "STARTER": False, "EXTRA": tiny, "OUTPUT": str(run)},
+                 tmp_path / "roofs.gpkg")
+    assert Path(v["model"]) == run / "model.pt" and (run / "model.pt").is_file() and (run / "last.pt").is_file()
+    assert v["valid"] and (tmp_path / "roofs.gpkg").is_file(), v
+    train_command = next(c for c in v["commands"] if " train " in f" {c} ")
+    assert "--overwrite" not in train_command and "--time-limit 0.1" in train_command
+
+
+def test_the_plugin_command_makes_a_plugins_folder_that_qgis_has_not_made_yet(tmp_path):
+    from click.testing import CliRunner
+
+    from geoseg.cli import main
+
+    profile = tmp_path / "profiles" / "default" / "python"  # a profile that never had a plugin
+    profile.mkdir(parents=True)
+    r = CliRunner().invoke(main, ["qgis-plugin", str(profile / "plugins")])
+    assert r.exit_code == 0 and (profile / "plugins" / "geoseg" / "metadata.txt").is_file(), r.output
+    assert "created" in r.output
+    r = CliRunner().invoke(main, ["qgis-plugin", str(tmp_path / "no" / "such" / "plugins")])
+    assert r.exit_code != 0 and "no such folder" in r.output and not (tmp_path / "no").exists()
