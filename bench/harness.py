@@ -40,12 +40,13 @@ FOLDERS = ("bench", "experiments")
 class Benchmark:
     name: str
     function: Callable[..., dict]
-    kind: str  # "speed", "memory" or "quality"
+    kind: str  # "speed", "memory", "quality", or "script" (its own options, passed through)
     folder: str
+    script_doc: str = ""
 
     @property
     def doc(self) -> str:
-        return inspect.getdoc(self.function) or ""
+        return self.script_doc or inspect.getdoc(self.function) or ""
 
 
 BENCHMARKS: dict[str, Benchmark] = {}
@@ -67,9 +68,32 @@ def discover() -> dict[str, Benchmark]:
     sys.path.insert(0, str(ROOT))
     for folder in FOLDERS:
         for module in pkgutil.iter_modules([str(ROOT / folder)]):
-            if not module.name.startswith("_") and module.name not in ("harness",):
-                importlib.import_module(f"{folder}.{module.name}")
+            if module.name.startswith("_") or module.name == "harness":
+                continue
+            before = set(BENCHMARKS)
+            mod = importlib.import_module(f"{folder}.{module.name}")
+            if set(BENCHMARKS) == before and hasattr(mod, "main"):  # a script with its own options
+                key = module.name.replace("_", "-")
+                BENCHMARKS[key] = Benchmark(key, _script(f"{folder}.{module.name}"), "script", folder,
+                                            inspect.getdoc(mod) or "")
     return BENCHMARKS
+
+
+def _script(module: str) -> Callable[..., dict]:
+    """A benchmark still written as a script with its own argument parser: run as ``python -m
+    module ARGS``; its figures are its last line when that is JSON, else its output's tail."""
+    def run_script(argv: list[str]) -> dict:
+        out = subprocess.run([sys.executable, "-m", module, *argv], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"{module}: exit {out.returncode}")
+        lines = out.stdout.strip().splitlines()
+        print("\n".join(lines))
+        try:
+            last = json.loads(lines[-1])
+            return last if isinstance(last, dict) else {"rows": last}
+        except (ValueError, IndexError):
+            return {"output": "\n".join(lines[-20:])}
+    return run_script
 
 
 def _parser(bench: Benchmark) -> argparse.ArgumentParser:
@@ -136,8 +160,13 @@ def _child(name: str, kwargs: str) -> None:
     import resource
 
     bench = discover()[name]
-    figures = bench.function(**json.loads(kwargs))
-    figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if bench.kind == "script":
+        figures = bench.function(json.loads(kwargs)["argv"])
+        who = resource.RUSAGE_CHILDREN
+    else:
+        figures = bench.function(**json.loads(kwargs))
+        who = resource.RUSAGE_SELF
+    figures["peak_rss_mib"] = resource.getrusage(who).ru_maxrss / 1024
     print(json.dumps(figures))
 
 
@@ -152,9 +181,16 @@ def _median(runs: list[dict]) -> dict:
 
 def run(name: str, argv: list[str]) -> dict:
     bench = discover()[name]
-    args = vars(_parser(bench).parse_args(argv))
+    if bench.kind == "script":  # its own options; the harness's are taken off the front
+        ap = argparse.ArgumentParser(add_help=False)
+        ap.add_argument("--repeat", type=int, default=1)
+        ap.add_argument("--record", action="store_true")
+        known, rest = ap.parse_known_args(argv)
+        args = {"repeat": known.repeat, "record": known.record, "argv": rest}
+    else:
+        args = vars(_parser(bench).parse_args(argv))
     repeat, record = args.pop("repeat"), args.pop("record")
-    if "model" in args and args["model"] is None:
+    if bench.kind != "script" and "model" in args and args["model"] is None:
         from bench._common import ensure_model
 
         args["model"] = str(ensure_model(WORK))
