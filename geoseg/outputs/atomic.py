@@ -129,23 +129,47 @@ def refuse_inputs_in_folder(what: str, folder: str | os.PathLike,
                              " to another folder")
 
 
+MARKER = ".geoseg"  # in every folder geoseg made or emptied for its outputs: --overwrite may empty it again
+# what geoseg writes into its folders (run folders, the demo's, synth's): a folder of these alone, from a geoseg
+# before the marker, may be emptied too; anything else in it is the user's, and refused even with --overwrite
+GEOSEG_NAMES = {"model.pt", "last.pt", "config.json", "metrics.csv", "curves.png", "preview.png", "distributed.json",
+                "data", "run", "roofs.geojson", "roofs.qml", "roofs.preview.png", "prob.tif", "train", "scene.tif",
+                "truth.gpkg", "ortho"}
+
+
+def _foreign(out: Path) -> list[str]:
+    """The entries of a folder geoseg would not have written there (none when it holds the marker)."""
+    names = sorted(p.name for p in out.iterdir())
+    if MARKER in names:
+        return []
+    return [n for n in names if n not in GEOSEG_NAMES and not n.startswith(".geoseg~")]
+
+
 def fresh_folder(folder: str | os.PathLike, overwrite: bool, kind: str = "output folder", also: str = "",
                  empty_it: bool = True) -> Path:
     """A folder for a run's outputs: refused when it holds files, unless ``overwrite`` (then
-    emptied, when ``empty_it``); made if missing. ``also``: another way out, named in the
-    message (", --resume"). Callers refuse folders holding their inputs first
-    (``refuse_inputs_in_folder``)."""
+    emptied, when ``empty_it``); made if missing. Even with ``overwrite``, a folder is emptied
+    only when geoseg made it (its ``MARKER``) or it holds nothing but what geoseg writes
+    (``GEOSEG_NAMES``): a folder of the user's files is refused, never emptied. ``also``:
+    another way out, named in the message (", --resume"). Callers refuse folders holding
+    their inputs first (``refuse_inputs_in_folder``)."""
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: is a file; give a folder for the {kind}")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != MARKER for p in out.iterdir()):
         if not overwrite:
             raise OutputExistsError(f"{out}: {kind} exists and is not empty; pass `overwrite`{also} or choose"
                                     " another folder")
+        foreign = _foreign(out)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise OutputExistsError(f"{out}: holds files geoseg did not write ({shown}); `overwrite` empties only"
+                                    f" geoseg's own folders: choose a new or empty {kind}")
         if empty_it:
             shutil.rmtree(out)
     if empty_it:
         out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text("made by geoseg for its outputs; `--overwrite` may empty this folder\n")
     return out
 
 

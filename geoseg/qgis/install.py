@@ -35,11 +35,25 @@ def write_plugin(dest: str | os.PathLike, overwrite: bool = False, created: list
         dest.mkdir()  # a profile that never had a plugin has python/ but no plugins/ yet
         created.append(dest)
     target = dest / "geoseg"
-    if target.exists():
+    if target.exists() or target.is_symlink():
         if not overwrite:
             raise InputError(f"{target}: exists; pass `overwrite` to replace the plugin there")
+        # never empty a folder geoseg did not write
+        if target.is_symlink() or (any(target.iterdir()) and not _is_our_plugin(target)):
+            raise InputError(f"{target}: is not geoseg's plugin; `overwrite` replaces only geoseg's plugin, so move"
+                             " that folder away first")
         shutil.rmtree(target)
     target.mkdir()
     for name in FILES:
         shutil.copy(PLUGIN / name, target / name)
     return target
+
+
+def _is_our_plugin(folder: Path) -> bool:
+    """Whether ``folder`` holds geoseg's plugin (its metadata names it) and nothing else."""
+    try:
+        meta = (folder / "metadata.txt").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    extra = {p.name for p in folder.iterdir()} - set(FILES) - {"__pycache__"}
+    return "name=geoseg" in meta.replace(" ", "") and not extra

@@ -744,3 +744,47 @@ def test_messages_name_the_scene_the_user_gave_not_a_temporary_file(tiny_model, 
     errors = [line for line in r.output.splitlines() if line.startswith("Error: ")]
     assert r.exit_code != 0 and len(errors) == 1 and errors[0].startswith(f"Error: {scene}: 2 band(s)"), r.output
     assert "geoseg~" not in r.output and ".vrt" not in r.output
+
+
+@pytest.mark.parametrize("command", [
+    lambda folder, labelled: ["train", str(labelled), "--out", str(folder), "--epochs", "1", "--overwrite"],
+    lambda folder, labelled: ["synth", str(folder), "--overwrite"],
+    lambda folder, labelled: ["demo", "--out", str(folder), "--minutes", "0.01", "--overwrite"],
+])
+def test_overwrite_never_empties_a_folder_of_the_users_files(command, labelled, tmp_path):
+    folder = tmp_path / "my documents"
+    folder.mkdir()
+    (folder / "thesis.odt").write_text("years of work")
+    (folder / "model.pt").write_text("a name geoseg uses, the user's file")
+    r = CliRunner().invoke(main, command(folder, labelled))
+    assert r.exit_code != 0 and "geoseg did not write (thesis.odt)" in r.output and "--overwrite" in r.output
+    assert sorted(p.name for p in folder.iterdir()) == ["model.pt", "thesis.odt"]
+    assert (folder / "thesis.odt").read_text() == "years of work"
+
+
+def test_overwrite_empties_geosegs_own_folders_and_those_of_older_versions(tmp_path):
+    made = tmp_path / "synth"
+    assert CliRunner().invoke(main, ["synth", str(made), "--train-size", "256", "--scene-size", "64"]).exit_code == 0
+    assert (made / ".geoseg").is_file()
+    (made / "anything.txt").write_text("written into geoseg's folder")  # the marker says the folder is geoseg's
+    again = CliRunner().invoke(main, ["synth", str(made), "--train-size", "256", "--scene-size", "64", "--overwrite"])
+    assert again.exit_code == 0 and not (made / "anything.txt").exists(), again.output
+    old = tmp_path / "old run"  # a run folder of geoseg 0.1: no marker, only what a run writes
+    old.mkdir()
+    for name in ("model.pt", "last.pt", "config.json", "metrics.csv", "curves.png"):
+        (old / name).write_text("")
+    r = CliRunner().invoke(main, ["synth", str(old), "--train-size", "256", "--scene-size", "64", "--overwrite"])
+    assert r.exit_code == 0 and not (old / "last.pt").exists(), r.output
+
+
+def test_the_plugin_command_replaces_only_its_own_plugin(tmp_path):
+    plugins = tmp_path / "plugins"
+    (plugins / "geoseg").mkdir(parents=True)
+    (plugins / "geoseg" / "notes.txt").write_text("another plugin's, or the user's")
+    r = CliRunner().invoke(main, ["qgis-plugin", str(plugins), "--overwrite"])
+    assert r.exit_code != 0 and "not geoseg's plugin" in r.output
+    assert (plugins / "geoseg" / "notes.txt").read_text() == "another plugin's, or the user's"
+    (plugins / "geoseg" / "notes.txt").unlink()
+    (plugins / "geoseg").rmdir()
+    assert CliRunner().invoke(main, ["qgis-plugin", str(plugins)]).exit_code == 0
+    assert CliRunner().invoke(main, ["qgis-plugin", str(plugins), "--overwrite"]).exit_code == 0
