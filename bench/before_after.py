@@ -34,7 +34,10 @@ def child(code: str, cores: int, prob: str, model: str, scene: str, tile: int, o
     sys.path.insert(0, code)
     import torch
 
-    import geoseg.predict.engine as gp
+    try:
+        import geoseg.predict.engine as gp
+    except ImportError:  # a checkout of the flat layout (before 0.2)
+        import geoseg.predict as gp
     from geoseg.config import TileOptions, VectorizeOptions
     from geoseg.jobs.predict import Outputs, run_predict
 

@@ -154,7 +154,10 @@ def measure(scene: Path, model: Path, prob_file: Path, tile: int, overlap: int, 
     machine, where the model costs next to nothing). Stages run in trace workers are not
     seen by the clock: their share is in the main thread's waits (``other``).
     ``device_free``: the device's stages too are stood in for (``use_device_stand_in``)."""
-    import geoseg.predict.engine as gp
+    try:
+        import geoseg.predict.engine as gp
+    except ImportError:  # a checkout of the flat layout (before 0.2)
+        import geoseg.predict as gp
 
     restore = (use_device_stand_in if device_free else use_stand_in)(gp, prob_file)
     try:
@@ -171,17 +174,24 @@ def use_stand_in(gp, prob_file: Path):
 
     with rasterio.open(prob_file) as src:
         stand_in = StandIn(src.read(1))
-    real = gp.choose_grid, gp.roof_probability
+    # the engine's forward pass: class_probability (N, K-1, H, W) since classes; roof_probability before
+    forward = "class_probability" if hasattr(gp, "class_probability") else "roof_probability"
+    real = gp.choose_grid, getattr(gp, forward)
 
     def grid_and_start(*a, **k):
         grid = real[0](*a, **k)
         stand_in.start(grid)
         return grid
 
-    gp.choose_grid, gp.roof_probability = grid_and_start, stand_in
+    def classes_in(model, x, tta=False):
+        return stand_in(model, x, tta)[:, None]
+
+    gp.choose_grid = grid_and_start
+    setattr(gp, forward, classes_in if forward == "class_probability" else stand_in)
 
     def restore() -> None:
-        gp.choose_grid, gp.roof_probability = real
+        gp.choose_grid = real[0]
+        setattr(gp, forward, real[1])
 
     return restore
 
@@ -220,21 +230,27 @@ def use_device_stand_in(gp, prob_file: Path):
                 self.emitted = r1
             self.row += 1
 
-    real = gp.host_pixels, gp.normalised, gp.roof_probability, gp.Stitcher
+    forward = "class_probability" if hasattr(gp, "class_probability") else "roof_probability"
+    real = gp.host_pixels, gp.normalised, getattr(gp, forward), gp.Stitcher
     gp.host_pixels = lambda data, device: torch.from_numpy(data).clone()
     gp.normalised = lambda x, shift, gain: x
-    gp.roof_probability = lambda model, x, tta=False: torch.zeros(x.shape[0], 1, 1)
+    shape = (1, 1, 1) if forward == "class_probability" else (1, 1)
+    setattr(gp, forward, lambda model, x, tta=False: torch.zeros(x.shape[0], *shape))
     gp.Stitcher = DeviceRows
 
     def restore() -> None:
-        gp.host_pixels, gp.normalised, gp.roof_probability, gp.Stitcher = real
+        gp.host_pixels, gp.normalised, _, gp.Stitcher = real
+        setattr(gp, forward, real[2])
 
     return restore
 
 
 def _timed_run(scene: Path, model: Path, tile: int, overlap: int, plan: dict | None) -> dict:
     """``run_predict`` with each stage's functions timed (``StageClock``), put back after."""
-    import geoseg.predict.engine as gp
+    try:
+        import geoseg.predict.engine as gp
+    except ImportError:  # a checkout of the flat layout (before 0.2)
+        import geoseg.predict as gp
     import geoseg.vector.stream as gv
     from geoseg.config import TileOptions, VectorizeOptions
     from geoseg.jobs.predict import Outputs, run_predict
@@ -254,7 +270,7 @@ def _timed_run(scene: Path, model: Path, tile: int, overlap: int, plan: dict | N
         clock.wrap(gp, "normalised", "normalise")
     else:  # an older checkout
         clock.wrap(gp.torch, "addcmul", "normalise")
-    clock.wrap(gp, "roof_probability", "stand-in")
+    clock.wrap(gp, "class_probability" if hasattr(gp, "class_probability") else "roof_probability", "stand-in")
     clock.wrap(stitch.Stitcher, "add", "blend")
     clock.wrap(stitch.Stitcher, "end_row", "blend")
     clock.wrap(gv, "strip_mask", "trace")

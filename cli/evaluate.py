@@ -29,10 +29,13 @@ import cloup
     "Output",
     cloup.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
                  help="Also write the table as CSV."),
+    cloup.option("--confusion", "confusion_out", type=click.Path(dir_okay=False, path_type=Path),
+                 help="With a multi-class model: also write the confusion matrix as CSV."),
     cloup.option("--overwrite", is_flag=True, help="Replace an existing --csv."))
 def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, truth: Path | None,
              iou_threshold: float, threshold: float, tta: bool, csv_out: Path | None, overwrite: bool,
-             pred_layer: str | None, pred_where: str | None, truth_layer: str | None, truth_where: str | None) -> None:
+             pred_layer: str | None, pred_where: str | None, truth_layer: str | None, truth_where: str | None,
+             confusion_out: Path | None) -> None:
     """Score a model (DATA_DIR --model M) or polygons (--pred P --truth T).
 
     \b
@@ -45,21 +48,31 @@ def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, 
     from geoseg.errors import InputError
     from geoseg.outputs.atomic import atomic_output, check_output, refuse_inputs_as_outputs
 
-    if csv_out:
-        refuse_inputs_as_outputs([("--csv", csv_out)], [("the model", model_path), ("--pred", pred),
-                                                        ("--truth", truth)])
-        check_output(csv_out, overwrite)
+    outs = [(flag, p) for flag, p in (("--csv", csv_out), ("--confusion", confusion_out)) if p]
+    refuse_inputs_as_outputs(outs, [("the model", model_path), ("--pred", pred), ("--truth", truth)])
+    for _, p in outs:
+        check_output(p, overwrite)
+    matrix = None
     if data_dir is not None and model_path is not None and not (pred or truth):
         from geoseg.config import TileOptions
-        from geoseg.evaluation.metrics import Counts
+        from geoseg.evaluation.metrics import Confusion, Counts
         from geoseg.evaluation.scoring import evaluate_model
 
         rows = evaluate_model(model_path, data_dir, threshold, TileOptions(tta=tta))
-        total = sum((c for _, c in rows), Counts())
-        table = [(name, c) for name, c in rows] + [("ALL", total)]
-        header = ["image", "iou", "f1", "precision", "recall", "tp", "fp", "fn"]
-        lines = [[n, f"{c.iou:.4f}", f"{c.f1:.4f}", f"{c.precision:.4f}", f"{c.recall:.4f}", c.tp, c.fp, c.fn]
-                 for n, c in table]
+        if rows and isinstance(rows[0][1], Confusion):  # a multi-class model: scores per class
+            from geoseg.evaluation.scoring import class_table, confusion_rows
+            from geoseg.models import checkpoint
+
+            names = checkpoint.load(model_path).classes
+            total = sum((c for _, c in rows[1:]), rows[0][1])
+            header, lines = class_table(total, names)
+            matrix = confusion_rows(total, names)
+        else:
+            total = sum((c for _, c in rows), Counts())
+            table = [(name, c) for name, c in rows] + [("ALL", total)]
+            header = ["image", "iou", "f1", "precision", "recall", "tp", "fp", "fn"]
+            lines = [[n, f"{c.iou:.4f}", f"{c.f1:.4f}", f"{c.precision:.4f}", f"{c.recall:.4f}", c.tp, c.fp, c.fn]
+                     for n, c in table]
     elif tta and model_path is None:
         raise InputError("--tta scores a model's predictions: give it with DATA_DIR and --model")
     elif pred is not None and truth is not None and data_dir is None and model_path is None:
@@ -77,7 +90,10 @@ def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, 
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
     for row in [header, *lines]:
         click.echo("  ".join(str(x).rjust(w) for x, w in zip(row, widths)))
-    if csv_out:
-        with atomic_output(csv_out, overwrite) as tmp, open(tmp, "w", newline="") as fh:
-            csv.writer(fh).writerows([header, *lines])
-        click.echo(f"table → {csv_out}")
+    if confusion_out and matrix is None:
+        raise InputError("--confusion is for a multi-class model on labelled tiles (DATA_DIR --model)")
+    for path, table, what in ((csv_out, [header, *lines], "table"), (confusion_out, matrix, "confusion matrix")):
+        if path:
+            with atomic_output(path, overwrite) as tmp, open(tmp, "w", newline="") as fh:
+                csv.writer(fh).writerows(table)
+            click.echo(f"{what} → {path}")

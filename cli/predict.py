@@ -82,7 +82,8 @@ def predict(scenes: list, model_path: str | None, out: Path, prob_out: Path | No
         click.echo(f"touching roofs cut apart at the probability's valleys (--split {result.split:g}: the model was"
                    " taught a contact gap; --split 0 for whole components)", err=True)
     several = f" from {result.scenes} scenes" if result.scenes > 1 else ""
-    click.echo(f"{result.count} roof polygons{several} → {result.out} ({where})")
+    what = "roof polygons" if len(result.classes) <= 2 else f"polygons of {', '.join(result.classes[1:])}"
+    click.echo(f"{result.count} {what}{several} → {result.out} ({where})")
     for label, path in (("preview", result.preview), ("probability", result.prob), ("mask", mask_out)):
         if path:
             click.echo(f"{label} → {path}")

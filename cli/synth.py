@@ -21,9 +21,11 @@ import cloup
 @cloup.option("--terraces", default=0.0, show_default=True,
               help="Share of the orthophoto's house sites holding a row of 2-5 terraced houses, each its own"
               " footprint (to try --contact-gap).")
+@cloup.option("--classes", is_flag=True, help="Masks of roofs, roads and paving (class ids 1, 2, 3, named in"
+              " classes.json) and OUT_DIR/test/: the scene cut into tiles labelled so.")
 @cloup.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it holds files.")
 def synth(out_dir: Path, seed: int, tile_size: int, train_size: int, scene_size: int,
-          pixel_size: float, ortho_size: int, terraces: float, overwrite: bool) -> None:
+          pixel_size: float, ortho_size: int, terraces: float, classes: bool, overwrite: bool) -> None:
     """Write a synthetic town: OUT_DIR/train/{images,masks}, scene.tif (EPSG:25832), truth.gpkg."""
     from geoseg.datasets.synth import write_dataset
     from geoseg.errors import InputError
@@ -35,7 +37,7 @@ def synth(out_dir: Path, seed: int, tile_size: int, train_size: int, scene_size:
                          " --ortho-size 0 or >= 64, --terraces in [0, 1]")
     fresh_folder(out_dir, overwrite)
     paths = write_dataset(out_dir, seed=seed, tile_size=tile_size, train_size=train_size,
-                          scene_size=scene_size, pixel_size=pixel_size)
+                          scene_size=scene_size, pixel_size=pixel_size, classes=classes)
     if ortho_size:
         from geoseg.datasets.synth import write_scene_dataset
 

@@ -94,7 +94,7 @@ def speed(args) -> None:
     device = resolve_device("auto")
     precision = resolve_precision("auto", device)
     tile = MODEL["tile_size"]
-    scenes, _ = sc.load_scenes(str(folder / "scene.tif"), str(folder / "buildings.gpkg"), None, None, 30.0)
+    scenes, _, _ = sc.load_scenes(str(folder / "scene.tif"), str(folder / "buildings.gpkg"), None, None, 30.0)
     zones = sc.spatial_split(scenes, tile, 0.0, 0)
     samples, scale = load_samples(find_pairs(folder / "tiles"))
     norm = sc.window_statistics(scenes, zones, tile, None, scale, 0)

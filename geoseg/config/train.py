@@ -72,6 +72,16 @@ class TrainConfig:
     contact_gap: int | None = setting(None, "Pixels between touching footprints taught as background, so terraced"
                                       " roofs come out apart (with `loss` pixel-softmax, which auto then picks);"
                                       " 0: off.", section="data", default_text=f"{CONTACT_GAP} with footprints")
+    # more than roofs: the classes besides background (geoseg.datasets.classes)
+    classes: tuple[str, ...] | None = setting(None, "Names of the classes besides background, comma-separated, in"
+                                              " the order of their ids (mask value 1 = the first); with"
+                                              " `class_column`, the column's values to keep.", section="data",
+                                              default_text="classes.json beside the tiles, the column's values,"
+                                              " or roof")
+    class_column: str | None = setting(None, "The labels' column naming each polygon's class (e.g. landuse):"
+                                       " polygons of a value not kept are background.", section="data")
+    ignore_index: int | None = setting(None, "A mask value left out of the loss (e.g. 255 for unlabelled).",
+                                       section="data")
     val_labels: str | None = setting(None, "Footprints of the `val_dir` scenes.", section="data",
                                      default_text="`labels`")
     epochs: int = setting(1000, "Epochs of `samples_per_epoch` tiles (with the time limit, a bound for fast"
@@ -156,7 +166,7 @@ class TrainConfig:
         learning from footprints, which hold touching roofs apart, and 0 from tiles' masks."""
         if self.contact_gap is not None:
             return self.contact_gap
-        return CONTACT_GAP if self.labels else 0
+        return CONTACT_GAP if self.labels and not self.class_column else 0
 
     def check(self) -> None:
         if self.resolved_loss() not in LOSS_NAMES:
@@ -180,6 +190,13 @@ class TrainConfig:
             raise InputError(f"`gsd` must be a positive number of metres per pixel, got {self.gsd}")
         if self.contact_gap is not None and self.contact_gap < 0:
             raise InputError(f"`contact_gap` must be 0 (off) or a number of pixels, got {self.contact_gap}")
+        if self.ignore_index is not None and not 0 <= self.ignore_index <= 255:
+            raise InputError(f"`ignore_index` must be a mask value 0…255, got {self.ignore_index}")
+        if self.class_column is not None and not self.labels:
+            raise InputError("`class_column` names the labels' column of classes: it needs `labels`")
+        if self.contact_gap and self.class_column:
+            raise InputError("`contact_gap` separates touching buildings of one class; leave it out with"
+                             " `class_column`")
         if self.contact_gap and not self.labels:
             raise InputError("`contact_gap` separates touching footprints: it needs `images` and `labels` (masks of"
                              " tiles hold no separate roofs); leave it out for tiles")

@@ -51,6 +51,7 @@ from shapely import STRtree
 from shapely.geometry import box
 from torch.utils.data import Dataset
 
+from geoseg.datasets.classes import ClassSpec, spec_for
 from geoseg.datasets.normalisation import Normalisation, normalisation_of
 from geoseg.datasets.tiles import make_item
 from geoseg.datasets.weightmap import unet_weight_map
@@ -59,6 +60,8 @@ from geoseg.io.raster import IMAGE_SUFFIXES, open_raster, pixel_size_m, value_sc
 from geoseg.io.vectors import read_polygons
 from geoseg.io.windows import read_window
 from geoseg.samplers.blocks import Zones
+
+CLASS_IDS = "__geoseg_class"  # the footprints' column of class ids, when they have classes
 
 
 def find_scenes(spec: str | os.PathLike) -> list[str]:
@@ -105,7 +108,10 @@ class LabelledScene:
         frame = box(0, 0, self.width, self.height)
         geoms = footprints.to_crs(self.crs).geometry.values if self.crs is not None else footprints.geometry.values
         geoms = shapely.intersection(self.to_pixels(geoms), frame)
-        self.footprints = geoms[~shapely.is_empty(geoms) & (shapely.area(geoms) > 0)]
+        keep = ~shapely.is_empty(geoms) & (shapely.area(geoms) > 0)
+        self.footprints = geoms[keep]
+        # each footprint's class id (``CLASS_IDS``, from a class column), or None: every one a roof
+        self.class_ids = footprints[CLASS_IDS].to_numpy()[keep] if CLASS_IDS in footprints.columns else None
         self.index = STRtree(self.footprints)
         if extent is not None:
             area = extent.to_crs(self.crs).geometry.values if self.crs is not None else extent.geometry.values
@@ -145,8 +151,14 @@ def read_resampled(src, row_off: float, col_off: float, side: float, out: int, b
     return data, valid
 
 
-def _burn(geoms, transform: Affine, out: int, gap: int = 0) -> np.ndarray:
-    """Mask of the polygons; with ``gap``, less their contact pixels (``contacts``)."""
+def _burn(geoms, transform: Affine, out: int, gap: int = 0, values: np.ndarray | None = None) -> np.ndarray:
+    """Mask of the polygons (each its class id of ``values``; else 1); with ``gap``, less their
+    contact pixels (``contacts``)."""
+    if values is not None:
+        shapes = [(g, int(v)) for g, v in zip(geoms, values) if not g.is_empty]
+        if not shapes:
+            return np.zeros((out, out), np.uint8)
+        return features.rasterize(shapes, out_shape=(out, out), transform=transform, dtype="uint8")
     geoms = [g for g in geoms if not g.is_empty]
     if not geoms:
         return np.zeros((out, out), np.uint8)
@@ -245,7 +257,11 @@ class WindowDataset(Dataset):
         data, valid = read_resampled(src, row, col, side, t, bands, self.nodata)
         to_scene = Affine(s.factor, 0, col, 0, s.factor, row)  # window pixel → scene pixel
         win = box(col, row, col + side, row + side)
-        mask = _burn(s.footprints[s.index.query(win, predicate="intersects")], to_scene, t, self.contact_gap)
+        found = s.index.query(win, predicate="intersects")
+        if s.class_ids is None:
+            mask = _burn(s.footprints[found], to_scene, t, self.contact_gap)
+        else:
+            mask = _burn(s.footprints[found], to_scene, t, values=s.class_ids[found])
         valid &= _burn([zone.intersection(win)], to_scene, t).astype(bool)
         return data / self.scale, mask, valid
 
@@ -286,14 +302,23 @@ def window_statistics(scenes: list[LabelledScene], zones: list[Zones], tile: int
 
 
 def load_scenes(images: str, labels: str, gsd: float | None, extent_path: str | None, extent_buffer: float,
-                layer: str | None = None, where: str | None = None) -> tuple[list[LabelledScene], float | None]:
+                layer: str | None = None, where: str | None = None, classes: tuple[str, ...] | None = None,
+                class_column: str | None = None) -> tuple[list[LabelledScene], float | None, ClassSpec]:
     """The labelled scenes of ``images`` (``find_scenes``) with the footprints of ``labels``;
-    returns them and the training pixel size (``gsd``, default: the finest scene's)."""
+    returns them, the training pixel size (``gsd``, default: the finest scene's) and the
+    classes (with ``class_column``: its values, or those ``classes`` keeps; else roofs)."""
     paths = find_scenes(images)
     footprints = read_polygons(labels, layer=layer, where=where)
     if not len(footprints):
         raise InputError(f"{labels}: holds no polygons{' matching `labels_where`' if where else ''}; give a file"
                          " of building footprints")
+    spec = spec_for(classes, class_column, None, None, footprints, labels) if class_column else ClassSpec()
+    if class_column:
+        ids = spec.vector_ids(footprints, labels)
+        if not ids.any():
+            raise InputError(f"{labels}: no polygon has a class of {', '.join(spec.names[1:])} in {class_column!r};"
+                             " check `classes`")
+        footprints = footprints.assign(**{CLASS_IDS: ids})[ids > 0]
     extent = None
     if extent_path:
         extent = read_polygons(extent_path)
@@ -314,7 +339,7 @@ def load_scenes(images: str, labels: str, gsd: float | None, extent_path: str | 
     if all(s.extent.is_empty for s in scenes):
         raise InputError(f"{labels}: its polygons cover none of the training images; check that they show the same"
                          " place and that the label file's CRS is right")
-    return [s for s in scenes if not s.extent.is_empty], gsd
+    return [s for s in scenes if not s.extent.is_empty], gsd, spec
 
 
 def scale_of(scenes: list[LabelledScene]) -> float:

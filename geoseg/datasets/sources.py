@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from geoseg.config import TrainConfig
 from geoseg.datasets import scenes as sc
+from geoseg.datasets.classes import ClassSpec, spec_for
 from geoseg.datasets.normalisation import Normalisation
 from geoseg.datasets.tiles import (
     Pair,
@@ -33,6 +34,7 @@ from geoseg.datasets.tiles import (
     refuse_unlearnable,
 )
 from geoseg.errors import InputError
+from geoseg.io.vectors import read_polygons
 from geoseg.samplers import blocks
 
 MAX_VAL_WINDOWS = 64  # validation windows of a scene run, at most (a fixed random choice): one epoch's check
@@ -56,6 +58,7 @@ class TrainingData:
     preview: list[Sample] = field(default_factory=list)
     gsd: float | None = None
     about: str = ""  # one line on what the run learns from
+    classes: ClassSpec = field(default_factory=ClassSpec)  # background and the classes learnt
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -103,9 +106,11 @@ def load_training_data(config: TrainConfig, weight_maps: bool) -> TrainingData:
 
 def _tile_data(config: TrainConfig, weight_maps: bool) -> TrainingData:
     train_pairs, val_pairs = split_pairs(config)
-    train_samples, scale = load_samples(train_pairs, weight_maps, config.nodata)
+    frame = read_polygons(config.labels) if config.labels and config.class_column and not config.classes else None
+    spec = spec_for(config.classes, config.class_column, config.ignore_index, config.data_dir, frame, config.labels)
+    train_samples, scale = load_samples(train_pairs, weight_maps, config.nodata, spec)
     refuse_unlearnable(train_samples, config.data_dir, vector=False)
-    val_samples, _ = load_samples(val_pairs, weight_maps, config.nodata) if val_pairs else ([], scale)
+    val_samples, _ = load_samples(val_pairs, weight_maps, config.nodata, spec) if val_pairs else ([], scale)
     if val_samples and val_samples[0].image.shape[0] != train_samples[0].image.shape[0]:
         raise InputError(f"{config.val_dir}: band count differs from {config.data_dir}; give matching images")
 
@@ -119,17 +124,21 @@ def _tile_data(config: TrainConfig, weight_maps: bool) -> TrainingData:
     return TrainingData(bands=train_samples[0].image.shape[0], scale=scale, norm=norm,
                         train_names=[p.image.name for p in train_pairs], val_names=[p.image.name for p in val_pairs],
                         per_epoch=len(train_samples), train=train, val=val if val_samples else None,
-                        preview=val_samples, gsd=config.gsd,
-                        about=f"{len(train_samples)} training and {len(val_samples)} validation tiles")
+                        preview=val_samples, gsd=config.gsd, classes=spec,
+                        about=f"{len(train_samples)} training and {len(val_samples)} validation tiles"
+                              + (f"; classes {', '.join(spec.names[1:])}" if spec.k > 2 else ""))
 
 
 def _scene_data(config: TrainConfig, weight_maps: bool) -> TrainingData:
-    scenes, gsd = sc.load_scenes(config.data_dir, config.labels, config.gsd, config.label_extent,
-                                 config.extent_buffer, config.labels_layer, config.labels_where)
+    scenes, gsd, spec = sc.load_scenes(config.data_dir, config.labels, config.gsd, config.label_extent,
+                                       config.extent_buffer, config.labels_layer, config.labels_where,
+                                       config.classes, config.class_column)
     tile = config.tile_size
     if config.val_dir:  # separate validation scenes, labelled by --val-labels (or the same file)
-        val_scenes, _ = sc.load_scenes(config.val_dir, config.val_labels or config.labels, gsd, config.label_extent,
-                                       config.extent_buffer, config.labels_layer, config.labels_where)
+        val_scenes, _, _ = sc.load_scenes(config.val_dir, config.val_labels or config.labels, gsd,
+                                          config.label_extent, config.extent_buffer, config.labels_layer,
+                                          config.labels_where, spec.names[1:] if config.class_column else None,
+                                          config.class_column)
         zones = blocks.spatial_split(scenes, tile, 0.0, config.seed)
         val_zones = [blocks.Zones(train=shapely.Polygon(), val=s.extent, val_blocks=[s.extent.envelope])
                      for s in val_scenes]
@@ -171,7 +180,7 @@ def _scene_data(config: TrainConfig, weight_maps: bool) -> TrainingData:
             preview.append(Sample(f"{k}", image, mask, None, valid))
     data = TrainingData(bands=scenes[0].count, scale=scale, norm=norm, train_names=[s.path for s in scenes],
                         val_names=[s.path for s in val_scenes] if config.val_dir else [], per_epoch=64,
-                        train=train, val=val if windows else None, preview=preview, gsd=gsd,
+                        train=train, val=val if windows else None, preview=preview, gsd=gsd, classes=spec,
                         about=f"{len(scenes)} scene(s), {sum(len(s.footprints) for s in scenes)} footprints,"
                               f" {len(windows)} validation windows; {sc.say_pixel_sizes(scenes, gsd)}")
     data.closers.append(lambda: [ds.close() for ds in made])

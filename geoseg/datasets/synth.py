@@ -4,6 +4,7 @@ tests and the benchmarks make their own data with it; nothing is downloaded."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from affine import Affine
 from shapely import affinity
 from shapely.geometry import box
 
-from geoseg.datasets.town import DEFAULT_CRS, DEFAULT_ORIGIN, Town, make_town
+from geoseg.datasets.classes import CLASSES_FILE
+from geoseg.datasets.town import CLASS_NAMES, DEFAULT_CRS, DEFAULT_ORIGIN, Town, make_town
 
 
 def write_scene(town: Town, path: str | Path) -> None:
@@ -35,8 +37,10 @@ def write_truth(town: Town, path: str | Path) -> None:
     gdf.to_file(path, driver="GPKG")
 
 
-def write_tiles(town: Town, out_dir: str | Path, tile_size: int = 256, prefix: str = "tile") -> int:
-    """Cut the town into labelled GeoTIFF tiles under ``images/`` and ``masks/``; return the count."""
+def write_tiles(town: Town, out_dir: str | Path, tile_size: int = 256, prefix: str = "tile",
+                classes: bool = False) -> int:
+    """Cut the town into labelled GeoTIFF tiles under ``images/`` and ``masks/``; return the
+    count. ``classes``: masks of class ids (``town.CLASS_NAMES``), named in ``classes.json``."""
     import rasterio
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
@@ -55,32 +59,43 @@ def write_tiles(town: Town, out_dir: str | Path, tile_size: int = 256, prefix: s
                                **common) as dst:
                 dst.write(town.image[:, r : r + tile_size, c : c + tile_size])
             with rasterio.open(out / "masks" / name, "w", count=1, dtype="uint8", **common) as dst:
-                dst.write(town.mask[None, r : r + tile_size, c : c + tile_size] * 255)
+                if classes:
+                    dst.write(town.classes[None, r : r + tile_size, c : c + tile_size])
+                else:
+                    dst.write(town.mask[None, r : r + tile_size, c : c + tile_size] * 255)
             n += 1
+    if classes:
+        (out / CLASSES_FILE).write_text(json.dumps({"classes": list(CLASS_NAMES)}) + "\n")
     return n
 
 
 def write_dataset(
     out_dir: str | Path, seed: int = 0, tile_size: int = 256, train_size: int = 1536,
-    scene_size: int = 1024, pixel_size: float = 0.3,
+    scene_size: int = 1024, pixel_size: float = 0.3, classes: bool = False,
 ) -> dict[str, Path]:
     """Write a complete synthetic task under ``out_dir``.
 
     ``train/images`` + ``train/masks`` (labelled tiles cut from one town),
     ``scene.tif`` (another town, never seen in training) and ``truth.gpkg``
-    (its roof polygons). Returns the paths by name.
+    (its roof polygons). Returns the paths by name. ``classes``: masks of roofs, roads and
+    paving (``town.CLASS_NAMES``, in ``classes.json``), and ``test/``: the scene's town cut
+    into tiles labelled so, to score a multi-class model on.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train_town = make_town(train_size, train_size, seed=seed, pixel_size=pixel_size)
-    write_tiles(train_town, out / "train", tile_size)
+    write_tiles(train_town, out / "train", tile_size, classes=classes)
     scene_town = make_town(
         scene_size, scene_size, seed=seed + 1, pixel_size=pixel_size,
         origin=(DEFAULT_ORIGIN[0] + train_size * pixel_size + 500.0, DEFAULT_ORIGIN[1]),
     )
     write_scene(scene_town, out / "scene.tif")
     write_truth(scene_town, out / "truth.gpkg")
-    return {"train": out / "train", "scene": out / "scene.tif", "truth": out / "truth.gpkg"}
+    paths = {"train": out / "train", "scene": out / "scene.tif", "truth": out / "truth.gpkg"}
+    if classes:
+        write_tiles(scene_town, out / "test", tile_size, classes=True)
+        paths["test"] = out / "test"
+    return paths
 
 
 def write_mosaic(path: str | Path, size: int, seed: int = 0, block: int = 2048, variants: int = 4,

@@ -16,10 +16,11 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from geoseg.datasets.classes import ClassSpec
 from geoseg.datasets.normalisation import Normalisation, normalisation_of
 from geoseg.datasets.weightmap import unet_weight_map
 from geoseg.errors import InputError, warnings_said_once
-from geoseg.io.raster import IMAGE_SUFFIXES, read_image, read_mask, value_scale
+from geoseg.io.raster import IMAGE_SUFFIXES, open_raster, read_image, read_mask, value_scale
 from geoseg.io.vectors import read_polygons
 
 LAYOUTS = (("images", "masks"), ("train_X", "train_Y"))
@@ -97,8 +98,9 @@ def find_vector_pairs(images_dir: str | Path, labels: str | Path) -> list[Pair]:
     return [Pair(p, lab) for _, p in sorted(images.items())]
 
 
-def rasterize_labels(polygons, image_path: Path) -> np.ndarray:
-    """Roof polygons burnt onto an image's grid as uint8 0/1, reprojected to its CRS."""
+def rasterize_labels(polygons, image_path: Path, values: np.ndarray | None = None) -> np.ndarray:
+    """Roof polygons burnt onto an image's grid as uint8 0/1 (or each its class id of
+    ``values``), reprojected to its CRS."""
     from rasterio import features
 
     from geoseg.io.raster import open_raster
@@ -108,28 +110,37 @@ def rasterize_labels(polygons, image_path: Path) -> np.ndarray:
     if (crs is None) != (polygons.crs is None):
         raise InputError(f"{image_path}: the image and the label polygons must both have a CRS, or neither")
     geoms = polygons.to_crs(crs).geometry if crs is not None else polygons.geometry
-    geoms = [g for g in geoms if g is not None and not g.is_empty]
-    if not geoms:
+    values = np.ones(len(geoms), np.uint8) if values is None else values
+    shapes = [(g, int(v)) for g, v in zip(geoms, values) if g is not None and not g.is_empty and v > 0]
+    if not shapes:
         return np.zeros(shape, np.uint8)
-    return features.rasterize(((g, 1) for g in geoms), out_shape=shape, transform=transform, dtype="uint8")
+    return features.rasterize(shapes, out_shape=shape, transform=transform, dtype="uint8")
 
 
-def read_label(pair: Pair, polygons: dict | None = None) -> np.ndarray:
-    """A pair's label as uint8 0/1 ``(rows, cols)``: its mask raster, or its vector file's
-    polygons burnt onto the image's grid. ``polygons``: a cache of vector files already read,
-    by path (one file labels many images)."""
+def read_label(pair: Pair, polygons: dict | None = None, spec: ClassSpec = ClassSpec()
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """A pair's label as uint8 ``(rows, cols)`` (0/1 for roofs, class ids with ``spec``'s
+    classes) and where it counts (None: everywhere; False at ``spec.ignore``): its mask
+    raster, or its vector file's polygons burnt onto the image's grid (with their class
+    column's ids). ``polygons``: a cache of vector files already read, by path (one file
+    labels many images)."""
     if pair.mask.suffix.lower() not in VECTOR_SUFFIXES:
-        return read_mask(pair.mask)
+        if not spec.reads_ids:
+            return read_mask(pair.mask), None
+        with open_raster(pair.mask) as src:
+            return spec.mask_ids(src.read(1), pair.mask)
     polygons = {} if polygons is None else polygons
     if pair.mask not in polygons:
         polygons[pair.mask] = read_polygons(pair.mask)
         if not len(polygons[pair.mask]):
             raise InputError(f"{pair.mask}: holds no polygons; give a file of roof (building) polygons")
-    return rasterize_labels(polygons[pair.mask], pair.image)
+    frame = polygons[pair.mask]
+    values = spec.vector_ids(frame, pair.mask) if spec.column else None
+    return rasterize_labels(frame, pair.image, values), None
 
 
-def load_samples(pairs: list[Pair], weight_maps: bool = False,
-                 nodata: float | None = None) -> tuple[list[Sample], float]:
+def load_samples(pairs: list[Pair], weight_maps: bool = False, nodata: float | None = None,
+                 spec: ClassSpec = ClassSpec()) -> tuple[list[Sample], float]:
     """Read every pair; return the samples and the value scale of their dtype.
 
     A pair's mask is a raster, or a vector file whose polygons are rasterised onto the
@@ -138,16 +149,17 @@ def load_samples(pairs: list[Pair], weight_maps: bool = False,
     A warning raised by many pairs (grey masks) is said once.
     """
     with warnings_said_once():
-        return _load_samples(pairs, weight_maps, nodata)
+        return _load_samples(pairs, weight_maps, nodata, spec)
 
 
-def _load_samples(pairs: list[Pair], weight_maps: bool, nodata: float | None) -> tuple[list[Sample], float]:
+def _load_samples(pairs: list[Pair], weight_maps: bool, nodata: float | None,
+                  spec: ClassSpec) -> tuple[list[Sample], float]:
     samples: list[Sample] = []
     bands = dtype = None
     vectors: dict[Path, object] = {}
     for pair in pairs:
         image, dt = read_image(pair.image)
-        mask = read_label(pair, vectors)
+        mask, labelled = read_label(pair, vectors, spec)
         if mask.shape != image.shape[1:]:
             raise InputError(
                 f"{pair.mask}: mask is {mask.shape[1]} x {mask.shape[0]} px but its image is"
@@ -167,6 +179,8 @@ def _load_samples(pairs: list[Pair], weight_maps: bool, nodata: float | None) ->
         if not finite.all():  # NaN and ±inf are missing data: left out of the loss and the statistics
             image[~finite] = 0
             valid = finite.all(axis=0) if valid is None else valid & finite.all(axis=0)
+        if labelled is not None:  # the mask's ignored value counts nowhere
+            valid = labelled if valid is None else valid & labelled
         samples.append(Sample(pair.image.stem, image / scale, mask, weight, valid))
     return samples, value_scale(dtype or "uint8")
 
@@ -177,7 +191,7 @@ def refuse_unlearnable(samples: list[Sample], source: str, vector: bool) -> None
     roof = total = 0
     for s in samples:
         m = s.mask if s.valid is None else s.mask[s.valid]
-        roof += int(m.sum())
+        roof += int((m > 0).sum())
         total += int(m.size)
     if roof == 0:
         if vector:

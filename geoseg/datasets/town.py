@@ -37,13 +37,18 @@ PAVING_COLOURS = np.array(
 @dataclass(frozen=True)
 class Town:
     """A synthetic scene: ``image`` uint8 ``(3, H, W)``, ``mask`` uint8 ``(H, W)`` 0/1,
-    ``roofs`` polygons in ``crs`` map units, ``transform`` pixel → map."""
+    ``roofs`` polygons in ``crs`` map units, ``transform`` pixel → map; ``classes`` uint8
+    ``(H, W)``: each pixel's class id, 0 background and ``CLASS_NAMES`` after it."""
 
     image: np.ndarray
     mask: np.ndarray
     roofs: list[Polygon]
     transform: Affine
     crs: str
+    classes: np.ndarray | None = None
+
+
+CLASS_NAMES = ("roof", "road", "paving")  # the classes a town's ``classes`` mask holds, ids 1…
 
 
 def make_town(
@@ -103,12 +108,17 @@ def make_town(
     img += rng.normal(0, 0.02, img.shape).astype(np.float32)
     image = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(2, 0, 1)
     mask = _rasterize(houses, shape).astype(np.uint8) if houses else np.zeros(shape, np.uint8)
+    classes = np.where(_rasterize([roads], shape), 2, 0).astype(np.uint8)  # drawn as painted: roofs on top
+    if paving:
+        classes[_rasterize(paving, shape).astype(bool)] = 3
+    classes[mask > 0] = 1
 
     transform = Affine(pixel_size, 0, origin[0], 0, -pixel_size, origin[1])
     frame = box(0, 0, width, height)  # the truth is what the scene shows: roofs clipped to its edge
     visible = [part for h in houses for part in getattr(h.intersection(frame), "geoms", [h.intersection(frame)])]
     roofs = [affinity.affine_transform(h, shapely_affine(transform)) for h in visible if h.area >= 1.0]
-    return Town(image=np.ascontiguousarray(image), mask=mask, roofs=roofs, transform=transform, crs=crs)
+    return Town(image=np.ascontiguousarray(image), mask=mask, roofs=roofs, transform=transform, crs=crs,
+                classes=classes)
 
 
 # --- drawing -------------------------------------------------------------------------

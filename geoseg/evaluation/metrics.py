@@ -112,3 +112,39 @@ def match_objects(
             pairs.append((int(i), best, best_iou))
     tp = len(pairs)
     return Match(Counts(tp=tp, fp=len(pred) - tp, fn=len(truth) - tp), tuple(pairs))
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Pixel confusion of K classes: ``matrix[true, predicted]`` counts (int64, K × K) over
+    valid pixels. ``iou``/``f1``: the means over the classes besides background, so a
+    multi-class run reports what a roof run does (``Counts``)."""
+
+    matrix: np.ndarray
+
+    @classmethod
+    def of(cls, pred: np.ndarray, truth: np.ndarray, k: int, valid: np.ndarray | None = None) -> Confusion:
+        """The confusion of class-id arrays ``pred`` and ``truth`` (any shape, ids < ``k``)."""
+        p, t = np.asarray(pred).ravel().astype(np.int64), np.asarray(truth).ravel().astype(np.int64)
+        if valid is not None:
+            keep = np.asarray(valid).ravel().astype(bool)
+            p, t = p[keep], t[keep]
+        return cls(np.bincount(t * k + p, minlength=k * k).reshape(k, k))
+
+    def __add__(self, other: Confusion) -> Confusion:
+        return Confusion(self.matrix + other.matrix)
+
+    def counts(self, c: int) -> Counts:
+        """Class ``c`` against the rest, as ``Counts``."""
+        m = self.matrix
+        tp = int(m[c, c])
+        fp, fn = int(m[:, c].sum()) - tp, int(m[c, :].sum()) - tp
+        return Counts(tp, fp, fn, int(m.sum()) - tp - fp - fn)
+
+    @property
+    def iou(self) -> float:
+        return float(np.mean([self.counts(c).iou for c in range(1, len(self.matrix))]))
+
+    @property
+    def f1(self) -> float:
+        return float(np.mean([self.counts(c).f1 for c in range(1, len(self.matrix))]))

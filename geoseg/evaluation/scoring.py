@@ -15,7 +15,7 @@ from rasterio import features
 from rasterio.windows import transform as window_transform
 
 from geoseg.errors import InputError, warnings_said_once
-from geoseg.evaluation.metrics import Counts, Match, match_objects, pixel_counts
+from geoseg.evaluation.metrics import Confusion, Counts, Match, match_objects, pixel_counts
 from geoseg.io.raster import open_raster, probability_cut, raster_strips
 from geoseg.vector.rectilinear import polygon_iou
 
@@ -66,31 +66,56 @@ def area_iou(pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> float:
 
 
 def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5,
-                   tiles=None) -> list[tuple[str, Counts]]:
+                   tiles=None) -> list[tuple[str, Counts | Confusion]]:
     """Pixel scores per labelled image, predicted as ``geoseg predict`` would.
 
     ``data`` is a labelled folder or a list of ``data.Pair``. Each image goes through the
-    tiled, blended prediction path; masks are read as in training. Returns ``(image name,
-    counts)`` per image, in the pairs' order. A warning raised by many masks is said once.
+    tiled, blended prediction path; masks are read as in training (with the model's
+    classes). Returns ``(image name, counts)`` per image, in the pairs' order: roof
+    ``Counts`` for a two-class model, a ``Confusion`` of every class for more (each pixel
+    its most probable class). A warning raised by many masks is said once.
     """
     import tempfile
     from pathlib import Path
 
     from geoseg.config import TileOptions
+    from geoseg.datasets.classes import ClassSpec
     from geoseg.datasets.tiles import find_pairs, read_label
     from geoseg.models import checkpoint
     from geoseg.predict.engine import predict_probability
+    from geoseg.vector.classes import class_ids
 
     ckpt = checkpoint.load(model_path)
+    k = ckpt.model.classes
+    t = ckpt.train_config or {}
+    spec = ClassSpec(ckpt.classes, t.get("class_column"), t.get("ignore_index")) if k > 2 else ClassSpec()
     rows, polygons = [], {}
     with warnings_said_once(), tempfile.TemporaryDirectory(prefix="geoseg-eval-") as tmp:
         for pair in data if isinstance(data, list) else find_pairs(data):
             prob_path = Path(tmp) / "prob.tif"
             predict_probability(pair.image, ckpt, prob_path, tiles or TileOptions())
             with open_raster(prob_path) as src:
-                pred = src.read(1) >= probability_cut(threshold)
-            truth = read_label(pair, polygons).astype(bool)
+                pred = class_ids(src.read()) if k > 2 else src.read(1) >= probability_cut(threshold)
+            truth, valid = read_label(pair, polygons, spec)
             if truth.shape != pred.shape:
                 raise InputError(f"{pair.mask}: mask size differs from its image; masks must match their images")
-            rows.append((pair.image.name, pixel_counts(pred, truth)))
+            counts = Confusion.of(pred, truth, k, valid) if k > 2 else pixel_counts(pred, truth.astype(bool), valid)
+            rows.append((pair.image.name, counts))
     return rows
+
+
+def class_table(confusion: Confusion, names: tuple[str, ...]) -> tuple[list[str], list[list]]:
+    """Per-class pixel scores of a ``Confusion`` as a table (header, rows), the mean over the
+    classes besides background last."""
+    header = ["class", "iou", "f1", "precision", "recall", "tp", "fp", "fn"]
+    rows = []
+    for c, name in enumerate(names):
+        n = confusion.counts(c)
+        rows.append([name, f"{n.iou:.4f}", f"{n.f1:.4f}", f"{n.precision:.4f}", f"{n.recall:.4f}", n.tp, n.fp, n.fn])
+    rows.append(["mean (not background)", f"{confusion.iou:.4f}", f"{confusion.f1:.4f}", "", "", "", "", ""])
+    return header, rows
+
+
+def confusion_rows(confusion: Confusion, names: tuple[str, ...]) -> list[list]:
+    """The confusion matrix as CSV rows: true class down, predicted class across."""
+    return [["true \\\\ predicted", *names], *([name, *map(int, row)] for name, row in zip(names, confusion.matrix))]

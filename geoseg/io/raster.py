@@ -63,13 +63,15 @@ def probability_cut(threshold: float) -> int:
     return round(threshold * PROB_SCALE)
 
 
-def raster_strips(src: rasterio.io.DatasetReader, rows: int | None = None) -> Iterator[tuple[Window, np.ndarray]]:
-    """An open raster's first band as ``(window, rows)`` strips of about ``STRIP_PIXELS``
-    (``rows`` rows when given), top to bottom: one band of any size in flat memory."""
-    step = strip_rows(src.width, rows)
+def raster_strips(src: rasterio.io.DatasetReader, rows: int | None = None,
+                  bands: bool = False) -> Iterator[tuple[Window, np.ndarray]]:
+    """An open raster's first band (``bands``: every band, ``(bands, rows, cols)``) as
+    ``(window, rows)`` strips of about ``STRIP_PIXELS`` (``rows`` rows when given), top to
+    bottom: a raster of any size in flat memory."""
+    step = strip_rows(src.width * (src.count if bands else 1), rows)
     for r0 in range(0, src.height, step):
         win = Window(0, r0, src.width, min(step, src.height - r0))
-        yield win, src.read(1, window=win)
+        yield win, src.read(window=win) if bands else src.read(1, window=win)
 
 
 def pixel_size_m(src: rasterio.io.DatasetReader) -> float | None:

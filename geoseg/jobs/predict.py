@@ -41,10 +41,11 @@ from geoseg.models import checkpoint
 from geoseg.models.checkpoint import Checkpoint
 from geoseg.outputs.atomic import OutputSet, check_output, refuse_inputs_as_outputs, scratch_dir
 from geoseg.outputs.export import VectorWriter, vector_format
-from geoseg.outputs.style import qml_path, write_qml
+from geoseg.outputs.style import qml_path, style_qml, write_qml
 from geoseg.predict.engine import GDAL_CACHE_BYTES, predict_rows
 from geoseg.predict.resample import model_grid
 from geoseg.runtime import resolve_device, trace_threads, trace_workers
+from geoseg.vector.classes import ClassStreams
 from geoseg.vector.merge import SceneMerger
 from geoseg.vector.stream import PolygonStream
 from geoseg.vector.table import PolygonTable
@@ -61,6 +62,7 @@ class PredictResult:
     scene: SceneInfo  # the first scene
     scenes: int = 1
     split: float = 0.0  # the seed probability touching roofs were cut apart from (0: not cut)
+    classes: tuple[str, ...] = ("background", "roof")  # the model's classes, background first
 
 
 def preview_path(out: str | os.PathLike) -> Path:
@@ -69,18 +71,31 @@ def preview_path(out: str | os.PathLike) -> Path:
     return p.with_name(p.stem + ".preview.png")
 
 
-def write_mask(prob_path: str | os.PathLike, mask_path: str | os.PathLike, threshold: float) -> None:
-    """The roof mask (uint8 0/1, tiled GeoTIFF like ``prob_path``) at ``threshold``, by strips."""
+def write_mask(prob_path: str | os.PathLike, mask_path: str | os.PathLike, threshold: float,
+               colours: tuple[str, ...] | None = None) -> None:
+    """The roof mask (uint8 0/1, tiled GeoTIFF like ``prob_path``) at ``threshold``, by strips;
+    of a multi-class probability (a band per class but background), each pixel's class id
+    (``vector.classes.class_ids``) with ``colours`` as the raster's colour table."""
+    from geoseg.vector.classes import class_ids
+
     cut = probability_cut(threshold)
     with open_raster(prob_path) as src:
-        profile = {**src.profile, "nbits": 1, "compress": "deflate"}
+        several = src.count > 1
+        profile = {**src.profile, "count": 1, "compress": "deflate", **({} if several else {"nbits": 1})}
         profile.pop("zstd_level", None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             dst = rasterio.open(mask_path, "w", **profile)
         with dst:
-            for win, strip in raster_strips(src):
-                dst.write((strip >= cut).astype(np.uint8)[None], window=win)
+            if several:
+                for win, strip in raster_strips(src, bands=True):
+                    dst.write(class_ids(strip)[None], window=win)
+                if colours:
+                    dst.write_colormap(1, {i: tuple(int(c[k:k + 2], 16) for k in (1, 3, 5)) + (255,)
+                                           for i, c in enumerate(colours)})
+            else:
+                for win, strip in raster_strips(src):
+                    dst.write((strip >= cut).astype(np.uint8)[None], window=win)
 
 
 @dataclass(frozen=True)
@@ -166,6 +181,9 @@ def _run_predict(scenes: list, model_path, outputs: Outputs, tiles: TileOptions,
         check_output(p, outputs.overwrite)
     ckpt = checkpoint.load(model_path)
     vector = split_for(vector, ckpt.contact_gap)
+    if cluster is not None and ckpt.model.classes > 2:
+        raise InputError(f"{model_path}: a model of {ckpt.model.classes} classes predicts in one process; leave out"
+                         " `workers` and `scheduler`")
     infos = [checked_scene_info(s, outputs.out, several=len(scenes) > 1) for s in scenes]
     crs = rasterio.crs.CRS.from_wkt(infos[0].crs_wkt) if infos[0].crs_wkt else None
     merger = SceneMerger([footprint(i, crs) for i in infos], crs) if len(scenes) > 1 else None
@@ -177,13 +195,15 @@ def _run_predict(scenes: list, model_path, outputs: Outputs, tiles: TileOptions,
             if area is not None:  # each scene cut to the area of interest (a VRT of its window)
                 scenes, infos = cut_to_area(scenes, area, tmpdir)
                 merger = SceneMerger([footprint(i, crs) for i in infos], crs) if len(scenes) > 1 else None
-            writer = stack.enter_context(VectorWriter(outputs.out, crs, outputs.overwrite, outputs=publisher))
+            writer = stack.enter_context(VectorWriter(outputs.out, crs, outputs.overwrite, outputs=publisher,
+                                                      layer="roofs" if ckpt.model.classes == 2 else "classes",
+                                                      style=style_qml(ckpt.classes, ckpt.colours)))
             tmp = {what: publisher.add(p) for what, p in files.items() if what != "`out`"}
             _write_outputs(stack, writer, tmp, tmpdir, scenes, ckpt, tiles, vector, infos[0], merger, outputs,
                            progress, cluster, area)
         publisher.publish()  # all outputs appear together, or none
     return PredictResult(outputs.out, writer.count, outputs.prob, files.get("the preview"), infos[0], len(scenes),
-                         vector.split)
+                         vector.split, ckpt.classes)
 
 
 def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict[str, Path], tmpdir: Path,
@@ -227,11 +247,11 @@ def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict[
     if prob_dst is not None:  # the blocks' probability rows, gathered: close, then derive the mask
         prob_dst.close()
         if mask_out:
-            write_mask(tmpdir / "prob.tif", tmpdir / "mask.tif", vector.threshold)
+            write_mask(tmpdir / "prob.tif", tmpdir / "mask.tif", vector.threshold, ckpt.colours)
     if png:
         (picture or Preview(scenes[0])).save(png)
     if qml:
-        write_qml(qml)
+        write_qml(qml, ckpt.classes, ckpt.colours)
     for name, option in (("prob.tif", "`prob_out`"), ("mask.tif", "`mask_out`")):
         if option in tmp:
             if cog:
@@ -293,7 +313,8 @@ def _local_polygons(scenes: list, ckpt: Checkpoint, tiles: TileOptions, vector: 
         if report:
             report(f"scene {k + 1}/{len(scenes)}: {path}")
         work = model_grid(path, ckpt, tmpdir, tiles.gsd)  # the scene at the model's pixel size
-        stream = PolygonStream(work, vector, Path(path).name)
+        stream = (ClassStreams(work, ckpt.classes, vector, Path(path).name) if ckpt.model.classes > 2
+                  else PolygonStream(work, vector, Path(path).name))
         chunks: list = []
         prob_path = tmpdir / "prob.tif" if prob or mask else None
         model_prob = tmpdir / "prob-model-grid.tif" if prob_path and work != path else prob_path
@@ -314,7 +335,7 @@ def _local_polygons(scenes: list, ckpt: Checkpoint, tiles: TileOptions, vector: 
         if model_prob != prob_path:  # back on the scene's own grid
             on_scene_grid(model_prob, path, prob_path, tmpdir)
         if mask:
-            write_mask(prob_path, tmpdir / "mask.tif", vector.threshold)
+            write_mask(prob_path, tmpdir / "mask.tif", vector.threshold, ckpt.colours)
 
 
 def on_scene_grid(prob: Path, scene: str | os.PathLike, out: Path, tmpdir: Path) -> None:

@@ -15,12 +15,14 @@ import errno
 import math
 import os
 import pickle
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from geoseg.datasets.classes import colours_of
 from geoseg.datasets.normalisation import Normalisation
 from geoseg.errors import CheckpointError, GeosegError, first_line
 from geoseg.models.registry import config_from_dict, config_to_dict, create_model
@@ -33,7 +35,7 @@ VERSION = 1
 
 
 _KNOWN = {"format", "version", "model_config", "state_dict", "norm", "tile_size", "nodata", "epoch", "metrics",
-          "train_config", "gsd", "card"}
+          "train_config", "gsd", "card", "classes", "colours"}
 
 
 STARTER = Path(__file__).resolve().parent / "weights" / "starter.pt"  # made by scripts/make_starter.py
@@ -56,6 +58,8 @@ class Checkpoint:
     train_config: dict | None = None
     card: dict = field(default_factory=dict)  # what the model is, was trained on, and scored (``geoseg info``)
     extra: dict = field(default_factory=dict)
+    classes: tuple[str, ...] = ("background", "roof")  # every class, background (id 0) first
+    colours: tuple[str, ...] = ("#000000", "#ffc800")  # "#rrggbb" by class id, for the style and the mask
 
     @property
     def contact_gap(self) -> int:
@@ -187,6 +191,14 @@ def _checked(p: Path, state: dict) -> Checkpoint:
     epoch = state.get("epoch")
     if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool)):
         raise _damaged(p, "epoch", "a whole number")
+    names = state.get("classes") or (["background", "roof"] if config.classes == 2 else None)
+    if not isinstance(names, (list, tuple)) or len(names) != config.classes or not all(
+            isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise _damaged(p, "classes", f"{config.classes} distinct class names (background first)")
+    colours = state.get("colours") or colours_of(tuple(names))
+    if not isinstance(colours, (list, tuple)) or len(colours) != len(names) or not all(
+            isinstance(c, str) and re.fullmatch(r"#[0-9a-fA-F]{6}", c) for c in colours):
+        raise _damaged(p, "colours", f"{config.classes} colours as #rrggbb")
     metrics, train_config, card = state.get("metrics") or {}, state.get("train_config"), state.get("card") or {}
     for key, value in (("metrics", metrics), ("train_config", train_config or {}), ("card", card)):
         if not isinstance(value, dict):
@@ -198,7 +210,7 @@ def _checked(p: Path, state: dict) -> Checkpoint:
         tile_size=tile, state_dict=weights, nodata=None if nodata is None else float(nodata),
         gsd=None if gsd is None else float(gsd), epoch=epoch,
         metrics=metrics, train_config=train_config, card=card,
-        extra={k: v for k, v in state.items() if k not in _KNOWN})
+        extra={k: v for k, v in state.items() if k not in _KNOWN}, classes=tuple(names), colours=tuple(colours))
 
 
 def _expects(ckpt: Checkpoint) -> str:
@@ -223,7 +235,8 @@ def describe(ckpt: Checkpoint, path: str | os.PathLike) -> list[str]:
              f" {_expects(ckpt)}; nodata {ckpt.nodata if ckpt.nodata is not None else 'none'}",
              f"  pixel size   {gsd}",
              f"  network      {m.describe()}; trained on {ckpt.tile_size} px"
-             " tiles"]
+             " tiles",
+             f"  classes      {', '.join(f'{i} {n}' for i, n in enumerate(ckpt.classes))}"]
     if c.get("trained_on"):
         lines.append(f"  trained on   {c['trained_on']}")
     elif ckpt.train_config:

@@ -87,13 +87,13 @@ class VectorWriter:
     """Write polygon chunks to one GeoJSON or GeoPackage file; use as a context manager.
 
     ``crs`` is the chunks' CRS (None: pixel coordinates, GeoPackage only). ``style``: embed
-    the roof style (``geoseg.style``) in a GeoPackage as the layer's default. ``outputs``:
+    the roof style (``outputs.style``), or this QGIS style text, in a GeoPackage as the layer's default. ``outputs``:
     the run's ``OutputSet``, which then publishes the file with the run's other outputs;
     without it the file is published when the writer closes without error.
     """
 
     def __init__(self, path: str | os.PathLike, crs, overwrite: bool = False, layer: str = "roofs",
-                 style: bool = True, outputs: OutputSet | None = None) -> None:
+                 style: bool | str = True, outputs: OutputSet | None = None) -> None:
         self.path = Path(path)
         self.driver = vector_format(path)
         if self.driver == "GeoJSON" and crs is None:
@@ -161,7 +161,8 @@ class VectorWriter:
             elif self.style:
                 from geoseg.outputs.style import embed_in_geopackage
 
-                embed_in_geopackage(self._tmp, self.layer)
+                embed_in_geopackage(self._tmp, self.layer, **({"qml": self.style} if isinstance(self.style, str)
+                                                               else {}))
         self._stack.__exit__(exc_type, exc, tb)
 
 

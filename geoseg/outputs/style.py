@@ -44,13 +44,60 @@ def qml_path(vector_path: str | os.PathLike) -> Path:
     return Path(vector_path).with_suffix(".qml")
 
 
-def write_qml(path: str | os.PathLike) -> None:
-    """Write the roof layer's QGIS style (``ROOF_QML``) to ``path``."""
-    Path(path).write_text(ROOF_QML, encoding="utf-8")
+def _rgb(colour: str, alpha: int) -> str:
+    return ",".join(str(int(colour[k:k + 2], 16)) for k in (1, 3, 5)) + f",{alpha}"
 
 
-def embed_in_geopackage(gpkg: str | os.PathLike, layer: str = "roofs", geometry_column: str = "geom") -> None:
-    """Store the style in the GeoPackage's ``layer_styles`` table as the layer's default."""
+def _fill(name: str, colour: str) -> str:
+    return f"""      <symbol type="fill" name="{name}" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleFill" enabled="1" locked="0" pass="0">
+          <Option type="Map">
+            <Option type="QString" name="color" value="{_rgb(colour, 60)}"/>
+            <Option type="QString" name="outline_color" value="{_rgb(colour, 255)}"/>
+            <Option type="QString" name="outline_style" value="solid"/>
+            <Option type="QString" name="outline_width" value="0.6"/>
+            <Option type="QString" name="outline_width_unit" value="MM"/>
+            <Option type="QString" name="style" value="solid"/>
+          </Option>
+        </layer>
+      </symbol>
+"""
+
+
+def style_qml(classes: tuple[str, ...] = ("background", "roof"), colours: tuple[str, ...] = ()) -> str:
+    """The layer's QGIS style: ``ROOF_QML`` for roofs; for more classes, categorised by the
+    ``class`` column, each class in its colour (``colours``, by class id: the checkpoint's)."""
+    if len(classes) <= 2:
+        return ROOF_QML
+    from xml.sax.saxutils import quoteattr
+
+    cats = "".join(f'      <category render="true" symbol="{i - 1}" value={quoteattr(n)} label={quoteattr(n)}/>\n'
+                   for i, n in enumerate(classes) if i > 0)
+    symbols = "".join(_fill(str(i - 1), colours[i]) for i in range(1, len(classes)))
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22.0" styleCategories="Symbology">
+  <renderer-v2 type="categorizedSymbol" attr="class" symbollevels="0" enableorderby="0" forceraster="0">
+    <categories>
+{cats}    </categories>
+    <symbols>
+{symbols}    </symbols>
+    <rotation/>
+    <sizescale/>
+  </renderer-v2>
+  <layerGeometryType>2</layerGeometryType>
+</qgis>
+"""
+
+
+def write_qml(path: str | os.PathLike, classes: tuple[str, ...] = ("background", "roof"),
+              colours: tuple[str, ...] = ()) -> None:
+    """Write the layer's QGIS style (``style_qml``) to ``path``."""
+    Path(path).write_text(style_qml(classes, colours), encoding="utf-8")
+
+
+def embed_in_geopackage(gpkg: str | os.PathLike, layer: str = "roofs", geometry_column: str = "geom",
+                        qml: str = ROOF_QML) -> None:
+    """Store the style ``qml`` in the GeoPackage's ``layer_styles`` table as the layer's default."""
     with sqlite3.connect(gpkg) as db:
         db.execute(
             "CREATE TABLE IF NOT EXISTS layer_styles (id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -64,7 +111,7 @@ def embed_in_geopackage(gpkg: str | os.PathLike, layer: str = "roofs", geometry_
             "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, f_geometry_column,"
             " styleName, styleQML, styleSLD, useAsDefault, description, owner)"
             " VALUES ('', '', ?, ?, 'geoseg roofs', ?, '', 1, 'roof outlines', '')",
-            (layer, geometry_column, ROOF_QML),
+            (layer, geometry_column, qml),
         )
         db.execute(
             "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, description)"

@@ -162,22 +162,27 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
         i0, i1 = tile_rows or (0, grid.rows)
         b0, b1 = band_rows(grid, i0, i1)
         first = first_tile_row(grid, i0)
-        profile = dict(driver="GTiff", width=src.width, height=b1 - b0, count=1, dtype="uint8",
+        bands_out = mcfg.classes - 1  # the probability of each class but background: one band for roofs
+        profile = dict(driver="GTiff", width=src.width, height=b1 - b0, count=bands_out, dtype="uint8",
                        crs=src.crs, transform=src.window_transform(Window(0, b0, src.width, b1 - b0)),
                        tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             dst = _create(prob_path, profile, compress) if prob_path is not None else None
         with dst if dst is not None else contextlib.nullcontext():
-            def sink(row0: int, rows: np.ndarray) -> None:  # uint8, p × 255
+            def sink(row0: int, rows: np.ndarray) -> None:  # uint8, p × 255; (classes, rows, cols) for classes
                 if dst is not None:
-                    dst.write(rows[None], window=Window(0, row0 - b0, src.width, rows.shape[0]))
+                    dst.write(rows[None] if rows.ndim == 2 else rows,
+                              window=Window(0, row0 - b0, src.width, rows.shape[-2]))
                 if rows_out is not None:
                     rows_out(row0, rows)
 
-            # the tiles blended on the model's device: from a GPU only finished rows come back, as bytes
-            stitcher = Stitcher(grid, sink, options.blend, start_row=first, first_emitted=b0,
-                                quantise=PROB_SCALE, device=device)
+            # the tiles blended on the model's device: from a GPU only finished rows come back, as bytes;
+            # a stitcher per class but background, their rows joined as bands
+            joined = ClassBands(bands_out, sink)
+            sinks = [sink] if bands_out == 1 else [joined.part(c) for c in range(bands_out)]
+            stitchers = [Stitcher(grid, s, options.blend, start_row=first, first_emitted=b0, quantise=PROB_SCALE,
+                                  device=device) for s in sinks]
             # pixels are read in the file's own type (float32 if the chosen bands differ in type)
             read_type = src.dtypes[bands[0] - 1] if len({src.dtypes[b - 1] for b in bands}) == 1 else "float32"
             tile_bytes = grid.size * grid.stride * len(bands) * np.dtype(read_type).itemsize
@@ -211,7 +216,8 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                 row = first
                 for r, group, pixels, valid in source:
                     if r != row:  # a grid row is complete
-                        stitcher.end_row()
+                        for stitcher in stitchers:
+                            stitcher.end_row()
                         yield row
                         row = r
                     # the window to the device at once (on CUDA from page-locked memory: copied while
@@ -222,16 +228,18 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                         chunk = group[i : i + batch]
                         cols = [slice(tl.col_off - c0, tl.col_off - c0 + t) for tl in chunk]
                         x = normalised(torch.stack([pixels[:, :, c] for c in cols]), shift, gain)
-                        prob = roof_probability(model, x, options.tta)  # stays on the device
+                        prob = class_probability(model, x, options.tta)  # stays on the device
                         for tl, p, c in zip(chunk, prob, cols):
                             if valid is not None and not valid[:, c].all():  # the tile holds missing pixels
                                 p = p * torch.from_numpy(valid[:, c]).to(p.device)
-                            stitcher.add(tl, p)
+                            for stitcher, band in zip(stitchers, p):
+                                stitcher.add(tl, band)
                         bar.update(len(chunk))
                         done += len(chunk)
                         said = say_progress(done, total, said)
-                stitcher.end_row()
-                stitcher.flush()  # rows still on their way back from a device (a block's last)
+                for stitcher in stitchers:
+                    stitcher.end_row()
+                    stitcher.flush()  # rows still on their way back from a device (a block's last)
                 yield row
             bar.close()
     return info
@@ -263,20 +271,47 @@ def normalised(x: torch.Tensor, shift: torch.Tensor, gain: torch.Tensor) -> torc
     return out
 
 
-def roof_probability(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tta: bool = False) -> torch.Tensor:
-    """Roof probability ``(N, H, W)`` of a batch; with ``tta``, the mean over the eight
-    symmetries of the square (flips and quarter turns), each undone on its output."""
+def class_probability(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                      tta: bool = False) -> torch.Tensor:
+    """The probability of each class but background ``(N, K − 1, H, W)`` of a batch; with
+    ``tta``, the mean over the eight symmetries of the square (flips and quarter turns), each
+    undone on its output."""
     if not tta:
-        return model(x).float().softmax(1)[:, 1]
-    total = torch.zeros(x.shape[0], x.shape[2], x.shape[3], device=x.device)
+        return model(x).float().softmax(1)[:, 1:]
+    total = None
     for turns in range(4):
         for flip in (False, True):
             t = torch.rot90(x, turns, (2, 3))
             t = (t.flip(3) if flip else t).contiguous(memory_format=torch.channels_last)
-            p = model(t).float().softmax(1)[:, 1]
-            p = p.flip(2) if flip else p
-            total += torch.rot90(p, -turns, (1, 2))
+            p = model(t).float().softmax(1)[:, 1:]
+            p = p.flip(3) if flip else p
+            p = torch.rot90(p, -turns, (2, 3))
+            total = p if total is None else total + p
     return total / 8
+
+
+def roof_probability(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+    """Roof probability ``(N, H, W)`` of a batch of a two-class model (``class_probability``)."""
+    return class_probability(model, x, tta)[:, 0]
+
+
+class ClassBands:
+    """Joins the rows of one ``Stitcher`` per class (each blends one class's probability) into
+    ``(K − 1, rows, cols)`` uint8 bands for ``sink``, once every class has delivered them: the
+    stitchers see the same tiles in the same order, so their rows come in the same order."""
+
+    def __init__(self, classes: int, sink: Sink) -> None:
+        self.classes, self.sink, self.parts = classes, sink, {}
+
+    def part(self, c: int) -> Sink:
+        """The sink of class ``c``'s stitcher (0: the first class after background)."""
+        def got(row0: int, rows: np.ndarray) -> None:
+            have = self.parts.setdefault(row0, [None] * self.classes)
+            have[c] = rows
+            if all(h is not None for h in have):
+                del self.parts[row0]
+                self.sink(row0, np.stack(have))
+        return got
 
 
 def _create(path, profile: dict, compress: str):

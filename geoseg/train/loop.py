@@ -19,13 +19,15 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from geoseg.config import TrainConfig
+from geoseg.datasets.classes import colours_of
 from geoseg.datasets.sources import TrainingData, load_training_data
 from geoseg.errors import CheckpointError, GeosegError, InputError, Interrupted, interrupt_exit_code
-from geoseg.evaluation.metrics import Counts
+from geoseg.evaluation.metrics import Confusion, Counts
 from geoseg.models import checkpoint
 from geoseg.models.registry import config_to_dict, create_model
 from geoseg.models.unet import UNetConfig
@@ -54,6 +56,10 @@ def _initial(config: TrainConfig, data: TrainingData) -> checkpoint.Checkpoint:
     if start.model.in_channels != data.bands:
         raise InputError(f"`init` {config.init}: a model of {start.model.in_channels} band(s), but these images have"
                          f" {data.bands}; start from a model of {data.bands} bands, or train without `init`")
+    if start.model.classes != data.classes.k:
+        raise InputError(f"`init` {config.init}: a model of {start.model.classes} classes, but these labels have"
+                         f" {data.classes.k} ({', '.join(data.classes.names)}); start from a model of the same"
+                         " classes, or train without `init`")
     if config.tile_size % start.model.multiple:
         raise InputError(f"`init` {config.init}: its network needs `tile_size` a multiple of {start.model.multiple}")
     return start
@@ -71,10 +77,11 @@ def param_groups(model: torch.nn.Module, encoder_lr: float) -> tuple[list[dict],
 
 
 def evaluate_batches(model, loader, loss_fn, device, precision, keep: bool = False):
-    """Mean loss and pixel confusion counts (valid pixels only) of ``model`` over ``loader``;
-    with ``keep``, also the roof probability of each item (float32 ``(H, W)`` numpy)."""
+    """Mean loss and pixel confusion (valid pixels only) of ``model`` over ``loader``: roof
+    ``Counts`` for two classes, a ``Confusion`` of every class for more; with ``keep``, also
+    the roof (any class but background) probability of each item (float32 ``(H, W)`` numpy)."""
     model.eval()
-    total, n, counts, probs = 0.0, 0, Counts(), []
+    total, n, counts, probs = 0.0, 0, None, []
     for batch in loader:  # the data outside autocast
         with torch.no_grad(), autocast(device, precision):
             b = {k: v.to(device) for k, v in batch.items()}
@@ -82,15 +89,28 @@ def evaluate_batches(model, loader, loss_fn, device, precision, keep: bool = Fal
             logits = model(x)
             total += float(loss_fn(logits, b["target"], b["valid"], b["weight"])) * x.shape[0]
             n += x.shape[0]
-            pred = logits.argmax(1) == 1
-            t, v = b["target"] == 1, b["valid"] > 0
-            tp = int((pred & t & v).sum())
-            fp = int((pred & ~t & v).sum())
-            fn = int((~pred & t & v).sum())
-            counts = counts + Counts(tp, fp, fn, int(v.sum()) - tp - fp - fn)
+            k = logits.shape[1]
+            if k > 2:
+                c = Confusion.of(logits.argmax(1).cpu().numpy(), b["target"].cpu().numpy(), k,
+                                 (b["valid"] > 0).cpu().numpy())
+            else:
+                pred = logits.argmax(1) == 1
+                t, v = b["target"] == 1, b["valid"] > 0
+                tp = int((pred & t & v).sum())
+                fp = int((pred & ~t & v).sum())
+                fn = int((~pred & t & v).sum())
+                c = Counts(tp, fp, fn, int(v.sum()) - tp - fp - fn)
+            counts = c if counts is None else counts + c
             if keep:
-                probs += list(logits.float().softmax(1)[:, 1].cpu().numpy())
-    return total / max(n, 1), counts, probs
+                probs += list(1.0 - logits.float().softmax(1)[:, 0].cpu().numpy())
+    return total / max(n, 1), counts if counts is not None else Counts(), probs
+
+
+def class_scores(counts, names: tuple[str, ...]) -> dict:
+    """Each class's held-out IoU (``iou_NAME``) from a ``Confusion``; nothing for two classes."""
+    if not isinstance(counts, Confusion):
+        return {}
+    return {f"iou_{name}": round(counts.counts(c).iou, 5) for c, name in enumerate(names) if c > 0}
 
 
 def _save_average(model, snapshots: list[dict], loader, device, precision, val_dl, loss_fn, save,
@@ -170,8 +190,8 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
         tqdm.write(f"training on {data.about}")
     seed_everything(config.seed + dist.rank)  # rank 0 as one process; the others their own tiles
     norm, gsd = data.norm, data.gsd
-    mcfg = UNetConfig(in_channels=data.bands, depth=config.levels, width=config.width, norm=config.norm,
-                      encoder=config.encoder)
+    mcfg = UNetConfig(in_channels=data.bands, classes=data.classes.k, depth=config.levels, width=config.width,
+                      norm=config.norm, encoder=config.encoder)
     start = _initial(config, data) if config.init else None
     if start is not None:  # fine-tuning: its network, its weights, its normalisation and pixel size
         mcfg, gsd = start.model, gsd or start.gsd
@@ -253,7 +273,8 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
                                     "train_images": data.train_names, "val_images": data.val_names,
                                     "gsd": gsd, "band_stats": asdict(norm),
                                     "processes": dist.world}, first_epoch)
-    meta = {"train_config": asdict(config), "nodata": config.nodata, "gsd": gsd}
+    meta = {"train_config": asdict(config), "nodata": config.nodata, "gsd": gsd,
+            "classes": list(data.classes.names), "colours": list(colours_of(data.classes.names))}
 
     def save(name: str, epoch: int, row: dict, full: bool, rngs: list | None = None) -> None:
         """Rank 0 writes; ``rngs``: every rank's random state (gathered), for an exact resume."""
@@ -270,7 +291,8 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
     epoch, row = first_epoch - 1, {}
     saved_epoch = first_epoch - 1 if config.resume else None  # the epoch last.pt holds
     with open(out / "metrics.csv", "w", newline="") if dist.main else open(os.devnull, "w") as fh:
-        writer = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
+        writer = csv.DictWriter(fh, fieldnames=METRIC_FIELDS + list(class_scores(
+            Confusion(np.zeros((data.classes.k,) * 2, np.int64)), data.classes.names)), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
         try:
@@ -300,7 +322,8 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
                        "train_loss": round(running / max(seen, 1), 5)}
                 if val_dl is not None and dist.main:  # rank 0 alone: its replica is everyone's
                     vloss, counts, probs = evaluate_batches(model, val_dl, loss_fn, device, precision, keep=True)
-                    row.update(val_loss=round(vloss, 5), val_iou=round(counts.iou, 5), val_f1=round(counts.f1, 5))
+                    row.update(val_loss=round(vloss, 5), val_iou=round(counts.iou, 5), val_f1=round(counts.f1, 5),
+                               **class_scores(counts, data.classes.names))
                     render_validation(data.preview, probs, out / "preview.png")
                 row["seconds"] = round(time.perf_counter() - start, 1)
                 writer.writerow(row)

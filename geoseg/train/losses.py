@@ -19,12 +19,16 @@ Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.
 
 
 def dice_loss(logits, target, valid, weight):  # noqa: ARG001 - weight unused by design
-    """1 − soft Dice of the roof class over the batch (empty masks are fine)."""
-    prob = logits.float().softmax(dim=1)[:, 1]
-    t = (target == 1).float()
-    inter = (prob * t * valid).sum()
-    denom = (prob * valid).sum() + (t * valid).sum()
-    return 1.0 - (2.0 * inter + 1.0) / (denom + 1.0)
+    """1 − soft Dice over the batch, of the roof class, or the mean over the classes besides
+    background (empty masks are fine)."""
+    prob = logits.float().softmax(dim=1)
+    losses = []
+    for c in range(1, prob.shape[1]):
+        t = (target == c).float()
+        inter = (prob[:, c] * t * valid).sum()
+        denom = (prob[:, c] * valid).sum() + (t * valid).sum()
+        losses.append(1.0 - (2.0 * inter + 1.0) / (denom + 1.0))
+    return torch.stack(losses).mean()
 
 
 def softmax_loss(logits, target, valid, weight):  # noqa: ARG001

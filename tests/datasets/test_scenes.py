@@ -63,7 +63,7 @@ def test_lon_lat_footprints_land_on_the_roofs_of_the_scene(tmp_path):
     write_scene(town, tmp_path / "s.tif")
     labels = gpd.GeoDataFrame(geometry=town.roofs, crs=town.crs).to_crs(4326)
     labels.to_file(tmp_path / "b.gpkg")
-    [scene], gsd = sc.load_scenes(str(tmp_path / "s.tif"), str(tmp_path / "b.gpkg"), None, None, 30.0)
+    [scene], gsd, _ = sc.load_scenes(str(tmp_path / "s.tif"), str(tmp_path / "b.gpkg"), None, None, 30.0)
     assert gsd == pytest.approx(0.3) and scene.factor == pytest.approx(1.0)
     zones = blocks.spatial_split([scene], 64, 0.0, 0)
     ds = sc.WindowDataset([scene], zones, PLAIN, 64, positive_fraction=0.5)
@@ -83,7 +83,7 @@ def test_a_scene_in_another_crs_and_at_another_pixel_size_gets_the_same_labels(t
             with rasterio.open(tmp_path / name, "w", **profile) as dst:
                 for b in (1, 2, 3):
                     reproject(rasterio.band(src, b), rasterio.band(dst, b), resampling=Resampling.bilinear)
-    scenes, gsd = sc.load_scenes(str(tmp_path / "*.tif"), str(tmp_path / "b.gpkg"), None, None, 30.0)
+    scenes, gsd, _ = sc.load_scenes(str(tmp_path / "*.tif"), str(tmp_path / "b.gpkg"), None, None, 30.0)
     assert gsd == pytest.approx(0.15)  # the finest scene's
     by_name = {s.path.rsplit("/", 1)[-1]: s for s in scenes}
     assert by_name["s.tif"].factor == pytest.approx(0.5) and by_name["fine.tif"].factor == pytest.approx(1.0)
@@ -106,7 +106,7 @@ def test_a_scene_in_another_crs_and_at_another_pixel_size_gets_the_same_labels(t
 
 
 def test_pixels_outside_the_label_extent_are_left_out_and_the_hold_out_is_apart(ortho):
-    [scene], _ = sc.load_scenes(str(ortho["ortho"]), str(ortho["labels"]), None, str(ortho["extent"]), 30.0)
+    [scene], _, _ = sc.load_scenes(str(ortho["ortho"]), str(ortho["labels"]), None, str(ortho["extent"]), 30.0)
     x0, y0, x1, y1 = scene.extent.bounds
     assert (x0, y0) == pytest.approx((0, 0), abs=1e-6) and (x1, y1) == pytest.approx((256, 512), abs=1e-6)
     zones = blocks.spatial_split([scene], 64, 0.2, seed=1)
@@ -128,7 +128,7 @@ def test_pixels_outside_the_label_extent_are_left_out_and_the_hold_out_is_apart(
 
 
 def test_the_default_extent_is_the_footprints_buffered(ortho):
-    [scene], _ = sc.load_scenes(str(ortho["ortho"]), str(ortho["labels"]), None, None, extent_buffer=6.0)
+    [scene], _, _ = sc.load_scenes(str(ortho["ortho"]), str(ortho["labels"]), None, None, extent_buffer=6.0)
     frame = box(0, 0, 512, 512)
     outer = shapely.union_all(shapely.buffer(scene.footprints, 20.0 + 0.01))  # 6 m at 0.3 m/px
     inner = shapely.union_all(shapely.buffer(scene.footprints, 18.0)).intersection(frame)  # polygonal circles
@@ -213,7 +213,7 @@ def test_invalid_rings_are_repaired_and_a_layer_and_filter_chosen(ortho, tmp_pat
     rows.to_file(tmp_path / "osm.gpkg", layer="buildings")
     rows.to_file(tmp_path / "osm.gpkg", layer="other")
     with pytest.warns(UserWarning, match="1 invalid polygon"):
-        scenes, _ = sc.load_scenes(str(ortho["ortho"]), str(tmp_path / "osm.gpkg"), None, None, 30.0,
+        scenes, _, _ = sc.load_scenes(str(ortho["ortho"]), str(tmp_path / "osm.gpkg"), None, None, 30.0,
                                    layer="buildings", where="building IS NOT NULL")
     assert len(scenes[0].footprints) == len(good) + 1
 
@@ -222,7 +222,7 @@ def test_a_labelled_area_of_one_block_cannot_be_held_out(tmp_path):
     town = make_town(128, 128, seed=2)
     write_scene(town, tmp_path / "s.tif")
     gpd.GeoDataFrame(geometry=town.roofs, crs=town.crs).to_file(tmp_path / "b.gpkg")
-    scenes, _ = sc.load_scenes(str(tmp_path / "s.tif"), str(tmp_path / "b.gpkg"), None, None, 30.0)
+    scenes, _, _ = sc.load_scenes(str(tmp_path / "s.tif"), str(tmp_path / "b.gpkg"), None, None, 30.0)
     with pytest.raises(InputError, match="one block, too small to hold part of it out"):
         blocks.spatial_split(scenes, 128, 0.2, 0)
 
@@ -235,7 +235,7 @@ def test_cross_validation_on_a_scene_makes_spatial_folds(ortho, tmp_path):
             "--width", "4", "--samples-per-epoch", "4")
     assert r.exit_code == 0, r.output
     assert r.output.count("(held-out blocks)") == 2
-    [scene], _ = sc.load_scenes(str(ortho["ortho"]), str(ortho["labels"]), None, str(ortho["extent"]), 30.0)
+    [scene], _, _ = sc.load_scenes(str(ortho["ortho"]), str(ortho["labels"]), None, str(ortho["extent"]), 30.0)
     folds = [blocks.spatial_split([scene], 64, 0.0, 0, folds=2, fold=k)[0] for k in (0, 1)]
     assert folds[0].val.intersection(folds[1].val).area < 1e-6  # each block held out once
     assert folds[0].val.union(folds[1].val).area == pytest.approx(scene.extent.area)
@@ -273,7 +273,7 @@ def test_training_windows_of_terraced_footprints_leave_a_line_between_the_houses
     town = make_town(384, 384, seed=3, terraces=0.8)
     write_scene(town, tmp_path / "s.tif")
     gpd.GeoDataFrame(geometry=town.roofs, crs=town.crs).to_file(tmp_path / "b.gpkg")
-    [scene], _ = sc.load_scenes(str(tmp_path / "s.tif"), str(tmp_path / "b.gpkg"), None, None, 30.0)
+    [scene], _, _ = sc.load_scenes(str(tmp_path / "s.tif"), str(tmp_path / "b.gpkg"), None, None, 30.0)
     zones = blocks.spatial_split([scene], 64, 0.0, 0)
     plain = sc.WindowDataset([scene], zones, PLAIN, 64, positive_fraction=1.0)
     gapped = sc.WindowDataset([scene], zones, PLAIN, 64, positive_fraction=1.0, contact_gap=2)

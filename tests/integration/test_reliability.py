@@ -106,9 +106,9 @@ def test_a_file_that_appears_during_the_run_is_not_replaced_and_nothing_is_left(
     out = tmp_path / "roofs.geojson"
     real = predict.write_qml
 
-    def another_run_publishes_first(path):  # called while this run's outputs are still temporary
+    def another_run_publishes_first(path, *style):  # called while this run's outputs are still temporary
         out.write_text("the other run's roofs")
-        real(path)
+        real(path, *style)
 
     monkeypatch.setattr(predict, "write_qml", another_run_publishes_first)
     with pytest.raises(OutputExistsError, match="appeared while this run was writing it"):

@@ -1,0 +1,56 @@
+"""Polygons of several classes: the probability bands of a multi-class model (one per class
+but background, uint8 p × 255, as ``predict.engine.ClassBands`` hands them on) become each
+pixel's class (the most probable, background included) and one ``PolygonStream`` per class
+traces that class's pixels, each polygon with its ``class`` (and its mean probability of it
+as ``score``). Memory stays flat: each stream holds what a roof stream does."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from geoseg.config import VectorizeOptions
+from geoseg.vector.stream import PolygonStream
+from geoseg.vector.table import PolygonTable
+
+
+def class_ids(bands: np.ndarray) -> np.ndarray:
+    """Each pixel's class id (uint8; 0: background) from ``(K − 1, rows, cols)`` uint8 bands:
+    the most probable class, background's probability being what the others leave."""
+    background = np.clip(255 - bands.sum(axis=0, dtype=np.int32), 0, 255).astype(np.uint8)
+    return np.concatenate([background[None], bands]).argmax(axis=0).astype(np.uint8)
+
+
+class ClassStreams:
+    """``feed(first row, bands)`` and ``close()`` as ``PolygonStream``'s, for ``names`` (every
+    class, background first): each chunk holds the polygons of every class with a ``class``
+    column. A pixel belongs to its most probable class (``threshold`` is for two-class models);
+    touching objects are not cut apart (``split``)."""
+
+    def __init__(self, grid_path: str | os.PathLike, names: tuple[str, ...], options: VectorizeOptions,
+                 scene_name: str | None = None) -> None:
+        self.names = names
+        every = dataclasses.replace(options, threshold=1 / 255, split=0.0)  # any pixel of its class (≥ 1)
+        self.streams = [PolygonStream(grid_path, every, scene_name) for _ in names[1:]]
+
+    def feed(self, row0: int, bands: np.ndarray) -> PolygonTable:
+        ids = class_ids(bands)
+        return self._join([s.feed(row0, np.where(ids == c, bands[c - 1], 0).astype(np.uint8))
+                           for c, s in enumerate(self.streams, 1)])
+
+    def close(self) -> PolygonTable:
+        return self._join([s.close() for s in self.streams])
+
+    def abandon(self) -> None:
+        for s in self.streams:
+            s.abandon()
+
+    def _join(self, tables: list[PolygonTable]) -> PolygonTable:
+        named = []
+        for c, t in enumerate(tables, 1):
+            columns = dict(t.columns)
+            columns = {"id": columns.pop("id"), "class": np.full(len(t), self.names[c], dtype=object), **columns}
+            named.append(PolygonTable(t.geometry, columns, t.crs))
+        return PolygonTable.concat(named)
