@@ -14,6 +14,8 @@ import cloup
 
 from geoseg.config import PRESETS, SECTIONS, TrainConfig, default_of, meta
 
+from . import values
+
 TITLES = {"everyday": "Everyday options", "data": "Data", "output": "Output", "post-processing": "Post-processing",
           "training": "Training recipe", "network": "Network", "performance": "Performance",
           "advanced": "Advanced"}
@@ -51,8 +53,9 @@ def opt(cls, name: str, *decls: str, **kw) -> Callable:
             kw.setdefault("is_flag", True)
     elif kind in (int, float, str):
         kw.setdefault("type", kind)
-    else:  # a tuple: the command gives a callback that makes it
+    else:  # a tuple: comma-separated names, unless the command gives a callback of its own (numbers)
         kw.setdefault("type", str)
+        kw.setdefault("callback", values.names)
     if default is not dataclasses.MISSING:
         kw.setdefault("default", default)
     if m.get("default_text"):

@@ -181,8 +181,11 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
             # a stitcher per class but background, their rows joined as bands
             joined = ClassBands(bands_out, sink)
             sinks = [sink] if bands_out == 1 else [joined.part(c) for c in range(bands_out)]
-            stitchers = [Stitcher(grid, s, options.blend, start_row=first, first_emitted=b0, quantise=PROB_SCALE,
-                                  device=device) for s in sinks]
+            stitchers: list[Stitcher] = []
+            for s in sinks:  # the classes' stitchers share the window and its sums of weights
+                stitchers.append(Stitcher(grid, s, options.blend, start_row=first, first_emitted=b0,
+                                          quantise=PROB_SCALE, device=device,
+                                          like=stitchers[0] if stitchers else None))
             # pixels are read in the file's own type (float32 if the chosen bands differ in type)
             read_type = src.dtypes[bands[0] - 1] if len({src.dtypes[b - 1] for b in bands}) == 1 else "float32"
             tile_bytes = grid.size * grid.stride * len(bands) * np.dtype(read_type).itemsize

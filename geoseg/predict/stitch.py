@@ -73,31 +73,36 @@ class Stitcher:
 
     def __init__(self, grid: TileGrid, sink: Sink, window: str = "hann", start_row: int = 0,
                  first_emitted: int = 0, quantise: float | None = None,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", like: Stitcher | None = None) -> None:
         """``start_row``: the first grid row to be added (a block of a scene); rows above
         ``first_emitted`` are not emitted (they are another block's). ``device``: where the
-        tiles are blended (the model's); rows reach ``sink`` on the host either way."""
+        tiles are blended (the model's); rows reach ``sink`` on the host either way. ``like``:
+        a stitcher of the same grid and window (another class's) whose window and sums of
+        weights this one shares: only its accumulator is its own."""
         self.grid = grid
         self.sink = sink
         self.device = torch.device(device)
         self.on_host = self.device.type == "cpu"  # else the rows are made bytes on the device, whole
-        self.weights = torch.from_numpy(blend_window(window, grid.size)).to(self.device)
         width = grid.cols * grid.stride + 2 * grid.overlap
         # torch rather than numpy: in-place fused updates, on every core, or on the device
         self.acc = torch.zeros((grid.size, width), device=self.device)
-        # every grid row has the same tiles across, so their weights add up to the same
-        # profile, and the rows a grid row shares with the rows above it add theirs: the sums
-        # of weights are known before any tile comes, the same for every grid row once as
-        # many rows as reach into one are done (added in the order tiles come: the same floats)
-        profile = torch.zeros((grid.size, width), device=self.device)
-        for c in range(grid.cols):
-            profile[:, c * grid.stride : c * grid.stride + grid.size] += self.weights
-        s = grid.stride
-        self.wsums = [profile]  # by grid rows done since ``start_row``
-        for _ in range(-(-grid.size // s)):
-            wsum = torch.zeros_like(profile)
-            wsum[:-s] = self.wsums[-1][s:]
-            self.wsums.append(wsum.add_(profile))
+        if like is not None:
+            self.weights, self.wsums = like.weights, like.wsums
+        else:
+            self.weights = torch.from_numpy(blend_window(window, grid.size)).to(self.device)
+            # every grid row has the same tiles across, so their weights add up to the same
+            # profile, and the rows a grid row shares with the rows above it add theirs: the sums
+            # of weights are known before any tile comes, the same for every grid row once as
+            # many rows as reach into one are done (added in the order tiles come: the same floats)
+            profile = torch.zeros((grid.size, width), device=self.device)
+            for c in range(grid.cols):
+                profile[:, c * grid.stride : c * grid.stride + grid.size] += self.weights
+            s = grid.stride
+            self.wsums = [profile]  # by grid rows done since ``start_row``
+            for _ in range(-(-grid.size // s)):
+                wsum = torch.zeros_like(profile)
+                wsum[:-s] = self.wsums[-1][s:]
+                self.wsums.append(wsum.add_(profile))
         self.quantise = quantise
         # the rows handed to ``sink`` each time; quantised on the host, the few rows being made bytes
         chunk = grid.size if quantise is None or not self.on_host else max(

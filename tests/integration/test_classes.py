@@ -1,0 +1,64 @@
+"""More than roofs, end to end: a multi-class model from class masks and from footprints
+with a class column, predicted into a categorised layer and a class raster, and scored per
+class. Slow: trains tiny models."""
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+from geoseg.cli import main
+
+pytestmark = pytest.mark.slow
+TINY = ["--encoder", "unet", "--depth", "3", "--width", "8", "--tile-size", "64", "--batch-size", "4",
+        "--samples-per-epoch", "8", "--epochs", "3", "--time-limit", "0", "--quiet"]
+
+
+def run(*args):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def test_class_masks_train_predict_and_score_every_class(tmp_path):
+    run("synth", tmp_path / "data", "--classes", "--train-size", "256", "--scene-size", "256", "--tile-size", "128")
+    run("train", tmp_path / "data" / "train", "--out", tmp_path / "run", *TINY)
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
+    assert header.endswith("iou_roof,iou_road,iou_paving")
+    assert "classes      0 background, 1 roof, 2 road, 3 paving" in run("info", tmp_path / "run" / "model.pt")
+    said = run("predict", tmp_path / "data" / "scene.tif", "--model", tmp_path / "run" / "model.pt",
+               "--out", tmp_path / "classes.gpkg", "--mask-out", tmp_path / "classes.tif")
+    assert "polygons of roof, road, paving" in said
+    layer = gpd.read_file(tmp_path / "classes.gpkg", layer="classes")
+    assert list(layer.columns[:2]) == ["id", "class"] and set(layer["class"]) <= {"roof", "road", "paving"}
+    with rasterio.open(tmp_path / "classes.tif") as src:
+        ids = src.read(1)
+        assert ids.max() <= 3 and src.colormap(1)[1][:3] == (255, 200, 0)
+    scores = run("evaluate", tmp_path / "data" / "test", "--model", tmp_path / "run" / "model.pt",
+                 "--confusion", tmp_path / "confusion.csv")
+    assert "mean (not background)" in scores and "paving" in scores
+    rows = (tmp_path / "confusion.csv").read_text().splitlines()
+    assert rows[0].endswith("background,roof,road,paving") and len(rows) == 5
+    cluster = CliRunner().invoke(main, ["predict", str(tmp_path / "data" / "scene.tif"), "--model",
+                                        str(tmp_path / "run" / "model.pt"), "--out", str(tmp_path / "c.gpkg"),
+                                        "--workers", "1"])
+    assert cluster.exit_code != 0 and "predicts in one process" in cluster.output
+
+
+def test_footprints_with_a_class_column_train_a_model_of_their_classes(tmp_path):
+    run("synth", tmp_path / "data", "--ortho-size", "256", "--train-size", "256", "--scene-size", "64")
+    ortho = tmp_path / "data" / "ortho"
+    footprints = gpd.read_file(ortho / "buildings.gpkg")
+    kinds = np.where(np.arange(len(footprints)) % 2, "house", "garage")
+    footprints.assign(building=kinds).to_file(tmp_path / "osm.gpkg")
+    for bad, said in ((["--class-column", "landuse"], "has no column 'landuse'"),
+                      (["--class-column", "building", "--classes", "castle"], "no polygon has a class of castle")):
+        r = CliRunner().invoke(main, ["train", "--images", str(ortho / "ortho.tif"), "--labels",
+                                      str(tmp_path / "osm.gpkg"), "--out", str(tmp_path / "bad"), *bad, *TINY])
+        assert r.exit_code != 0 and said in r.output and not (tmp_path / "bad").exists(), r.output
+    run("train", "--images", ortho / "ortho.tif", "--labels", tmp_path / "osm.gpkg", "--class-column", "building",
+        "--out", tmp_path / "run", *TINY)
+    said = run("predict", ortho / "ortho.tif", "--model", tmp_path / "run" / "model.pt", "--out",
+               tmp_path / "kinds.gpkg")
+    assert "polygons of garage, house" in said
