@@ -10,19 +10,19 @@ import os
 import sqlite3
 from pathlib import Path
 
-ROOF_QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis version="3.22.0" styleCategories="Symbology">
-  <renderer-v2 type="singleSymbol" symbollevels="0" enableorderby="0" forceraster="0">
-    <symbols>
-      <symbol type="fill" name="0" alpha="1" clip_to_extent="1" force_rhr="0">
+
+def _fill(name: str, colour: str, fill_alpha: int) -> str:
+    """A QGIS fill symbol: ``colour`` ("#rrggbb") outlined, filled at ``fill_alpha`` (0…255)."""
+    rgb = ",".join(str(int(colour[k:k + 2], 16)) for k in (1, 3, 5))
+    return f"""      <symbol type="fill" name="{name}" alpha="1" clip_to_extent="1" force_rhr="0">
         <data_defined_properties><Option type="Map"><Option type="QString" name="name" value=""/>
           <Option name="properties"/><Option type="QString" name="type" value="collection"/></Option>
         </data_defined_properties>
         <layer class="SimpleFill" enabled="1" locked="0" pass="0">
           <Option type="Map">
-            <Option type="QString" name="color" value="255,200,0,40"/>
+            <Option type="QString" name="color" value="{rgb},{fill_alpha}"/>
             <Option type="QString" name="joinstyle" value="miter"/>
-            <Option type="QString" name="outline_color" value="255,200,0,255"/>
+            <Option type="QString" name="outline_color" value="{rgb},255"/>
             <Option type="QString" name="outline_style" value="solid"/>
             <Option type="QString" name="outline_width" value="0.6"/>
             <Option type="QString" name="outline_width_unit" value="MM"/>
@@ -30,8 +30,14 @@ ROOF_QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
           </Option>
         </layer>
       </symbol>
-    </symbols>
-    <rotation/>
+"""
+
+
+def _qml(renderer: str, body: str) -> str:
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22.0" styleCategories="Symbology">
+  <renderer-v2 {renderer} symbollevels="0" enableorderby="0" forceraster="0">
+{body}    <rotation/>
     <sizescale/>
   </renderer-v2>
   <layerGeometryType>2</layerGeometryType>
@@ -39,29 +45,12 @@ ROOF_QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 """
 
 
+ROOF_QML = _qml('type="singleSymbol"', f"    <symbols>\n{_fill('0', '#ffc800', 40)}    </symbols>\n")
+
+
 def qml_path(vector_path: str | os.PathLike) -> Path:
     """Where QGIS looks for a file layer's default style: the same name with ``.qml``."""
     return Path(vector_path).with_suffix(".qml")
-
-
-def _rgb(colour: str, alpha: int) -> str:
-    return ",".join(str(int(colour[k:k + 2], 16)) for k in (1, 3, 5)) + f",{alpha}"
-
-
-def _fill(name: str, colour: str) -> str:
-    return f"""      <symbol type="fill" name="{name}" alpha="1" clip_to_extent="1" force_rhr="0">
-        <layer class="SimpleFill" enabled="1" locked="0" pass="0">
-          <Option type="Map">
-            <Option type="QString" name="color" value="{_rgb(colour, 60)}"/>
-            <Option type="QString" name="outline_color" value="{_rgb(colour, 255)}"/>
-            <Option type="QString" name="outline_style" value="solid"/>
-            <Option type="QString" name="outline_width" value="0.6"/>
-            <Option type="QString" name="outline_width_unit" value="MM"/>
-            <Option type="QString" name="style" value="solid"/>
-          </Option>
-        </layer>
-      </symbol>
-"""
 
 
 def style_qml(classes: tuple[str, ...] = ("background", "roof"), colours: tuple[str, ...] = ()) -> str:
@@ -73,20 +62,9 @@ def style_qml(classes: tuple[str, ...] = ("background", "roof"), colours: tuple[
 
     cats = "".join(f'      <category render="true" symbol="{i - 1}" value={quoteattr(n)} label={quoteattr(n)}/>\n'
                    for i, n in enumerate(classes) if i > 0)
-    symbols = "".join(_fill(str(i - 1), colours[i]) for i in range(1, len(classes)))
-    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis version="3.22.0" styleCategories="Symbology">
-  <renderer-v2 type="categorizedSymbol" attr="class" symbollevels="0" enableorderby="0" forceraster="0">
-    <categories>
-{cats}    </categories>
-    <symbols>
-{symbols}    </symbols>
-    <rotation/>
-    <sizescale/>
-  </renderer-v2>
-  <layerGeometryType>2</layerGeometryType>
-</qgis>
-"""
+    symbols = "".join(_fill(str(i - 1), colours[i], 60) for i in range(1, len(classes)))
+    return _qml('type="categorizedSymbol" attr="class"',
+                f"    <categories>\n{cats}    </categories>\n    <symbols>\n{symbols}    </symbols>\n")
 
 
 def write_qml(path: str | os.PathLike, classes: tuple[str, ...] = ("background", "roof"),
