@@ -30,6 +30,8 @@ FILE = click.Path(dir_okay=False, path_type=Path)
          cloup.option("--mask-out", type=FILE, help="Also write the thresholded roof mask as a GeoTIFF (uint8 0/1)."),
          cloup.option("--cog", is_flag=True, help="Write --prob-out and --mask-out as Cloud-Optimised GeoTIFFs."),
          cloup.option("--no-preview", is_flag=True, help="Skip the preview PNG written beside --out."),
+         cloup.option("--split-layers", is_flag=True, help="With a model of several classes and a .gpkg: a layer"
+                      " per class instead of one layer with a class column."),
          o.overwrite("existing outputs"))
 @o.group("post-processing", *o.in_section(V, "post-processing"))
 @o.group("Area, bands and imagery",
@@ -53,7 +55,7 @@ FILE = click.Path(dir_okay=False, path_type=Path)
 def predict(scenes: list, model_path: str | None, out: Path, prob_out: Path | None, mask_out: Path | None,
             cog: bool, aoi: str | None, bbox: tuple[float, float, float, float] | None, assets: tuple[str, ...] | None,
             allow_local_assets: bool, scheduler: str | None, workers: int | None, block: int, no_preview: bool,
-            overwrite: bool, quiet: bool, **settings) -> None:
+            split_layers: bool, overwrite: bool, quiet: bool, **settings) -> None:
     """Predict roofs on SCENES (GeoTIFF, COG, VRT, PNG, JPEG, URLs, a STAC Item; several files or
     a quoted glob go into one layer, merged where they overlap) and write polygons to --out."""
     from geoseg.jobs.areas import read_area
@@ -70,7 +72,8 @@ def predict(scenes: list, model_path: str | None, out: Path, prob_out: Path | No
         from geoseg.predict.dask_engine import ClusterOptions
 
         cluster = ClusterOptions(scheduler=scheduler, workers=workers, block=block)
-    outputs = Outputs(out, prob=prob_out, mask=mask_out, cog=cog, preview=not no_preview, overwrite=overwrite)
+    outputs = Outputs(out, prob=prob_out, mask=mask_out, cog=cog, preview=not no_preview, overwrite=overwrite,
+                      split_layers=split_layers)
     area = read_area(aoi, bbox) if aoi or bbox else None
     result = run_predict(scenes, model_path, outputs, tiles, vector, progress=not quiet, cluster=cluster, area=area,
                          assets=assets, read_also=(("the --aoi file", aoi),) if aoi else (),

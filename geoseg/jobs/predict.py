@@ -41,7 +41,7 @@ from geoseg.models import checkpoint
 from geoseg.models.checkpoint import Checkpoint
 from geoseg.outputs.atomic import OutputSet, check_output, refuse_inputs_as_outputs, scratch_dir
 from geoseg.outputs.export import VectorWriter, vector_format
-from geoseg.outputs.style import qml_path, style_qml, write_qml
+from geoseg.outputs.style import class_layer_qml, qml_path, style_qml, write_qml
 from geoseg.predict.engine import GDAL_CACHE_BYTES, predict_rows
 from geoseg.predict.resample import model_grid
 from geoseg.runtime import resolve_device, trace_threads, trace_workers
@@ -112,6 +112,7 @@ class Outputs:
     cog: bool = False
     preview: bool = True
     overwrite: bool = False
+    split_layers: bool = False  # a multi-class model's polygons: a GeoPackage layer per class
 
     def __post_init__(self) -> None:
         for name in ("out", "prob", "mask"):
@@ -181,6 +182,8 @@ def _run_predict(scenes: list, model_path, outputs: Outputs, tiles: TileOptions,
         check_output(p, outputs.overwrite)
     ckpt = checkpoint.load(model_path)
     vector = split_for(vector, ckpt.contact_gap)
+    if outputs.split_layers and ckpt.model.classes == 2:
+        raise InputError(f"{model_path}: a model of roofs alone writes one layer; leave out `split_layers`")
     if cluster is not None and ckpt.model.classes > 2:
         raise InputError(f"{model_path}: a model of {ckpt.model.classes} classes predicts in one process; leave out"
                          " `workers` and `scheduler`")
@@ -195,9 +198,12 @@ def _run_predict(scenes: list, model_path, outputs: Outputs, tiles: TileOptions,
             if area is not None:  # each scene cut to the area of interest (a VRT of its window)
                 scenes, infos = cut_to_area(scenes, area, tmpdir)
                 merger = SceneMerger([footprint(i, crs) for i in infos], crs) if len(scenes) > 1 else None
+            colour = dict(zip(ckpt.classes, ckpt.colours))
+            style = ((lambda name: class_layer_qml(colour.get(name, "#ffc800"))) if outputs.split_layers
+                     else style_qml(ckpt.classes, ckpt.colours))
             writer = stack.enter_context(VectorWriter(outputs.out, crs, outputs.overwrite, outputs=publisher,
                                                       layer="roofs" if ckpt.model.classes == 2 else "classes",
-                                                      style=style_qml(ckpt.classes, ckpt.colours)))
+                                                      style=style, layer_by="class" if outputs.split_layers else None))
             tmp = {what: publisher.add(p) for what, p in files.items() if what != "`out`"}
             _write_outputs(stack, writer, tmp, tmpdir, scenes, ckpt, tiles, vector, infos[0], merger, outputs,
                            progress, cluster, area)

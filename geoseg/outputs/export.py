@@ -16,6 +16,7 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -93,7 +94,8 @@ class VectorWriter:
     """
 
     def __init__(self, path: str | os.PathLike, crs, overwrite: bool = False, layer: str = "roofs",
-                 style: bool | str = True, outputs: OutputSet | None = None) -> None:
+                 style: bool | str | Callable[[str], str] = True, outputs: OutputSet | None = None,
+                 layer_by: str | None = None) -> None:
         self.path = Path(path)
         self.driver = vector_format(path)
         if self.driver == "GeoJSON" and crs is None:
@@ -101,7 +103,10 @@ class VectorWriter:
                 f"{path}: the scene has no georeference, so polygons are in pixel coordinates and"
                 " cannot be written as RFC 7946 GeoJSON; write a .gpkg instead"
             )
+        if layer_by is not None and self.driver != "GPKG":
+            raise InputError(f"{path}: one layer per class needs a GeoPackage; give a .gpkg")
         self.crs, self.overwrite, self.layer, self.style = crs, overwrite, layer, style
+        self.layer_by, self.layers = layer_by, []  # a layer per value of ``layer_by``, in the order they come
         self._outputs = outputs
         self.count = 0
         self._started = False  # something is in the file already
@@ -143,26 +148,43 @@ class VectorWriter:
         self._started = True
 
     def _write_gpkg(self, gdf: gpd.GeoDataFrame) -> None:
+        if self.layer_by is None:
+            return self._write_layer(gdf, self.layer)
+        for value, part in gdf.groupby(self.layer_by, sort=False):
+            self._write_layer(part.drop(columns=self.layer_by), str(value))
+
+    def _write_layer(self, gdf: gpd.GeoDataFrame, layer: str, empty: bool = False) -> None:
         import pyogrio
 
+        if not len(gdf) and self.layer_by is not None and not empty:
+            return
         with warnings.catch_warnings():
             # pixel-coordinate polygons have no CRS on purpose; pyogrio would warn about it
             warnings.filterwarnings("ignore", message="'crs' was not provided")
             # GeoPackage 1.2: QGIS 3.22 warns that 1.4 (GDAL's default now) "may only be partially supported"
             options = {} if self._started else {"dataset_options": {"VERSION": "1.2"}}
-            pyogrio.write_dataframe(gdf, self._tmp, layer=self.layer, driver="GPKG", geometry_type="Polygon",
-                                    append=self._started, **options)
+            pyogrio.write_dataframe(gdf, self._tmp, layer=layer, driver="GPKG", geometry_type="Polygon",
+                                    append=layer in self.layers or (self._started and self.layer_by is None),
+                                    **options)
         self._started = True
+        if layer not in self.layers:
+            self.layers.append(layer)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             if self.driver == "GeoJSON":
                 self._fh.write("\n]}\n")
-            elif self.style:
-                from geoseg.outputs.style import embed_in_geopackage
+            else:
+                if not self._started:  # nothing written: an empty layer, so the file is a GeoPackage
+                    import geopandas as gpd
 
-                embed_in_geopackage(self._tmp, self.layer, **({"qml": self.style} if isinstance(self.style, str)
-                                                               else {}))
+                    self._write_layer(gpd.GeoDataFrame(geometry=[], crs=self.crs), self.layer, empty=True)
+                if self.style:
+                    from geoseg.outputs.style import embed_in_geopackage
+
+                    for layer in self.layers:
+                        qml = self.style(layer) if callable(self.style) else self.style
+                        embed_in_geopackage(self._tmp, layer, **({"qml": qml} if isinstance(qml, str) else {}))
         self._stack.__exit__(exc_type, exc, tb)
 
 

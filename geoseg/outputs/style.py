@@ -67,6 +67,11 @@ def style_qml(classes: tuple[str, ...] = ("background", "roof"), colours: tuple[
                 f"    <categories>\n{cats}    </categories>\n    <symbols>\n{symbols}    </symbols>\n")
 
 
+def class_layer_qml(colour: str) -> str:
+    """The style of one class's own layer (``predict --split-layers``): its colour alone."""
+    return _qml('type="singleSymbol"', f"    <symbols>\n{_fill('0', colour, 60)}    </symbols>\n")
+
+
 def write_qml(path: str | os.PathLike, classes: tuple[str, ...] = ("background", "roof"),
               colours: tuple[str, ...] = ()) -> None:
     """Write the layer's QGIS style (``style_qml``) to ``path``."""

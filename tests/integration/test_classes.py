@@ -40,6 +40,13 @@ def test_class_masks_train_predict_and_score_every_class(tmp_path):
     assert "mean (not background)" in scores and "paving" in scores
     rows = (tmp_path / "confusion.csv").read_text().splitlines()
     assert rows[0].endswith("background,roof,road,paving") and len(rows) == 5
+    run("predict", tmp_path / "data" / "scene.tif", "--model", tmp_path / "run" / "model.pt", "--out",
+        tmp_path / "layers.gpkg", "--split-layers", "--no-preview")
+    import pyogrio
+
+    layers = [name for name, _ in pyogrio.list_layers(tmp_path / "layers.gpkg") if name != "layer_styles"]
+    assert set(layers) <= {"roof", "road", "paving"} and layers  # a layer per class found, no class column
+    assert "class" not in gpd.read_file(tmp_path / "layers.gpkg", layer=layers[0]).columns
     cluster = CliRunner().invoke(main, ["predict", str(tmp_path / "data" / "scene.tif"), "--model",
                                         str(tmp_path / "run" / "model.pt"), "--out", str(tmp_path / "c.gpkg"),
                                         "--workers", "1"])
