@@ -24,7 +24,8 @@ import cloup
     cloup.option("--pred-layer", help="The layer of a multi-layer --pred file."),
     cloup.option("--pred-where", help="OGR SQL filter of the --pred polygons."),
     cloup.option("--truth-layer", help="The layer of a multi-layer --truth file."),
-    cloup.option("--truth-where", help="OGR SQL filter of the --truth polygons."))
+    cloup.option("--truth-where", help="OGR SQL filter of the --truth polygons."),
+    cloup.option("--class-column", help="A column of both (e.g. class): object scores per class, and for all."))
 @cloup.option_group(
     "Output",
     cloup.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
@@ -35,7 +36,7 @@ import cloup
 def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, truth: Path | None,
              iou_threshold: float, threshold: float, tta: bool, csv_out: Path | None, overwrite: bool,
              pred_layer: str | None, pred_where: str | None, truth_layer: str | None, truth_where: str | None,
-             confusion_out: Path | None) -> None:
+             confusion_out: Path | None, class_column: str | None) -> None:
     """Score a model (DATA_DIR --model M) or polygons (--pred P --truth T).
 
     \b
@@ -76,15 +77,12 @@ def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, 
     elif tta and model_path is None:
         raise InputError("--tta scores a model's predictions: give it with DATA_DIR and --model")
     elif pred is not None and truth is not None and data_dir is None and model_path is None:
-        from geoseg.evaluation.scoring import area_iou, object_scores
+        from geoseg.evaluation.scoring import object_table
         from geoseg.io.vectors import read_polygons
 
         p = read_polygons(pred, layer=pred_layer, where=pred_where)
         t = read_polygons(truth, layer=truth_layer, where=truth_where)
-        c = object_scores(p, t, iou_threshold).counts
-        header = ["predicted", "true", "tp", "fp", "fn", "precision", "recall", "f1", "area_iou"]
-        lines = [[len(p), len(t), c.tp, c.fp, c.fn, f"{c.precision:.4f}", f"{c.recall:.4f}", f"{c.f1:.4f}",
-                  f"{area_iou(p, t):.4f}"]]
+        header, lines = object_table(p, t, iou_threshold, class_column)
     else:
         raise InputError("give either DATA_DIR with --model, or --pred with --truth")
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]

@@ -102,6 +102,10 @@ class VectorizeOptions:
                              " thin bridge.", section="post-processing")
     regularize: bool = setting(False, "Snap outlines to right angles along each roof's dominant direction.",
                                section="everyday")
+    regularize_classes: tuple[str, ...] | None = setting(None, "With a model of several classes: the classes"
+                                                         " `regularize` squares (buildings, not fields),"
+                                                         " comma-separated.", section="post-processing",
+                                                         default_text="every class")
     strip_rows: int | None = setting(None, "Rows traced at once.", cli=False, default_text="about 4 M pixels' worth")
     trace_workers: int | None = setting(None, "Processes tracing polygons beside the model.", section="performance",
                                         default_text="none on a CPU, where the model keeps every core busy; on CUDA"

@@ -119,3 +119,25 @@ def class_table(confusion: Confusion, names: tuple[str, ...]) -> tuple[list[str]
 def confusion_rows(confusion: Confusion, names: tuple[str, ...]) -> list[list]:
     """The confusion matrix as CSV rows: true class down, predicted class across."""
     return [["true \\\\ predicted", *names], *([name, *map(int, row)] for name, row in zip(names, confusion.matrix))]
+
+
+def object_table(pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, threshold: float = 0.5,
+                 class_column: str | None = None) -> tuple[list[str], list[list]]:
+    """Object scores of ``pred`` against ``truth`` as a table (header, rows): one row, or with
+    ``class_column`` (a column of both) a row per class found in either, and one for all."""
+    header = ["predicted", "true", "tp", "fp", "fn", "precision", "recall", "f1", "area_iou"]
+
+    def row(p, t) -> list:
+        c = object_scores(p, t, threshold).counts
+        return [len(p), len(t), c.tp, c.fp, c.fn, f"{c.precision:.4f}", f"{c.recall:.4f}", f"{c.f1:.4f}",
+                f"{area_iou(p, t):.4f}" if len(p) and len(t) else "0.0000"]
+
+    if class_column is None:
+        return header, [row(pred, truth)]
+    for frame, what in ((pred, "the predicted polygons"), (truth, "the true polygons")):
+        if class_column not in frame.columns:
+            raise InputError(f"{what} have no column {class_column!r}; give `class_column` a column of both")
+    values = sorted({str(v) for v in pred[class_column]} | {str(v) for v in truth[class_column]})
+    rows = [[v, *row(pred[pred[class_column].astype(str) == v], truth[truth[class_column].astype(str) == v])]
+            for v in values]
+    return ["class", *header], [*rows, ["all", *row(pred, truth)]]

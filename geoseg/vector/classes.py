@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from geoseg.config import VectorizeOptions
+from geoseg.errors import InputError
 from geoseg.vector.stream import PolygonStream
 from geoseg.vector.table import PolygonTable
 
@@ -32,8 +33,15 @@ class ClassStreams:
     def __init__(self, grid_path: str | os.PathLike, names: tuple[str, ...], options: VectorizeOptions,
                  scene_name: str | None = None) -> None:
         self.names = names
+        unknown = set(options.regularize_classes or ()) - set(names[1:])
+        if unknown:
+            raise InputError(f"`regularize_classes` {', '.join(sorted(unknown))}: not a class of the model; choose of"
+                             f" {', '.join(names[1:])}")
         every = dataclasses.replace(options, threshold=1 / 255, split=0.0)  # any pixel of its class (≥ 1)
-        self.streams = [PolygonStream(grid_path, every, scene_name) for _ in names[1:]]
+        squared = options.regularize_classes
+        self.streams = [PolygonStream(grid_path, dataclasses.replace(
+            every, regularize=options.regularize and (squared is None or name in squared)), scene_name)
+            for name in names[1:]]
 
     def feed(self, row0: int, bands: np.ndarray) -> PolygonTable:
         ids = class_ids(bands)

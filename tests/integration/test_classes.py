@@ -47,6 +47,15 @@ def test_class_masks_train_predict_and_score_every_class(tmp_path):
     layers = [name for name, _ in pyogrio.list_layers(tmp_path / "layers.gpkg") if name != "layer_styles"]
     assert set(layers) <= {"roof", "road", "paving"} and layers  # a layer per class found, no class column
     assert "class" not in gpd.read_file(tmp_path / "layers.gpkg", layer=layers[0]).columns
+    # object scores per class, against themselves: every class matched; a class --regularize-classes
+    # does not know is one line
+    scores = run("evaluate", "--pred", tmp_path / "classes.gpkg", "--truth", tmp_path / "classes.gpkg",
+                 "--class-column", "class")
+    assert scores.splitlines()[-1].split()[:1] == ["all"] and "1.0000" in scores.splitlines()[-1]
+    bad = CliRunner().invoke(main, ["predict", str(tmp_path / "data" / "scene.tif"), "--model",
+                                    str(tmp_path / "run" / "model.pt"), "--out", str(tmp_path / "r.gpkg"),
+                                    "--regularize", "--regularize-classes", "roof,field"])
+    assert bad.exit_code != 0 and "field: not a class of the model" in bad.output and not (tmp_path / "r.gpkg").exists()
     cluster = CliRunner().invoke(main, ["predict", str(tmp_path / "data" / "scene.tif"), "--model",
                                         str(tmp_path / "run" / "model.pt"), "--out", str(tmp_path / "c.gpkg"),
                                         "--workers", "1"])
