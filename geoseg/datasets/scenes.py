@@ -198,13 +198,22 @@ class WindowDataset(Dataset):
         weights = np.array([z.train.area / s.factor ** 2 for s, z in zip(scenes, zones)])
         self._weights = torch.tensor(weights / weights.sum() if weights.sum() > 0 else weights)
         self._centres = [self._footprint_centres(s, z) for s, z in zip(scenes, zones)]
+        # with classes, each centre's class: a window is centred on a class drawn evenly, then on one of its
+        # footprints, so a rare class is seen as often as a common one
+        self._centre_classes = [self._footprint_centres(s, z, classes=True) for s, z in zip(scenes, zones)]
 
     @staticmethod
-    def _footprint_centres(scene: LabelledScene, zone: Zones) -> np.ndarray:
+    def _footprint_centres(scene: LabelledScene, zone: Zones, classes: bool = False) -> np.ndarray | None:
+        """The footprints' inner points in the training area ``(n, 2)``; ``classes``: their class
+        ids instead (None for a scene without classes)."""
+        if classes and scene.class_ids is None:
+            return None
         if not len(scene.footprints) or zone.train.is_empty:
-            return np.zeros((0, 2))
+            return np.zeros((0,), np.uint8) if classes else np.zeros((0, 2))
         pts = shapely.point_on_surface(scene.footprints)
         inside = shapely.contains_xy(zone.train, shapely.get_x(pts), shapely.get_y(pts))
+        if classes:
+            return scene.class_ids[inside]
         return np.stack([shapely.get_x(pts), shapely.get_y(pts)], axis=1)[inside]
 
     def __len__(self) -> int:
@@ -230,7 +239,13 @@ class WindowDataset(Dataset):
         zone, side = self.zones[k], self.tile * self.scenes[k].factor
         centres = self._centres[k]
         if len(centres) and float(torch.rand(())) < self.positive_fraction:
-            x, y = centres[int(torch.randint(len(centres), ()))]
+            ids = self._centre_classes[k]
+            if ids is None:
+                x, y = centres[int(torch.randint(len(centres), ()))]
+            else:  # a class drawn evenly, then one of its footprints
+                present = np.unique(ids)
+                mine = np.flatnonzero(ids == present[int(torch.randint(len(present), ()))])
+                x, y = centres[mine[int(torch.randint(len(mine), ()))]]
             jitter = (torch.rand(2) - 0.5).tolist()
             x, y = x + jitter[0] * side / 2, y + jitter[1] * side / 2
         else:

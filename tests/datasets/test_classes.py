@@ -75,3 +75,27 @@ def test_mask_ids_above_the_classes_are_one_line(labelled, tmp_path):
     write_tif(labelled / "masks" / "t0.tif", np.full((64, 64), 4, np.uint8))
     r = CliRunner().invoke(main, ["train", str(labelled), "--out", str(tmp_path / "run"), "--ignore-index", "255"])
     assert r.exit_code != 0 and "holds class id 4, but there are 2 classes" in r.output
+
+
+def test_windows_are_centred_on_a_rare_class_as_often_as_on_a_common_one(tmp_path):
+    import torch
+
+    from geoseg.datasets import scenes as sc
+    from geoseg.datasets.normalisation import Normalisation
+    from geoseg.samplers import blocks
+
+    write_tif(tmp_path / "s.tif", np.zeros((3, 400, 400), np.uint8))  # 0.3 m pixels from (356000, 5646000)
+    x0, y0 = 356_000.0, 5_646_000.0
+    common = [box(x0 + 3 + 5 * i, y0 - 20, x0 + 5 + 5 * i, y0 - 18) for i in range(19)]
+    rare = [box(x0 + 60, y0 - 100, x0 + 62, y0 - 98)]
+    gpd.GeoDataFrame({"kind": ["house"] * 19 + ["tower"]}, geometry=common + rare, crs=25832).to_file(
+        tmp_path / "b.gpkg")
+    scenes, _, spec = sc.load_scenes(str(tmp_path / "s.tif"), str(tmp_path / "b.gpkg"), None, None, 200.0,
+                                     class_column="kind")
+    assert spec.names == ("background", "house", "tower")
+    zones = blocks.spatial_split(scenes, 64, 0.0, 0)
+    ds = sc.WindowDataset(scenes, zones, Normalisation(255.0, (0.0,) * 3, (1.0,) * 3), 64, positive_fraction=1.0)
+    torch.manual_seed(0)
+    rows = np.array([ds.draw()[1] for _ in range(400)])  # the rare tower lies far below the houses' row
+    tower = (rows > 150).mean()
+    assert 0.35 < tower < 0.65, tower  # about half; drawn by footprint it would be about 1 in 20
