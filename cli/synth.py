@@ -21,8 +21,9 @@ import cloup
 @cloup.option("--terraces", default=0.0, show_default=True,
               help="Share of the orthophoto's house sites holding a row of 2-5 terraced houses, each its own"
               " footprint (to try --contact-gap).")
-@cloup.option("--classes", is_flag=True, help="Masks of roofs, roads and paving (class ids 1, 2, 3, named in"
-              " classes.json) and OUT_DIR/test/: the scene cut into tiles labelled so.")
+@cloup.option("--classes", is_flag=True, help="Towns with ponds and flat roofs; masks of gabled roofs, flat roofs,"
+              " roads, paving and water (ids 1-5, named in classes.json) and OUT_DIR/test/: the scene cut into"
+              " tiles labelled so.")
 @cloup.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it holds files.")
 def synth(out_dir: Path, seed: int, tile_size: int, train_size: int, scene_size: int,
           pixel_size: float, ortho_size: int, terraces: float, classes: bool, overwrite: bool) -> None:

@@ -13,7 +13,7 @@ from shapely import affinity
 from shapely.geometry import box
 
 from geoseg.datasets.classes import CLASSES_FILE
-from geoseg.datasets.town import CLASS_NAMES, DEFAULT_CRS, DEFAULT_ORIGIN, Town, make_town
+from geoseg.datasets.town import CLASS_NAMES, DEFAULT_CRS, DEFAULT_ORIGIN, KIND_NAMES, Town, make_town
 
 
 def write_scene(town: Town, path: str | Path) -> None:
@@ -65,7 +65,8 @@ def write_tiles(town: Town, out_dir: str | Path, tile_size: int = 256, prefix: s
                     dst.write(town.mask[None, r : r + tile_size, c : c + tile_size] * 255)
             n += 1
     if classes:
-        (out / CLASSES_FILE).write_text(json.dumps({"classes": list(CLASS_NAMES)}) + "\n")
+        names = KIND_NAMES if town.kinds else CLASS_NAMES
+        (out / CLASSES_FILE).write_text(json.dumps({"classes": list(names)}) + "\n")
     return n
 
 
@@ -77,17 +78,18 @@ def write_dataset(
 
     ``train/images`` + ``train/masks`` (labelled tiles cut from one town),
     ``scene.tif`` (another town, never seen in training) and ``truth.gpkg``
-    (its roof polygons). Returns the paths by name. ``classes``: masks of roofs, roads and
-    paving (``town.CLASS_NAMES``, in ``classes.json``), and ``test/``: the scene's town cut
-    into tiles labelled so, to score a multi-class model on.
+    (its roof polygons). Returns the paths by name. ``classes``: towns with ponds and flat
+    roofs, whose masks hold gabled roofs, flat roofs, roads, paving and water
+    (``town.KIND_NAMES``, in ``classes.json``), and ``test/``: the scene's town cut into tiles
+    labelled so, to score a multi-class model on.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train_town = make_town(train_size, train_size, seed=seed, pixel_size=pixel_size)
+    train_town = make_town(train_size, train_size, seed=seed, pixel_size=pixel_size, kinds=classes)
     write_tiles(train_town, out / "train", tile_size, classes=classes)
     scene_town = make_town(
         scene_size, scene_size, seed=seed + 1, pixel_size=pixel_size,
-        origin=(DEFAULT_ORIGIN[0] + train_size * pixel_size + 500.0, DEFAULT_ORIGIN[1]),
+        origin=(DEFAULT_ORIGIN[0] + train_size * pixel_size + 500.0, DEFAULT_ORIGIN[1]), kinds=classes,
     )
     write_scene(scene_town, out / "scene.tif")
     write_truth(scene_town, out / "truth.gpkg")

@@ -46,9 +46,12 @@ class Town:
     transform: Affine
     crs: str
     classes: np.ndarray | None = None
+    kinds: bool = False  # ``classes`` holds ``KIND_NAMES`` (else ``CLASS_NAMES``)
 
 
-CLASS_NAMES = ("roof", "road", "paving")  # the classes a town's ``classes`` mask holds, ids 1…
+# the classes a town's ``classes`` mask holds, ids 1…; with ``kinds`` roofs are two classes and ponds are drawn
+CLASS_NAMES = ("roof", "road", "paving")
+KIND_NAMES = ("gabled roof", "flat roof", "road", "paving", "water")
 
 
 def make_town(
@@ -59,13 +62,16 @@ def make_town(
     origin: tuple[float, float] = DEFAULT_ORIGIN,
     crs: str = DEFAULT_CRS,
     terraces: float = 0.0,
+    kinds: bool = False,
 ) -> Town:
     """Draw one town of ``width`` × ``height`` pixels, deterministic from ``seed``.
 
     ``terraces``: the share of house sites that hold a row of 2–5 terraced houses (5–7 m
     wide, sharing walls; one roof colour for the row or one each, one ridge along the row
     or one per house, a darker party-wall line between them) instead of a detached house.
-    0 draws exactly the towns of earlier versions."""
+    0 draws exactly the towns of earlier versions. ``kinds``: also ponds, and flat roofs (grey,
+    no ridge) among the detached houses, from a random stream of their own; ``classes`` then
+    holds ``KIND_NAMES`` (else ``CLASS_NAMES``), and the towns without it stay as they were."""
     rng = np.random.default_rng(seed)
     m = 1.0 / pixel_size  # pixels per metre
     angle = float(rng.uniform(0, 90))
@@ -74,6 +80,13 @@ def make_town(
     taken = unary_union([roads.buffer(0.5 * m), *[h.buffer(1.0 * m) for h in houses]])
     paving = _scatter(width, height, m, taken, rng, kind="paving", n=int(width * height / (900 * m * m)))
     taken = unary_union([taken, *paving])
+    ponds, flat = [], np.zeros(len(houses), bool)
+    if kinds:
+        extra = np.random.default_rng(seed + 7919)
+        ponds = _scatter(width, height, m, taken, extra, kind="pond", n=max(2, int(width * height / (2500 * m * m))))
+        taken = unary_union([taken, *[p.buffer(1.0 * m) for p in ponds]])
+        terraced = {i for row in rows for i in row}
+        flat = np.array([i not in terraced and extra.random() < 0.4 for i in range(len(houses))], bool)
     trees = _scatter(width, height, m, taken, rng, kind="tree", n=int(width * height / (250 * m * m)))
 
     shape = (height, width)
@@ -81,6 +94,8 @@ def make_town(
     _paint(img, [roads], shape, np.array([[0.33, 0.33, 0.35]]), rng, texture=0.04)
     _paint(img, [r.buffer(0.12 * m) for r in _markings(roads, m)], shape, np.array([[0.85, 0.85, 0.82]]), rng)
     _paint(img, paving, shape, PAVING_COLOURS[rng.integers(0, len(PAVING_COLOURS), len(paving))], rng, 0.03)
+    if ponds:
+        _paint(img, ponds, shape, np.array([[0.14, 0.25, 0.32]]), rng, texture=0.02)
     sun = np.array([0.8, 0.6]) * m  # shadow offset per metre of height, pixels (x, y)
     heights = rng.uniform(3, 7, len(houses))
     shadows = [affinity.translate(h, *(sun * z)) for h, z in zip(houses, heights)]
@@ -98,6 +113,9 @@ def make_town(
             for i in row:
                 ridges[i] = houses[i].intersection(half)
         walls += [houses[i].intersection(houses[j]).buffer(0.15 * m) for i, j in zip(row, row[1:])]
+    for i in np.flatnonzero(flat):  # a flat roof: grey gravel, no ridge
+        colours[i] = np.array([0.52, 0.52, 0.50], np.float32) * colours[i].mean() / max(colours[i].mean(), 1e-3)
+        ridges[i] = Polygon()
     _paint(img, houses, shape, colours, rng, texture=0.025)
     _shade(img, ridges, shape, 0.78)
     _shade(img, walls, shape, 0.85)
@@ -108,17 +126,23 @@ def make_town(
     img += rng.normal(0, 0.02, img.shape).astype(np.float32)
     image = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(2, 0, 1)
     mask = _rasterize(houses, shape).astype(np.uint8) if houses else np.zeros(shape, np.uint8)
-    classes = np.where(_rasterize([roads], shape), 2, 0).astype(np.uint8)  # drawn as painted: roofs on top
+    # each pixel's class, as painted: roofs on top
+    road, pave, water, gabled, flat_roof = (2, 3, None, 1, None) if not kinds else (3, 4, 5, 1, 2)
+    classes = np.where(_rasterize([roads], shape), road, 0).astype(np.uint8)
     if paving:
-        classes[_rasterize(paving, shape).astype(bool)] = 3
-    classes[mask > 0] = 1
+        classes[_rasterize(paving, shape).astype(bool)] = pave
+    if ponds:
+        classes[_rasterize(ponds, shape).astype(bool)] = water
+    classes[mask > 0] = gabled
+    if flat.any():
+        classes[_rasterize([houses[i] for i in np.flatnonzero(flat)], shape).astype(bool)] = flat_roof
 
     transform = Affine(pixel_size, 0, origin[0], 0, -pixel_size, origin[1])
     frame = box(0, 0, width, height)  # the truth is what the scene shows: roofs clipped to its edge
     visible = [part for h in houses for part in getattr(h.intersection(frame), "geoms", [h.intersection(frame)])]
     roofs = [affinity.affine_transform(h, shapely_affine(transform)) for h in visible if h.area >= 1.0]
     return Town(image=np.ascontiguousarray(image), mask=mask, roofs=roofs, transform=transform, crs=crs,
-                classes=classes)
+                classes=classes, kinds=kinds)
 
 
 # --- drawing -------------------------------------------------------------------------
@@ -206,7 +230,12 @@ def _scatter(width, height, m, taken, rng, kind, n):
     out = []
     for _ in range(max(n, 0)):
         x, y = rng.uniform(0, width), rng.uniform(0, height)
-        if kind == "tree":
+        if kind == "pond":
+            g = affinity.scale(
+                Polygon([(math.cos(t), math.sin(t)) for t in np.linspace(0, 2 * math.pi, 20)[:-1]]),
+                rng.uniform(4, 10) * m, rng.uniform(3, 7) * m, origin=(0, 0),
+            )
+        elif kind == "tree":
             g = affinity.scale(
                 Polygon([(math.cos(t), math.sin(t)) for t in np.linspace(0, 2 * math.pi, 14)[:-1]]),
                 rng.uniform(1.5, 4.5) * m, rng.uniform(1.5, 4.5) * m, origin=(0, 0),

@@ -25,27 +25,29 @@ def test_class_masks_train_predict_and_score_every_class(tmp_path):
     run("synth", tmp_path / "data", "--classes", "--train-size", "256", "--scene-size", "256", "--tile-size", "128")
     run("train", tmp_path / "data" / "train", "--out", tmp_path / "run", *TINY)
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
-    assert header.endswith("iou_roof,iou_road,iou_paving")
-    assert "classes      0 background, 1 roof, 2 road, 3 paving" in run("info", tmp_path / "run" / "model.pt")
+    assert header.endswith("iou_gabled roof,iou_flat roof,iou_road,iou_paving,iou_water")
+    assert "classes      0 background, 1 gabled roof, 2 flat roof, 3 road, 4 paving, 5 water" in run(
+        "info", tmp_path / "run" / "model.pt")
     said = run("predict", tmp_path / "data" / "scene.tif", "--model", tmp_path / "run" / "model.pt",
                "--out", tmp_path / "classes.gpkg", "--mask-out", tmp_path / "classes.tif")
-    assert "polygons of roof, road, paving" in said
+    kinds = {"gabled roof", "flat roof", "road", "paving", "water"}
+    assert "polygons of gabled roof, flat roof, road, paving, water" in said
     layer = gpd.read_file(tmp_path / "classes.gpkg", layer="classes")
-    assert list(layer.columns[:2]) == ["id", "class"] and set(layer["class"]) <= {"roof", "road", "paving"}
+    assert list(layer.columns[:2]) == ["id", "class"] and set(layer["class"]) <= kinds
     with rasterio.open(tmp_path / "classes.tif") as src:
         ids = src.read(1)
-        assert ids.max() <= 3 and src.colormap(1)[1][:3] == (255, 200, 0)
+        assert ids.max() <= 5 and src.colormap(1)[1][:3] == (255, 200, 0)
     scores = run("evaluate", tmp_path / "data" / "test", "--model", tmp_path / "run" / "model.pt",
                  "--confusion", tmp_path / "confusion.csv")
-    assert "mean (not background)" in scores and "paving" in scores
+    assert "mean (not background)" in scores and "water" in scores
     rows = (tmp_path / "confusion.csv").read_text().splitlines()
-    assert rows[0].endswith("background,roof,road,paving") and len(rows) == 5
+    assert rows[0].endswith("background,gabled roof,flat roof,road,paving,water") and len(rows) == 7
     run("predict", tmp_path / "data" / "scene.tif", "--model", tmp_path / "run" / "model.pt", "--out",
         tmp_path / "layers.gpkg", "--split-layers", "--no-preview")
     import pyogrio
 
     layers = [name for name, _ in pyogrio.list_layers(tmp_path / "layers.gpkg") if name != "layer_styles"]
-    assert set(layers) <= {"roof", "road", "paving"} and layers  # a layer per class found, no class column
+    assert set(layers) <= kinds and layers  # a layer per class found, no class column
     assert "class" not in gpd.read_file(tmp_path / "layers.gpkg", layer=layers[0]).columns
     # object scores per class, against themselves: every class matched; a class --regularize-classes
     # does not know is one line
@@ -54,7 +56,7 @@ def test_class_masks_train_predict_and_score_every_class(tmp_path):
     assert scores.splitlines()[-1].split()[:1] == ["all"] and "1.0000" in scores.splitlines()[-1]
     bad = CliRunner().invoke(main, ["predict", str(tmp_path / "data" / "scene.tif"), "--model",
                                     str(tmp_path / "run" / "model.pt"), "--out", str(tmp_path / "r.gpkg"),
-                                    "--regularize", "--regularize-classes", "roof,field"])
+                                    "--regularize", "--regularize-classes", "flat roof,field"])
     assert bad.exit_code != 0 and "field: not a class of the model" in bad.output and not (tmp_path / "r.gpkg").exists()
     cluster = CliRunner().invoke(main, ["predict", str(tmp_path / "data" / "scene.tif"), "--model",
                                         str(tmp_path / "run" / "model.pt"), "--out", str(tmp_path / "c.gpkg"),
