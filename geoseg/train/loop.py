@@ -208,11 +208,13 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    loss_fn = get_loss(config.resolved_loss())
+    loss_name = config.resolved_loss(data.classes.k)
+    loss_fn = get_loss(loss_name)
     if progress and config.loss == "auto":
         budget = "this --time-limit" if config.time_limit else "a budget of 5 minutes or more"
-        why = "the one that teaches the contact gap" if config.contact_gap else f"the best measured for {budget}"
-        tqdm.write(f"loss: {config.resolved_loss()} ({why}; --loss to choose)")
+        why = ("the one that teaches the contact gap" if config.contact_gap else "the best measured for several"
+               " classes" if data.classes.k > 2 else f"the best measured for {budget}")
+        tqdm.write(f"loss: {loss_name} ({why}; --loss to choose)")
     if progress and config.contact_gap:
         tqdm.write(f"contact gap: {config.contact_gap} px between touching footprints taught as background, and"
                    " predict cuts such roofs apart (--contact-gap 0: none)")
