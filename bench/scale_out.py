@@ -1,11 +1,11 @@
 """Scale-out: the same scenes predicted in one process, and on a Dask LocalCluster of
 1 and 2 worker processes.
 
-    python -m bench.scale_out [--size 4096] [--workers 1,2]
+    python -m bench scale-out [--size 4096] [--workers 1,2]
 
 The synthetic scene of --size is cut into its four quarters (four scenes); each run
-predicts all four into one GeoPackage. Prints seconds and scene megapixels per second
-for each, and the speed-up of each cluster over one worker. On a 2-core machine the
+predicts all four into one GeoPackage. Gives scene megapixels per second for each,
+and the speed-up of each cluster over one worker (cluster start-up included). On a 2-core machine the
 gain is bounded by the cores: one process already runs the model on both.
 """
 
@@ -18,7 +18,8 @@ from pathlib import Path
 import rasterio
 from rasterio.windows import Window
 
-from bench._common import prepare, scene_args
+from bench._common import WORK
+from bench.harness import benchmark
 from geoseg.config import TileOptions
 from geoseg.jobs.predict import run_predict
 from geoseg.predict.dask_engine import ClusterOptions
@@ -40,30 +41,28 @@ def quarters(scene: Path, work: Path) -> list[Path]:
     return paths
 
 
-def main() -> None:
-    ap = scene_args(__doc__, size=4096, tile=512, precision="auto")
-    ap.add_argument("--workers", default="1,2", help="cluster sizes to time")
-    args = ap.parse_args()
-    model, scene = prepare(args)
-    scenes = quarters(scene, args.work)
-    mp = args.size**2 / 1e6
-    opts = TileOptions(tile_size=args.tile, overlap=args.overlap, precision=args.precision)
-    runs = [("one process", None)] + [(f"{n} worker(s)", ClusterOptions(workers=int(n)))
-                                     for n in args.workers.split(",")]
-    print(f"4 scenes of {args.size // 2}² px ({mp:.1f} MP in all), tile {args.tile}")
-    times = {}
+@benchmark("speed")
+def scale_out(model: str, size: int = 4096, tile: int = 512, overlap: int = 32, precision: str = "auto",
+              workers: tuple[int, ...] = (1, 2)) -> dict:
+    """Four scenes in one process and on Dask LocalClusters: MP/s each, and each cluster against one worker."""
+    from geoseg.datasets.synth import write_mosaic
+
+    WORK.mkdir(exist_ok=True)
+    scene = WORK / f"mosaic-{size}.tif"
+    if not scene.exists():
+        write_mosaic(scene, size)
+    scenes = quarters(scene, WORK)
+    mp = size**2 / 1e6
+    opts = TileOptions(tile_size=tile, overlap=overlap, precision=precision)
+    runs = [("one_process", None)] + [(f"workers_{n}", ClusterOptions(workers=int(n))) for n in workers]
+    figures: dict = {"mp": mp}
     with tempfile.TemporaryDirectory() as tmp:
         for name, cluster in runs:
             t = time.perf_counter()
-            r = run_predict(scenes, model, Path(tmp) / f"{len(times)}.gpkg", opts, cluster=cluster)
-            times[name] = time.perf_counter() - t
-            print(f"{name:14s} {times[name]:7.1f} s  {mp / times[name]:6.2f} MP/s  ({r.count} polygons)")
-    base = times.get("1 worker(s)")
-    if base:
-        for name, t in times.items():
-            if name.endswith("worker(s)"):
-                print(f"{name}: {base / t:.2f}× the speed of 1 worker (cluster start-up included)")
-
-
-if __name__ == "__main__":
-    main()
+            r = run_predict(scenes, model, Path(tmp) / f"{name}.gpkg", opts, cluster=cluster)
+            figures[f"{name}_mp_per_s"] = mp / (time.perf_counter() - t)
+            figures[f"{name}_polygons"] = r.count
+    if "workers_1_mp_per_s" in figures:
+        for n in workers:
+            figures[f"workers_{n}_over_1"] = figures[f"workers_{n}_mp_per_s"] / figures["workers_1_mp_per_s"]
+    return figures

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=ROOT / "geoseg" / "models" / "starter.pt")
+    ap.add_argument("--model", type=Path, default=ROOT / "geoseg" / "models" / "weights" / "starter.pt")
     ap.add_argument("--size", type=int, default=2048, help="side of the 0.15 m scene, pixels")
     ap.add_argument("--seed", type=int, default=900)
     args = ap.parse_args()
