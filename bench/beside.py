@@ -252,19 +252,21 @@ def _timed_run(scene: Path, model: Path, tile: int, overlap: int, plan: dict | N
     except ImportError:  # a checkout of the flat layout (before 0.2)
         import geoseg.predict as gp
     import geoseg.vector.stream as gv
+    import geoseg.vector.strips as gs
     from geoseg.config import TileOptions, VectorizeOptions
     from geoseg.jobs.predict import Outputs, run_predict
     from geoseg.outputs import export
     from geoseg.predict import stitch
 
     clock = StageClock()
-    from geoseg.io import raster as io
+    from geoseg.io import windows as io
+    from geoseg.predict import prefetch
 
     if hasattr(io, "RowBands"):  # the rows of each grid row's windows, read once
         clock.wrap(io.RowBands, "window", "read")
     else:  # before: a read per window (an older checkout, ``before_after.py``)
         clock.wrap(gp, "read_window", "read")
-    clock.wrap(gp, "as_tensor_type", "normalise")
+    clock.wrap(prefetch, "as_tensor_type", "normalise")
     if hasattr(gp, "normalised"):  # the batch cut from the window, then scaled into floats
         clock.wrap(gp.torch, "stack", "normalise")
         clock.wrap(gp, "normalised", "normalise")
@@ -273,10 +275,10 @@ def _timed_run(scene: Path, model: Path, tile: int, overlap: int, plan: dict | N
     clock.wrap(gp, "class_probability" if hasattr(gp, "class_probability") else "roof_probability", "stand-in")
     clock.wrap(stitch.Stitcher, "add", "blend")
     clock.wrap(stitch.Stitcher, "end_row", "blend")
-    clock.wrap(gv, "strip_mask", "trace")
-    clock.wrap(gv, "strip_parts", "trace")
-    clock.wrap(gv, "join_parts", "trace")
-    clock.wrap(gv.StripTracer, "_carried", "trace")
+    clock.wrap(gs, "strip_mask", "trace")
+    clock.wrap(gs, "strip_parts", "trace")
+    clock.wrap(gs, "join_parts", "trace")
+    clock.wrap(gs.StripTracer, "_carried", "trace")
     clock.wrap(gv, "to_table", "clean")
     clock.wrap(export.VectorWriter, "write", "write")
     clock.wrap(export.VectorWriter, "__exit__", "write")

@@ -30,7 +30,10 @@ def shoot(scene, roofs, verdict):
                        scene_extent=[s.xMinimum(), s.yMinimum(), s.xMaximum(), s.yMaximum()],
                        canvas_extent=[c.xMinimum(), c.yMinimum(), c.xMaximum(), c.yMaximum()],
                        canvas_layers=[layer.name() for layer in canvas.layers()],
-                       style=roofs.renderer().symbol().symbolLayer(0).strokeColor().name())
+                       renderer=roofs.renderer().type(),
+                       style=(roofs.renderer().symbol().symbolLayer(0).strokeColor().name()
+                              if roofs.renderer().type() == "singleSymbol" else
+                              {c.value(): c.symbol().color().name() for c in roofs.renderer().categories()}))
     except Exception:
         verdict["error"] = traceback.format_exc()
     finish(verdict)
@@ -45,7 +48,9 @@ def run():
         result = processing.run("geoseg:predict", {"INPUT": ARGS["scene"], "MODEL": ARGS["model"],
                                                    "OUTPUT": ARGS["out"]})
         scene = QgsRasterLayer(ARGS["scene"], "scene")
-        roofs = QgsVectorLayer(result["OUTPUT"], "roofs", "ogr")  # its style comes with it (layer_styles)
+        layer = ARGS.get("layer")  # a model of several classes writes the layer "classes"
+        source = result["OUTPUT"] + (f"|layername={layer}" if layer else "")
+        roofs = QgsVectorLayer(source, layer or "roofs", "ogr")  # its style comes with it (layer_styles)
         QgsProject.instance().addMapLayer(scene)
         QgsProject.instance().addMapLayer(roofs)
         canvas = iface.mapCanvas()
