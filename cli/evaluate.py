@@ -31,7 +31,8 @@ import cloup
     cloup.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
                  help="Also write the table as CSV."),
     cloup.option("--confusion", "confusion_out", type=click.Path(dir_okay=False, path_type=Path),
-                 help="With a multi-class model: also write the confusion matrix as CSV."),
+                 help="With a multi-class model: also write the confusion matrix, as CSV (.csv) or a picture"
+                 " (.png)."),
     cloup.option("--overwrite", is_flag=True, help="Replace an existing --csv."))
 def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, truth: Path | None,
              iou_threshold: float, threshold: float, tta: bool, csv_out: Path | None, overwrite: bool,
@@ -91,7 +92,13 @@ def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, 
     if confusion_out and matrix is None:
         raise InputError("--confusion is for a multi-class model on labelled tiles (DATA_DIR --model)")
     for path, table, what in ((csv_out, [header, *lines], "table"), (confusion_out, matrix, "confusion matrix")):
-        if path:
+        if path and path.suffix.lower() == ".png":
+            from geoseg.outputs.preview import render_confusion
+
+            with atomic_output(path, overwrite) as tmp:
+                render_confusion([row[1:] for row in table[1:]], tuple(table[0][1:]), tmp)
+        elif path:
             with atomic_output(path, overwrite) as tmp, open(tmp, "w", newline="") as fh:
                 csv.writer(fh).writerows(table)
+        if path:
             click.echo(f"{what} → {path}")

@@ -171,3 +171,24 @@ def render_curves(history: list[dict], out_png, size: tuple[int, int] = (360, 22
         draw.text((x0, y1 + 6), f"epoch {e0}", fill=(0, 0, 0))
         draw.text((x1 - 50, y1 + 6), f"{e1}", fill=(0, 0, 0))
     sheet.save(out_png)
+
+
+def render_confusion(matrix: np.ndarray, names: tuple[str, ...], out_png, cell: int = 56) -> None:
+    """A confusion matrix as a picture: true class down, predicted across, each cell shaded by
+    the share of its true class's pixels and labelled with that share."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    k, margin = len(names), 120
+    sheet = Image.new("RGB", (margin + k * cell + 8, margin + k * cell + 8), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i in range(k):
+        draw.text((4, margin + i * cell + cell // 2 - 5), names[i][:18], fill="black")
+        draw.text((margin + i * cell + 2, margin - 14 - 12 * (i % 2)), names[i][:9], fill="black")
+        for j in range(k):
+            v = share[i, j]
+            shade = int(255 - 200 * v)
+            box = (margin + j * cell, margin + i * cell, margin + (j + 1) * cell - 1, margin + (i + 1) * cell - 1)
+            draw.rectangle(box, fill=(shade, shade, 255) if i != j else (shade, 255, shade), outline="grey")
+            draw.text((box[0] + 8, box[1] + cell // 2 - 5), f"{v:.2f}", fill="black" if v < 0.6 else "white")
+    draw.text((4, 4), "true class down, predicted across; share of each true class", fill="black")
+    sheet.save(out_png, format="PNG")  # callers pass a temporary name (``outputs.atomic.atomic_output``)

@@ -40,6 +40,9 @@ def test_class_masks_train_predict_and_score_every_class(tmp_path):
     scores = run("evaluate", tmp_path / "data" / "test", "--model", tmp_path / "run" / "model.pt",
                  "--confusion", tmp_path / "confusion.csv")
     assert "mean (not background)" in scores and "water" in scores
+    run("evaluate", tmp_path / "data" / "test", "--model", tmp_path / "run" / "model.pt", "--confusion",
+        tmp_path / "confusion.png")
+    assert (tmp_path / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = (tmp_path / "confusion.csv").read_text().splitlines()
     assert rows[0].endswith("background,gabled roof,flat roof,road,paving,water") and len(rows) == 7
     run("predict", tmp_path / "data" / "scene.tif", "--model", tmp_path / "run" / "model.pt", "--out",
