@@ -80,6 +80,9 @@ class TrainConfig:
                                               " or roof")
     class_column: str | None = setting(None, "The labels' column naming each polygon's class (e.g. landuse):"
                                        " polygons of a value not kept are background.", section="data")
+    class_weights: bool = setting(False, "Weigh each class's pixels in the loss by the inverse square root of its"
+                                  " share of the training labels, so rare classes count more.",
+                                  section="training")
     ignore_index: int | None = setting(None, "A mask value left out of the loss (e.g. 255 for unlabelled).",
                                        section="data")
     val_labels: str | None = setting(None, "Footprints of the `val_dir` scenes.", section="data",

@@ -59,6 +59,7 @@ class TrainingData:
     gsd: float | None = None
     about: str = ""  # one line on what the run learns from
     classes: ClassSpec = field(default_factory=ClassSpec)  # background and the classes learnt
+    class_pixels: np.ndarray | None = None  # training label pixels by class (K,), for class weights
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -125,6 +126,8 @@ def _tile_data(config: TrainConfig, weight_maps: bool) -> TrainingData:
                         train_names=[p.image.name for p in train_pairs], val_names=[p.image.name for p in val_pairs],
                         per_epoch=len(train_samples), train=train, val=val if val_samples else None,
                         preview=val_samples, gsd=config.gsd, classes=spec,
+                        class_pixels=sum(np.bincount((s.mask if s.valid is None else s.mask[s.valid]).ravel(),
+                                                     minlength=spec.k)[: spec.k] for s in train_samples),
                         about=f"{len(train_samples)} training and {len(val_samples)} validation tiles"
                               + (f"; classes {', '.join(spec.names[1:])}" if spec.k > 2 else ""))
 
@@ -181,7 +184,21 @@ def _scene_data(config: TrainConfig, weight_maps: bool) -> TrainingData:
     data = TrainingData(bands=scenes[0].count, scale=scale, norm=norm, train_names=[s.path for s in scenes],
                         val_names=[s.path for s in val_scenes] if config.val_dir else [], per_epoch=64,
                         train=train, val=val if windows else None, preview=preview, gsd=gsd, classes=spec,
+                        class_pixels=_footprint_pixels(scenes, zones, spec.k),
                         about=f"{len(scenes)} scene(s), {sum(len(s.footprints) for s in scenes)} footprints,"
                               f" {len(windows)} validation windows; {sc.say_pixel_sizes(scenes, gsd)}")
     data.closers.append(lambda: [ds.close() for ds in made])
     return data
+
+
+def _footprint_pixels(scenes: list, zones: list, k: int) -> np.ndarray:
+    """Training pixels by class of footprints (their area inside the training zones; the rest of
+    those zones background), for class weights."""
+    pixels = np.zeros(k)
+    for s, z in zip(scenes, zones):
+        inside = shapely.area(shapely.intersection(s.footprints, z.train)) / s.factor ** 2
+        ids = s.class_ids if s.class_ids is not None else np.ones(len(inside), np.uint8)
+        counts = np.bincount(ids, weights=inside, minlength=k)[:k]
+        counts[0] = max(z.train.area / s.factor ** 2 - counts[1:].sum(), 0.0)
+        pixels += counts
+    return pixels

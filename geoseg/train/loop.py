@@ -43,7 +43,7 @@ from geoseg.runtime import (
 )
 from geoseg.train import ddp
 from geoseg.train.augment import train_transform
-from geoseg.train.losses import NEEDS_WEIGHT_MAP, get_loss
+from geoseg.train.losses import NEEDS_WEIGHT_MAP, class_weighted, frequency_weights, get_loss
 from geoseg.train.run_folder import prepare_run_dir, refuse_changed_resume, run_inputs, write_config
 
 METRIC_FIELDS = ["epoch", "step", "lr", "train_loss", "val_loss", "val_iou", "val_f1", "seconds"]
@@ -210,6 +210,11 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     loss_name = config.resolved_loss(data.classes.k)
     loss_fn = get_loss(loss_name)
+    if config.class_weights and data.class_pixels is not None:
+        weights = frequency_weights(np.asarray(data.class_pixels, dtype=np.float64))
+        loss_fn = class_weighted(loss_fn, torch.from_numpy(weights).to(device))
+        if progress:
+            tqdm.write("class weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(data.classes.names, weights)))
     if progress and config.loss == "auto":
         budget = "this --time-limit" if config.time_limit else "a budget of 5 minutes or more"
         why = ("the one that teaches the contact gap" if config.contact_gap else "the best measured for several"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -55,6 +56,24 @@ LOSSES: dict[str, Loss] = {
     "softmax": softmax_loss,
     "dice+ce": dice_ce_loss,
 }
+
+
+def class_weighted(loss: Loss, weights: torch.Tensor) -> Loss:
+    """``loss`` with each pixel counted by its true class's weight (``weights`` ``(K,)``, on the
+    logits' device): the weight enters as part of ``valid``, the pixels' share of the loss."""
+    def weighted(logits, target, valid, weight):
+        return loss(logits, target, valid * weights[target], weight)
+    return weighted
+
+
+def frequency_weights(pixels: np.ndarray) -> np.ndarray:
+    """Class weights from pixel counts ``(K,)``: the inverse square root of each class's share,
+    their mean over the classes present 1; a class without pixels gets 1."""
+    share = pixels / max(float(pixels.sum()), 1.0)
+    w = np.where(share > 0, 1.0 / np.sqrt(np.maximum(share, 1e-12)), 0.0)
+    present = share > 0
+    w = w / w[present].mean() if present.any() else np.ones_like(w)
+    return np.where(present, w, 1.0).astype(np.float32)
 
 
 # Losses that need the weight map computed from each mask (once, before augmentation).

@@ -23,7 +23,9 @@ def run(*args):
 
 def test_class_masks_train_predict_and_score_every_class(tmp_path):
     run("synth", tmp_path / "data", "--classes", "--train-size", "256", "--scene-size", "256", "--tile-size", "128")
-    run("train", tmp_path / "data" / "train", "--out", tmp_path / "run", *TINY)
+    said = run("train", tmp_path / "data" / "train", "--out", tmp_path / "run", "--class-weights",
+               *[a for a in TINY if a != "--quiet"])
+    assert "class weights: background " in said  # rare classes weigh more than background
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
     assert header.endswith("iou_gabled roof,iou_flat roof,iou_road,iou_paving,iou_water")
     assert "classes      0 background, 1 gabled roof, 2 flat roof, 3 road, 4 paving, 5 water" in run(

@@ -57,3 +57,23 @@ def test_weight_map_peaks_in_the_gap_between_close_roofs():
 def test_unknown_loss_lists_the_names():
     with pytest.raises(InputError, match="dice, pixel-softmax, softmax, dice\\+ce"):
         get_loss("focal")
+
+
+def test_class_weights_from_frequencies_favour_rare_classes_and_enter_the_loss():
+    import numpy as np
+    import torch
+
+    from geoseg.train.losses import class_weighted, frequency_weights, get_loss
+
+    w = frequency_weights(np.array([900.0, 100.0, 0.0]))
+    assert w[1] == pytest.approx(3 * w[0]) and w[2] == 1.0 and np.mean(w[:2]) == pytest.approx(1.0)
+    logits = torch.randn(1, 3, 4, 4)
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    target[0, 0] = 1
+    ones = torch.ones(1, 4, 4)
+    plain = get_loss("softmax")
+    heavy = class_weighted(plain, torch.tensor([1.0, 100.0, 1.0]))
+    only_rare = class_weighted(plain, torch.tensor([0.0, 1.0, 0.0]))
+    expect = plain(logits, target, (target == 1).float(), ones)
+    assert torch.isclose(only_rare(logits, target, ones, ones), expect)
+    assert not torch.isclose(heavy(logits, target, ones, ones), plain(logits, target, ones, ones))
