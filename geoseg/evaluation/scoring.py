@@ -69,7 +69,7 @@ def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5,
                    tiles=None) -> list[tuple[str, Counts | Confusion]]:
     """Pixel scores per labelled image, predicted as ``geoseg predict`` would.
 
-    ``data`` is a labelled folder or a list of ``data.Pair``. Each image goes through the
+    ``data`` is a labelled folder or a list of ``datasets.tiles.Pair``. Each image goes through the
     tiled, blended prediction path; masks are read as in training (with the model's
     classes). Returns ``(image name, counts)`` per image, in the pairs' order: roof
     ``Counts`` for a two-class model, a ``Confusion`` of every class for more (each pixel

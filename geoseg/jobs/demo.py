@@ -1,6 +1,6 @@
 """``geoseg demo``: the whole job on an embedded default, from nothing to scored roof polygons.
 
-Writes a synthetic georeferenced task (``synth``), trains a small U-Net on its labelled
+Writes a synthetic georeferenced task (``datasets.synth``), trains a small U-Net on its labelled
 tiles within a time budget, predicts a scene it never saw (16 tiles' area), writes
 ``roofs.geojson`` and a preview PNG, and scores the result against the true polygons.
 """

@@ -1,11 +1,11 @@
 """The ``geoseg predict`` job: scenes → roof polygons on disk, with the outputs around them.
 
 ``run_predict`` checks every output before any work (never an input, never an existing
-file unless asked), predicts each scene with the engine (``predict.predict_rows``) in
-this process or on a Dask cluster (``dask_predict``), traces the probability rows into
-polygons as they come (``vectorize``), merges scenes that overlap (``merge``), writes the
-layer (``export``) with its style and a preview PNG, and publishes every output together
-(``outputs.OutputSet``), so a failure or Ctrl-C leaves nothing partial and nothing of the
+file unless asked), predicts each scene with the engine (``predict.engine.predict_rows``) in
+this process or on a Dask cluster (``predict.dask_engine``), traces the probability rows into
+polygons as they come (``vector.stream``), merges scenes that overlap (``vector.merge``), writes the
+layer (``outputs.export``) with its style and a preview PNG, and publishes every output together
+(``outputs.atomic.OutputSet``), so a failure or Ctrl-C leaves nothing partial and nothing of the
 user's replaced.
 """
 
@@ -138,8 +138,8 @@ def run_predict(scene: str | os.PathLike | list, model_path: str | os.PathLike |
     files beside it), predicted with ``tiles`` and traced with ``vector``.
 
     ``scene`` may be a list of scenes: their polygons go into one layer (in the first
-    scene's CRS for a GeoPackage), merged where the scenes overlap (``merge``).
-    ``cluster`` (``dask_predict.ClusterOptions``) predicts the scenes, or blocks of a single
+    scene's CRS for a GeoPackage), merged where the scenes overlap (``vector.merge``).
+    ``cluster`` (``predict.dask_engine.ClusterOptions``) predicts the scenes, or blocks of a single
     scene, as tasks on a Dask cluster; the output is the same. The probability, the mask and
     the preview are for a single scene. Every output is checked before any work starts and
     written under a temporary name; all are published together at the end, so a failure or

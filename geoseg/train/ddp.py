@@ -1,6 +1,6 @@
 """Data-parallel training with torch.distributed: gloo on CPUs, NCCL on GPUs.
 
-``train.fit`` runs unchanged in one process; started under ``torchrun`` (which sets ``RANK``,
+``train.loop.fit`` runs unchanged in one process; started under ``torchrun`` (which sets ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``) or by ``train.processes``
 (``geoseg train --nproc N``), every process trains a replica wrapped in
 DistributedDataParallel on its own random tiles: gradients are averaged, so the

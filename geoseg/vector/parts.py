@@ -53,7 +53,7 @@ def _disk(radius: int) -> np.ndarray:
 @dataclass
 class RunComponents:
     """The 4-connected components of a strip's roof mask of ``shape``, as its pixel runs
-    (``polygonize.pixel_runs``, row-major) with each run's component ``label`` (1…n,
+    (``vector.polygonize.pixel_runs``, row-major) with each run's component ``label`` (1…n,
     numbered in the raster order of their first pixels, as ``ndimage.label`` numbers
     them): after the one pass that finds the runs, every count, sum, box and outline is
     over the runs or the roof pixels alone (``ndimage.label`` took 17 ms for a strip of
@@ -123,7 +123,7 @@ def strip_parts(prob: np.ndarray, mask: np.ndarray, row0: int, min_box: float = 
     """Polygons (pixel coordinates, x = column, y = row) of one strip, with probability sums.
     Components whose bounding box is under ``min_box`` pixels² and that touch neither of the
     strip's edge rows are left out before they are traced (``StripTracer``), and so are the
-    labels ``hold``. ``comps``: the mask's components, when they are known. ``split``: a
+    labels ``hold``. ``comps``: the mask's components, when they are known. ``vector.touching``: a
     seed cut (uint8; 0: none): components holding two or more seeds are cut at the
     probability's valleys (``geoseg.split``)."""
     c = RunComponents.of(mask) if comps is None else comps

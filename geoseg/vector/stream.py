@@ -2,12 +2,12 @@
 
 Works on the written raster strip by strip, so memory does not grow with the scene:
 each strip is thresholded, its 4-connected components labelled and traced along the
-pixels' edges (``polygonize``: the polygons GDAL's polygonize writes, in whole-array
+pixels' edges (``vector.polygonize``: the polygons GDAL's polygonize writes, in whole-array
 numpy operations) in pixel coordinates. A component that reaches a strip's lower edge
 is carried, as pixels, into the next strip and traced there whole, so a roof across
 strip edges is one polygon, traced as from the whole raster (only a component taller
 than ``CARRY_STRIPS`` strips is traced in parts, joined along their common edge). With
-``split``, a component holding two or more cores of high probability is traced as its
+``vector.touching``, a component holding two or more cores of high probability is traced as its
 pieces cut at the probability's valleys (``geoseg.split``). Then pixel → map
 coordinates, clean-up in map units (opening, minimum area, holes, simplification or
 regularisation), and attributes.
