@@ -12,7 +12,7 @@ from shapely.geometry import box
 from geoseg.cli import main
 from geoseg.datasets.classes import ClassSpec, colours_of, spec_for
 from geoseg.datasets.tiles import Pair, read_label
-from geoseg.errors import InputError
+from geoseg.errors import GeosegWarning, InputError
 from tests.conftest import write_tif
 
 
@@ -41,7 +41,8 @@ def test_a_class_mask_is_read_as_ids_with_its_ignored_value_out_of_the_loss(tmp_
     assert ids.tolist() == [[0, 1, 2], [3, 0, 1]] and valid.tolist() == [[True] * 3, [True, False, True]]
     with pytest.raises(InputError, match="holds class id 3, but there are 3 classes"):
         read_label(Pair(tmp_path / "i.tif", tmp_path / "m.tif"), spec=ClassSpec(("background", "a", "b"), ignore=255))
-    roofs, valid = read_label(Pair(tmp_path / "i.tif", tmp_path / "m.tif"))  # no classes: a roof mask, as ever
+    with pytest.warns(GeosegWarning, match="thresholded at 128"):  # no classes: a roof mask, as ever
+        roofs, valid = read_label(Pair(tmp_path / "i.tif", tmp_path / "m.tif"))
     assert valid is None and set(np.unique(roofs)) <= {0, 1}
 
 

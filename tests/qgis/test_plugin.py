@@ -43,15 +43,15 @@ plugin = geoseg.classFactory(None); plugin.initProcessing()
 def say(verdict):
     print(json.dumps(verdict), flush=True)
     os._exit(0)
+class Commands(QgsProcessingFeedback):  # the geoseg command lines the provider logs
+    said = []
+    def pushCommandInfo(self, info):
+        self.said.append(info)
 """
 
 PREDICT = PRELUDE + r"""
 args = json.loads(sys.argv[2])
 algs = sorted(a.id() for a in QgsApplication.processingRegistry().providerById("geoseg").algorithms())
-class Commands(QgsProcessingFeedback):
-    said = []
-    def pushCommandInfo(self, info):
-        self.said.append(info)
 result = processing.run("geoseg:predict", args, feedback=Commands())
 layer = QgsVectorLayer(result["OUTPUT"], "roofs", "ogr")
 e = layer.extent()
@@ -150,10 +150,6 @@ def test_the_plugin_is_written_as_a_folder_or_a_zip(tmp_path):
 
 TRAIN_AND_LAYERS = PRELUDE + r"""
 args = json.loads(sys.argv[2])
-class Commands(QgsProcessingFeedback):
-    said = []
-    def pushCommandInfo(self, info):
-        self.said.append(info)
 verdict = {}
 try:  # a folder holding the user's documents as the run folder
     processing.run("geoseg:train", args, feedback=Commands())
@@ -203,10 +199,6 @@ def test_the_train_algorithm_never_empties_a_folder_and_layers_keep_their_name_a
 
 TRAIN_THEN_PREDICT = PRELUDE + r"""
 args = json.loads(sys.argv[2])
-class Commands(QgsProcessingFeedback):
-    said = []
-    def pushCommandInfo(self, info):
-        self.said.append(info)
 trained = processing.run("geoseg:train", args, feedback=Commands())
 predicted = processing.run("geoseg:predict", {"INPUT": args["IMAGES"], "MODEL": trained["MODEL"],
                                               "OUTPUT": sys.argv[3]}, feedback=Commands())
