@@ -80,6 +80,11 @@ class TrainConfig:
                                               " or roof")
     class_column: str | None = setting(None, "The labels' column naming each polygon's class (e.g. landuse):"
                                        " polygons of a value not kept are background.", section="data")
+    class_labels: tuple[str, ...] | None = setting(None, "More label files, each with its class, as FILE:CLASS,"
+                                                   " comma-separated (e.g. roads.gpkg:road,rivers.gpkg:water): their"
+                                                   " polygons (lines: `line_width` wide) label `images` too.",
+                                                   section="data")
+    line_width: float = setting(6.0, "Metres a line of `class_labels` (a road, a river) is wide.", section="data")
     class_weights: bool = setting(False, "Weigh each class's pixels in the loss by the inverse square root of its"
                                   " share of the training labels, so rare classes count more.",
                                   section="training")
@@ -174,7 +179,7 @@ class TrainConfig:
         learning from footprints, which hold touching roofs apart, and 0 from tiles' masks."""
         if self.contact_gap is not None:
             return self.contact_gap
-        return CONTACT_GAP if self.labels and not self.class_column else 0
+        return CONTACT_GAP if self.labels and not self.class_column and not self.class_labels else 0
 
     def check(self) -> None:
         if self.resolved_loss() not in LOSS_NAMES:
@@ -200,9 +205,17 @@ class TrainConfig:
             raise InputError(f"`contact_gap` must be 0 (off) or a number of pixels, got {self.contact_gap}")
         if self.ignore_index is not None and not 0 <= self.ignore_index <= 255:
             raise InputError(f"`ignore_index` must be a mask value 0…255, got {self.ignore_index}")
+        for item in self.class_labels or ():
+            path, _, name = item.rpartition(":")
+            if not path or not name.strip():
+                raise InputError(f"`class_labels` {item!r}: give FILE:CLASS, e.g. roads.gpkg:road")
+        if self.class_labels and not self.labels:
+            raise InputError("`class_labels` add classes to `labels`: give `images` with `labels` too")
+        if not 0 < self.line_width < math.inf:
+            raise InputError(f"`line_width` must be a positive number of metres, got {self.line_width}")
         if self.class_column is not None and not self.labels:
             raise InputError("`class_column` names the labels' column of classes: it needs `labels`")
-        if self.contact_gap and self.class_column:
+        if self.contact_gap and (self.class_column or self.class_labels):
             raise InputError("`contact_gap` separates touching buildings of one class; leave it out with"
                              " `class_column`")
         if self.contact_gap and not self.labels:

@@ -318,17 +318,21 @@ def window_statistics(scenes: list[LabelledScene], zones: list[Zones], tile: int
 
 def load_scenes(images: str, labels: str, gsd: float | None, extent_path: str | None, extent_buffer: float,
                 layer: str | None = None, where: str | None = None, classes: tuple[str, ...] | None = None,
-                class_column: str | None = None) -> tuple[list[LabelledScene], float | None, ClassSpec]:
+                class_column: str | None = None, class_labels: tuple[str, ...] = (), line_width: float = 6.0,
+                ) -> tuple[list[LabelledScene], float | None, ClassSpec]:
     """The labelled scenes of ``images`` (``find_scenes``) with the footprints of ``labels``;
     returns them, the training pixel size (``gsd``, default: the finest scene's) and the
-    classes (with ``class_column``: its values, or those ``classes`` keeps; else roofs)."""
+    classes (with ``class_column``: its values, or those ``classes`` keeps; else roofs).
+    ``class_labels``: more files as ``"FILE:CLASS"``, their lines ``line_width`` metres wide."""
     paths = find_scenes(images)
     footprints = read_polygons(labels, layer=layer, where=where)
     if not len(footprints):
         raise InputError(f"{labels}: holds no polygons{' matching `labels_where`' if where else ''}; give a file"
                          " of building footprints")
     spec = spec_for(classes, class_column, None, None, footprints, labels) if class_column else ClassSpec()
-    if class_column:
+    if class_labels:  # more files, each its class: after the labels' own classes
+        footprints, spec = _with_class_labels(footprints, labels, spec, class_column, class_labels, line_width)
+    elif class_column:
         ids = spec.vector_ids(footprints, labels)
         if not ids.any():
             raise InputError(f"{labels}: no polygon has a class of {', '.join(spec.names[1:])} in {class_column!r};"
@@ -355,6 +359,34 @@ def load_scenes(images: str, labels: str, gsd: float | None, extent_path: str | 
         raise InputError(f"{labels}: its polygons cover none of the training images; check that they show the same"
                          " place and that the label file's CRS is right")
     return [s for s in scenes if not s.extent.is_empty], gsd, spec
+
+
+def _with_class_labels(footprints, labels, spec: ClassSpec, class_column: str | None, class_labels: tuple[str, ...],
+                       line_width: float):
+    """The footprints of ``labels`` (their class column's classes, or roof) and the polygons of
+    each ``"FILE:CLASS"`` as one frame with ``CLASS_IDS``, and the classes of them all."""
+    import geopandas as gpd
+    import pandas as pd
+
+    extra = []
+    for item in class_labels:
+        path, _, name = item.rpartition(":")
+        extra.append((name.strip(), read_polygons(path, line_width=line_width)))
+    names = list(spec.names)  # background and the labels' own classes (roof without a column)
+    for name, _ in extra:
+        if name not in names:
+            names.append(name)
+    spec = ClassSpec(tuple(names), class_column)
+    ids = spec.vector_ids(footprints, labels) if class_column else np.ones(len(footprints), np.uint8)
+    frames = [footprints[["geometry"]].assign(**{CLASS_IDS: ids})]
+    crs = footprints.crs
+    for name, frame in extra:
+        if (frame.crs is None) != (crs is None):
+            raise InputError(f"{labels} and the file of class {name!r} must both have a CRS, or neither")
+        frame = frame.to_crs(crs) if crs is not None else frame
+        frames.append(frame[["geometry"]].assign(**{CLASS_IDS: np.full(len(frame), names.index(name), np.uint8)}))
+    joined = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
+    return joined[joined[CLASS_IDS] > 0].reset_index(drop=True), spec
 
 
 def scale_of(scenes: list[LabelledScene]) -> float:

@@ -18,13 +18,15 @@ def local_utm(geometry, crs):
     return gpd.GeoSeries([geometry], crs=crs).estimate_utm_crs()
 
 
-def read_polygons(path: str | os.PathLike, repair: bool = True, layer: str | None = None, where: str | None = None):
+def read_polygons(path: str | os.PathLike, repair: bool = True, layer: str | None = None, where: str | None = None,
+                  line_width: float | None = None):
     """Read a vector file of polygons (GeoJSON, GeoPackage, Shapefile, FlatGeobuf, anything
     OGR reads) as a GeoDataFrame, empty and missing geometries dropped. ``layer``: the layer
     of a multi-layer file; ``where``: an OGR SQL filter (``"building IS NOT NULL"``).
     ``repair``: invalid polygons (self-intersecting rings, bow-ties) are made valid
     (``shapely.make_valid``, keeping their polygonal parts), and how many were is said once
-    in a ``GeosegWarning``."""
+    in a ``GeosegWarning``. ``line_width``: lines (roads, rivers) become areas this many
+    metres wide (buffered in a local UTM zone when the file is in lon/lat)."""
     import geopandas as gpd
     import shapely
 
@@ -39,6 +41,8 @@ def read_polygons(path: str | os.PathLike, repair: bool = True, layer: str | Non
         what = f"with layer {layer!r} and filter {where!r} " if (layer or where) else ""
         raise InputError(f"{p}: not a readable vector file {what}({first_line(exc, 100)})") from None
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].reset_index(drop=True)
+    if line_width is not None:
+        gdf = _lines_as_areas(gdf, line_width)
     gdf = _polygons_only(gdf, p)
     if gdf.crs is not None and gdf.crs.is_geographic and len(gdf):
         x0, y0, x1, y1 = gdf.total_bounds
@@ -62,6 +66,21 @@ def read_polygons(path: str | os.PathLike, repair: bool = True, layer: str | Non
                           GeosegWarning, stacklevel=2)
             gdf = gdf[~gdf.geometry.is_empty].reset_index(drop=True)
     return gdf
+
+
+def _lines_as_areas(gdf, width: float):
+    """``gdf`` with its lines buffered into areas ``width`` metres wide (flat ends)."""
+    lines = gdf.geometry.geom_type.isin(["LineString", "MultiLineString"]).to_numpy()
+    if not lines.any():
+        return gdf
+    part = gdf.geometry[lines]
+    metric = part.to_crs(local_utm(part.union_all(), gdf.crs)) if gdf.crs is not None and gdf.crs.is_geographic \
+        else part
+    areas = metric.buffer(width / 2, cap_style="flat")
+    areas = areas.to_crs(gdf.crs) if metric is not part else areas
+    geoms = gdf.geometry.copy()
+    geoms[lines] = areas.values
+    return gdf.set_geometry(geoms)
 
 
 def _polygons_only(gdf, p: Path):

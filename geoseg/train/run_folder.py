@@ -24,7 +24,8 @@ def run_inputs(config: TrainConfig) -> list[tuple[str, str | None]]:
                                              for f in raster_files(config.data_dir)]
     return [("the training data", config.data_dir), ("the label file", config.labels), *sources,
             ("the `label_extent` file", config.label_extent), ("the validation data", config.val_dir),
-            ("the `val_labels` file", config.val_labels), ("the `init` model", init)]
+            ("the `val_labels` file", config.val_labels), ("the `init` model", init),
+            *(("a `class_labels` file", item.rpartition(":")[0]) for item in config.class_labels or ())]
 
 
 def prepare_run_dir(out_dir: str, overwrite: bool, resume: bool, inputs=()) -> Path:

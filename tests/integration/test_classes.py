@@ -85,3 +85,32 @@ def test_footprints_with_a_class_column_train_a_model_of_their_classes(tmp_path)
     said = run("predict", ortho / "ortho.tif", "--model", tmp_path / "run" / "model.pt", "--out",
                tmp_path / "kinds.gpkg")
     assert "polygons of garage, house" in said
+
+
+def test_label_files_of_their_own_classes_with_lines_as_wide_as_asked(tmp_path):
+    import rasterio
+    from affine import Affine
+    from shapely.geometry import LineString
+
+    from geoseg.datasets import scenes as sc
+
+    run("synth", tmp_path / "data", "--ortho-size", "256", "--train-size", "256", "--scene-size", "64",
+        "--tile-size", "128")
+    ortho = tmp_path / "data" / "ortho"
+    with rasterio.open(ortho / "ortho.tif") as src:
+        b, crs = src.bounds, src.crs
+    middle = (b.bottom + b.top) / 2
+    gpd.GeoDataFrame({"highway": ["primary"]}, geometry=[LineString([(b.left, middle), (b.right, middle)])],
+                     crs=crs).to_crs(4326).to_file(tmp_path / "roads.gpkg")  # lon/lat: buffered in metres all the same
+    [scene], _, spec = sc.load_scenes(str(ortho / "ortho.tif"), str(ortho / "buildings.gpkg"), None, None, 1e6,
+                                      class_labels=(f"{tmp_path / 'roads.gpkg'}:road",), line_width=6.0)
+    assert spec.names == ("background", "roof", "road")
+    mask = sc._burn(scene.footprints, Affine.identity(), 256, values=scene.class_ids)
+    assert (mask[:, 128] == 2).sum() == 20  # 6 m at 0.3 m a pixel, across the middle row
+    bad = CliRunner().invoke(main, ["train", "--images", str(ortho / "ortho.tif"), "--labels",
+                                    str(ortho / "buildings.gpkg"), "--class-labels", str(tmp_path / "roads.gpkg"),
+                                    "--out", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "give FILE:CLASS" in bad.output
+    run("train", "--images", ortho / "ortho.tif", "--labels", ortho / "buildings.gpkg", "--class-labels",
+        f"{tmp_path / 'roads.gpkg'}:road", "--out", tmp_path / "run", *TINY)
+    assert "1 roof, 2 road" in run("info", tmp_path / "run" / "model.pt")
