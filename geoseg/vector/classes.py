@@ -16,12 +16,24 @@ from geoseg.errors import InputError
 from geoseg.vector.stream import PolygonStream
 from geoseg.vector.table import PolygonTable
 
+CLASS_ROWS = 64  # rows made class ids at a time: the working arrays stay small whatever the scene's width
+
 
 def class_ids(bands: np.ndarray) -> np.ndarray:
     """Each pixel's class id (uint8; 0: background) from ``(K − 1, rows, cols)`` uint8 bands:
-    the most probable class, background's probability being what the others leave."""
-    background = np.clip(255 - bands.sum(axis=0, dtype=np.int32), 0, 255).astype(np.uint8)
-    return np.concatenate([background[None], bands]).argmax(axis=0).astype(np.uint8)
+    the most probable class, background's probability being what the others leave (a tie goes
+    to the lower id, as ``argmax``'s). In uint8, ``CLASS_ROWS`` rows at a time."""
+    out = np.empty(bands.shape[1:], np.uint8)
+    for r0 in range(0, bands.shape[1], CLASS_ROWS):
+        b = bands[:, r0 : r0 + CLASS_ROWS]
+        best = np.clip(255 - b.sum(axis=0, dtype=np.int16), 0, 255).astype(np.uint8)  # background
+        ids = np.zeros_like(best)
+        for c in range(len(b)):
+            better = b[c] > best
+            best[better] = b[c][better]
+            ids[better] = c + 1
+        out[r0 : r0 + CLASS_ROWS] = ids
+    return out
 
 
 class ClassStreams:
