@@ -71,6 +71,13 @@ def test_the_config_knows_the_losses_the_training_has():
     assert set(LOSS_NAMES) == set(LOSSES)
 
 
+def test_every_section_a_field_names_has_a_title():
+    from geoseg.cli.options import TITLES
+    from geoseg.config import SECTIONS
+
+    assert set(TITLES) == set(SECTIONS)
+
+
 def _options(command: click.Command):
     return [p for p in command.params if isinstance(p, click.Option) and p.name != "help"]
 
