@@ -4,6 +4,9 @@ the training sources that join them, band normalisation, and synthetic towns."""
 from geoseg._lazy import exports
 
 __all__, __getattr__, __dir__ = exports(__name__, {
+    "classes": (
+        "ROOF", "PALETTE", "CLASSES_FILE", "CLASS_IDS", "colours_of", "ClassSpec", "spec_for", "with_class_labels",
+    ),
     "normalisation": ("STRETCH_SAMPLE", "normalisation_of", "Normalisation"),
     "scenes": (
         "find_scenes", "LabelledScene", "read_resampled", "contacts", "WindowDataset", "window_statistics",
@@ -15,6 +18,9 @@ __all__, __getattr__, __dir__ = exports(__name__, {
         "LAYOUTS", "Pair", "Sample", "find_pairs", "VECTOR_SUFFIXES", "find_vector_pairs", "rasterize_labels",
         "read_label", "load_samples", "refuse_unlearnable", "make_item", "TileDataset", "band_statistics",
     ),
-    "town": ("DEFAULT_CRS", "DEFAULT_ORIGIN", "ROOF_COLOURS", "PAVING_COLOURS", "Town", "make_town"),
+    "town": (
+        "DEFAULT_CRS", "DEFAULT_ORIGIN", "ROOF_COLOURS", "PAVING_COLOURS", "Town", "CLASS_NAMES", "KIND_NAMES",
+        "make_town",
+    ),
     "weightmap": ("unet_weight_map",),
 })

@@ -22,6 +22,7 @@ ROOF = ("background", "roof")
 PALETTE = ("#000000", "#ffc800", "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
            "#bcf60c", "#fabebe", "#008080", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075")
 CLASSES_FILE = "classes.json"
+CLASS_IDS = "__geoseg_class"  # the footprints' column of class ids, when they have classes
 
 
 def colours_of(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -98,3 +99,33 @@ def spec_for(classes: tuple[str, ...] | None, column: str | None, ignore: int | 
     if len(names) + 1 > 255:
         raise InputError(f"{len(names)} classes: at most 254 besides background")
     return ClassSpec(("background", *names), column, ignore)
+
+
+def with_class_labels(footprints, labels, spec: ClassSpec, class_column: str | None, class_labels: tuple[str, ...],
+                       line_width: float):
+    """The footprints of ``labels`` (their class column's classes, or roof) and the polygons of
+    each ``"FILE:CLASS"`` as one frame with ``CLASS_IDS``, and the classes of them all."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from geoseg.io.vectors import read_polygons
+
+    extra = []
+    for item in class_labels:
+        path, _, name = item.rpartition(":")
+        extra.append((name.strip(), read_polygons(path, line_width=line_width)))
+    names = list(spec.names)  # background and the labels' own classes (roof without a column)
+    for name, _ in extra:
+        if name not in names:
+            names.append(name)
+    spec = ClassSpec(tuple(names), class_column)
+    ids = spec.vector_ids(footprints, labels) if class_column else np.ones(len(footprints), np.uint8)
+    frames = [footprints[["geometry"]].assign(**{CLASS_IDS: ids})]
+    crs = footprints.crs
+    for name, frame in extra:
+        if (frame.crs is None) != (crs is None):
+            raise InputError(f"{labels} and the file of class {name!r} must both have a CRS, or neither")
+        frame = frame.to_crs(crs) if crs is not None else frame
+        frames.append(frame[["geometry"]].assign(**{CLASS_IDS: np.full(len(frame), names.index(name), np.uint8)}))
+    joined = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
+    return joined[joined[CLASS_IDS] > 0].reset_index(drop=True), spec

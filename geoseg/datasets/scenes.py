@@ -51,7 +51,7 @@ from shapely import STRtree
 from shapely.geometry import box
 from torch.utils.data import Dataset
 
-from geoseg.datasets.classes import ClassSpec, spec_for
+from geoseg.datasets.classes import CLASS_IDS, ClassSpec, spec_for, with_class_labels
 from geoseg.datasets.normalisation import Normalisation, normalisation_of
 from geoseg.datasets.tiles import make_item
 from geoseg.datasets.weightmap import unet_weight_map
@@ -60,8 +60,6 @@ from geoseg.io.raster import IMAGE_SUFFIXES, open_raster, pixel_size_m, value_sc
 from geoseg.io.vectors import read_polygons
 from geoseg.io.windows import read_window
 from geoseg.samplers.blocks import Zones
-
-CLASS_IDS = "__geoseg_class"  # the footprints' column of class ids, when they have classes
 
 
 def find_scenes(spec: str | os.PathLike) -> list[str]:
@@ -331,7 +329,7 @@ def load_scenes(images: str, labels: str, gsd: float | None, extent_path: str | 
                          " of building footprints")
     spec = spec_for(classes, class_column, None, None, footprints, labels) if class_column else ClassSpec()
     if class_labels:  # more files, each its class: after the labels' own classes
-        footprints, spec = _with_class_labels(footprints, labels, spec, class_column, class_labels, line_width)
+        footprints, spec = with_class_labels(footprints, labels, spec, class_column, class_labels, line_width)
     elif class_column:
         ids = spec.vector_ids(footprints, labels)
         if not ids.any():
@@ -359,34 +357,6 @@ def load_scenes(images: str, labels: str, gsd: float | None, extent_path: str | 
         raise InputError(f"{labels}: its polygons cover none of the training images; check that they show the same"
                          " place and that the label file's CRS is right")
     return [s for s in scenes if not s.extent.is_empty], gsd, spec
-
-
-def _with_class_labels(footprints, labels, spec: ClassSpec, class_column: str | None, class_labels: tuple[str, ...],
-                       line_width: float):
-    """The footprints of ``labels`` (their class column's classes, or roof) and the polygons of
-    each ``"FILE:CLASS"`` as one frame with ``CLASS_IDS``, and the classes of them all."""
-    import geopandas as gpd
-    import pandas as pd
-
-    extra = []
-    for item in class_labels:
-        path, _, name = item.rpartition(":")
-        extra.append((name.strip(), read_polygons(path, line_width=line_width)))
-    names = list(spec.names)  # background and the labels' own classes (roof without a column)
-    for name, _ in extra:
-        if name not in names:
-            names.append(name)
-    spec = ClassSpec(tuple(names), class_column)
-    ids = spec.vector_ids(footprints, labels) if class_column else np.ones(len(footprints), np.uint8)
-    frames = [footprints[["geometry"]].assign(**{CLASS_IDS: ids})]
-    crs = footprints.crs
-    for name, frame in extra:
-        if (frame.crs is None) != (crs is None):
-            raise InputError(f"{labels} and the file of class {name!r} must both have a CRS, or neither")
-        frame = frame.to_crs(crs) if crs is not None else frame
-        frames.append(frame[["geometry"]].assign(**{CLASS_IDS: np.full(len(frame), names.index(name), np.uint8)}))
-    joined = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
-    return joined[joined[CLASS_IDS] > 0].reset_index(drop=True), spec
 
 
 def scale_of(scenes: list[LabelledScene]) -> float:

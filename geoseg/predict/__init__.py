@@ -10,7 +10,7 @@ __all__, __getattr__, __dir__ = exports(__name__, {
     ),
     "engine": (
         "GDAL_CACHE_BYTES", "band_rows", "first_tile_row", "predict_probability", "scene_normalisation",
-        "predict_rows", "say_progress", "normalised", "roof_probability",
+        "predict_rows", "say_progress", "normalised", "class_probability", "roof_probability", "ClassBands",
     ),
     "prefetch": (
         "PREFETCH_CORES", "use_prefetch", "Prefetch", "READ_BYTES", "read_groups", "host_pixels", "as_tensor_type",
