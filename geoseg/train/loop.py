@@ -106,11 +106,16 @@ def evaluate_batches(model, loader, loss_fn, device, precision, keep: bool = Fal
     return total / max(n, 1), counts if counts is not None else Counts(), probs
 
 
+def class_fields(names: tuple[str, ...]) -> list[str]:
+    """The ``metrics.csv`` columns of each class's held-out IoU; none for two classes."""
+    return [f"iou_{name}" for name in names[1:]] if len(names) > 2 else []
+
+
 def class_scores(counts, names: tuple[str, ...]) -> dict:
-    """Each class's held-out IoU (``iou_NAME``) from a ``Confusion``; nothing for two classes."""
+    """Each class's held-out IoU (``class_fields``) from a ``Confusion``; nothing for two classes."""
     if not isinstance(counts, Confusion):
         return {}
-    return {f"iou_{name}": round(counts.counts(c).iou, 5) for c, name in enumerate(names) if c > 0}
+    return {field: round(counts.counts(c).iou, 5) for c, field in enumerate(class_fields(names), 1)}
 
 
 def _save_average(model, snapshots: list[dict], loader, device, precision, val_dl, loss_fn, save,
@@ -298,8 +303,8 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
     epoch, row = first_epoch - 1, {}
     saved_epoch = first_epoch - 1 if config.resume else None  # the epoch last.pt holds
     with open(out / "metrics.csv", "w", newline="") if dist.main else open(os.devnull, "w") as fh:
-        writer = csv.DictWriter(fh, fieldnames=METRIC_FIELDS + list(class_scores(
-            Confusion(np.zeros((data.classes.k,) * 2, np.int64)), data.classes.names)), extrasaction="ignore")
+        writer = csv.DictWriter(fh, fieldnames=METRIC_FIELDS + class_fields(data.classes.names),
+                                extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
         try:
