@@ -45,7 +45,7 @@ def class_model(k: int, out: Path) -> Path:
 
 
 @benchmark("memory")
-def predict_classes(sizes: tuple[int, ...] = (2048, 8192), classes: tuple[int, ...] = (2, 5)) -> dict:
+def predict_classes(sizes: tuple[int, ...] = (2048, 12288), classes: tuple[int, ...] = (2, 5)) -> dict:
     """Peak RSS and MP/s of predict with K classes: each K's largest/smallest RSS ratio, K/2 speed."""
     from geoseg.datasets.synth import write_mosaic
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 import cloup
 
+from . import values
+
 
 @cloup.command()
 @cloup.argument("data_dir", required=False, type=click.Path(path_type=Path))
@@ -15,6 +17,8 @@ import cloup
     cloup.option("--model", "model_path", type=click.Path(path_type=Path),
                  help="Score this model.pt on the labelled pairs of DATA_DIR, per image and overall."),
     cloup.option("--threshold", default=0.5, show_default=True, help="Roof probability cut."),
+    cloup.option("--class-thresholds", callback=values.class_thresholds, help="With a model of several classes:"
+                 " per-class probability cuts NAME=P, as 'geoseg predict --class-thresholds'."),
     cloup.option("--tta", is_flag=True, help="Predict with test-time augmentation, as 'geoseg predict --tta'."))
 @cloup.option_group(
     "Polygons against polygons (--pred P --truth T)",
@@ -37,7 +41,8 @@ import cloup
 def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, truth: Path | None,
              iou_threshold: float, threshold: float, tta: bool, csv_out: Path | None, overwrite: bool,
              pred_layer: str | None, pred_where: str | None, truth_layer: str | None, truth_where: str | None,
-             confusion_out: Path | None, class_column: str | None) -> None:
+             confusion_out: Path | None, class_column: str | None,
+             class_thresholds: tuple[tuple[str, float], ...] | None) -> None:
     """Score a model (DATA_DIR --model M) or polygons (--pred P --truth T).
 
     \b
@@ -60,7 +65,7 @@ def evaluate(data_dir: Path | None, model_path: Path | None, pred: Path | None, 
         from geoseg.evaluation.metrics import Confusion, Counts
         from geoseg.evaluation.scoring import evaluate_model
 
-        rows = evaluate_model(model_path, data_dir, threshold, TileOptions(tta=tta))
+        rows = evaluate_model(model_path, data_dir, threshold, TileOptions(tta=tta), class_thresholds)
         if rows and isinstance(rows[0][1], Confusion):  # a multi-class model: scores per class
             from geoseg.evaluation.scoring import class_table, confusion_rows
             from geoseg.models import checkpoint

@@ -33,7 +33,8 @@ FILE = click.Path(dir_okay=False, path_type=Path)
          cloup.option("--split-layers", is_flag=True, help="With a model of several classes and a .gpkg: a layer"
                       " per class instead of one layer with a class column."),
          o.overwrite("existing outputs"))
-@o.group("post-processing", *o.in_section(V, "post-processing"))
+@o.group("post-processing", *o.in_section(V, "post-processing", skip=("class_thresholds",)),
+         o.opt(V, "class_thresholds", callback=values.class_thresholds))
 @o.group("Area, bands and imagery",
          cloup.option("--aoi", help="Area of interest (polygons, any vector file, any CRS): only the windows that meet"
                       " it are read and predicted, and the polygons are clipped to it."),

@@ -39,6 +39,24 @@ def names(ctx, param, text: str | None) -> tuple[str, ...] | None:
     return tuple(v.strip() for v in text.split(",")) if text else None
 
 
+def class_thresholds(ctx, param, text: str | None) -> tuple[tuple[str, float], ...] | None:
+    """``"road=0.3, water=0.6"`` → ``(("road", 0.3), ("water", 0.6))`` (the names and the
+    ranges are the library's to check)."""
+    if not text:
+        return None
+    pairs = []
+    for item in text.split(","):
+        name, _, p = item.partition("=")
+        try:
+            pairs.append((name.strip(), float(p)))
+        except ValueError:
+            raise click.BadParameter(f"{item.strip()!r}: give NAME=PROBABILITY pairs separated by commas, e.g."
+                                     " road=0.3,water=0.6", param=param) from None
+        if not name.strip():
+            raise click.BadParameter(f"{item.strip()!r}: a class name before '=', e.g. road=0.3", param=param)
+    return tuple(pairs)
+
+
 def scenes(ctx, param, args: tuple[str, ...]) -> list:
     """Scene arguments → paths: a pattern with ``*``, ``?`` or ``[`` that names no file is
     expanded (sorted), for a glob quoted from the shell; a URL or ``/vsi…/`` path is kept as

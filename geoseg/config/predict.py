@@ -106,6 +106,11 @@ class VectorizeOptions:
                                                          " `regularize` squares (buildings, not fields),"
                                                          " comma-separated.", section="post-processing",
                                                          default_text="every class")
+    class_thresholds: tuple[tuple[str, float], ...] | None = setting(
+        None, "With a model of several classes: the probability a class must reach, NAME=P comma-separated (e.g."
+        " road=0.3,water=0.6); a pixel takes the most probable class that reaches its own (the classes not named:"
+        " that beat background), background if none does.", section="post-processing",
+        default_text="each pixel its most probable class")
     strip_rows: int | None = setting(None, "Rows traced at once.", cli=False, default_text="about 4 M pixels' worth")
     trace_workers: int | None = setting(None, "Processes tracing polygons beside the model.", section="performance",
                                         default_text="none on a CPU, where the model keeps every core busy; on CUDA"
@@ -124,6 +129,9 @@ class VectorizeOptions:
         if self.split not in (None, 0) and not self.threshold < self.split < 1.0:
             raise InputError(f"`split` must be 0 (off) or a probability above `threshold` ({self.threshold}) and"
                              f" below 1, got {self.split}")
+        for name, p in self.class_thresholds or ():
+            if not 0.0 < p < 1.0:
+                raise InputError(f"`class_thresholds` {name}={p}: a probability must be between 0 and 1 (exclusive)")
         for name in ("trace_workers", "trace_threads"):
             if (getattr(self, name) or 0) < 0:
                 raise InputError(f"`{name}` must be 0 or more, got {getattr(self, name)}")

@@ -65,15 +65,17 @@ def area_iou(pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> float:
     return polygon_iou(shapely.union_all(pred.geometry.values), shapely.union_all(truth.geometry.values))
 
 
-def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5,
-                   tiles=None) -> list[tuple[str, Counts | Confusion]]:
+def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5, tiles=None,
+                   class_thresholds: tuple[tuple[str, float], ...] | None = None,
+                   ) -> list[tuple[str, Counts | Confusion]]:
     """Pixel scores per labelled image, predicted as ``geoseg predict`` would.
 
     ``data`` is a labelled folder or a list of ``datasets.tiles.Pair``. Each image goes through the
     tiled, blended prediction path; masks are read as in training (with the model's
     classes). Returns ``(image name, counts)`` per image, in the pairs' order: roof
     ``Counts`` for a two-class model, a ``Confusion`` of every class for more (each pixel
-    its most probable class). A warning raised by many masks is said once.
+    its most probable class, or with ``class_thresholds`` as ``geoseg predict`` takes them:
+    ``vector.classes.class_ids``). A warning raised by many masks is said once.
     """
     import tempfile
     from pathlib import Path
@@ -83,10 +85,11 @@ def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5,
     from geoseg.datasets.tiles import find_pairs, read_label
     from geoseg.models import checkpoint
     from geoseg.predict.engine import predict_probability
-    from geoseg.vector.classes import class_ids
+    from geoseg.vector.classes import class_cuts, class_ids
 
     ckpt = checkpoint.load(model_path)
     k = ckpt.model.classes
+    cuts = class_cuts(ckpt.classes, class_thresholds)
     t = ckpt.train_config or {}
     spec = ClassSpec(ckpt.classes, t.get("class_column"), t.get("ignore_index")) if k > 2 else ClassSpec()
     rows, polygons = [], {}
@@ -95,7 +98,7 @@ def evaluate_model(model_path: str | os.PathLike, data, threshold: float = 0.5,
             prob_path = Path(tmp) / "prob.tif"
             predict_probability(pair.image, ckpt, prob_path, tiles or TileOptions())
             with open_raster(prob_path) as src:
-                pred = class_ids(src.read()) if k > 2 else src.read(1) >= probability_cut(threshold)
+                pred = class_ids(src.read(), cuts) if k > 2 else src.read(1) >= probability_cut(threshold)
             truth, valid = read_label(pair, polygons, spec)
             if truth.shape != pred.shape:
                 raise InputError(f"{pair.mask}: mask size differs from its image; masks must match their images")

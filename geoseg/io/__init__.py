@@ -13,5 +13,5 @@ __all__, __getattr__, __dir__ = exports(__name__, {
     "remote": ("URL_SCHEMES", "REMOTE_ENV", "is_remote", "gdal_path", "remote_problem", "open_remote"),
     "stac": ("is_item", "ITEM_DEADLINE", "ITEM_MAX_BYTES", "read_item", "REMOTE_SCHEMES", "item_scene"),
     "vectors": ("local_utm", "read_polygons"),
-    "windows": ("resampled_vrt", "read_window", "ROW_BAND_MAX_ROWS", "RowBands"),
+    "windows": ("resampled_vrt", "read_window", "ROW_BAND_MAX_ROWS", "RowBands", "BlockRowWriter"),
 })

@@ -67,8 +67,13 @@ def raster_strips(src: rasterio.io.DatasetReader, rows: int | None = None,
                   bands: bool = False) -> Iterator[tuple[Window, np.ndarray]]:
     """An open raster's first band (``bands``: every band, ``(bands, rows, cols)``) as
     ``(window, rows)`` strips of about ``STRIP_PIXELS`` (``rows`` rows when given), top to
-    bottom: a raster of any size in flat memory."""
+    bottom: a raster of any size in flat memory. Unless ``rows`` is given, a strip is whole
+    rows of the raster's blocks (of a tiled raster), so each block is decoded once, and a
+    raster written strip by strip on the same blocks gets whole blocks."""
     step = strip_rows(src.width * (src.count if bands else 1), rows)
+    block = src.block_shapes[0][0] if src.block_shapes else 1
+    if rows is None and block < src.height:  # tiled (a striped file's blocks are a row or a few)
+        step = max(block, step // block * block)
     for r0 in range(0, src.height, step):
         win = Window(0, r0, src.width, min(step, src.height - r0))
         yield win, src.read(window=win) if bands else src.read(1, window=win)

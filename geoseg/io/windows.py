@@ -222,3 +222,40 @@ class RowBands:
         if valid is not None:
             valid[keep:, : self.left] = valid[keep:, self.width - self.right :] = False
         self.data, self.valid, self.top = data, valid, start - keep
+
+
+class BlockRowWriter:
+    """Rows written down a tiled raster (``write(first row, rows)``, in order from its first
+    row) in whole rows of its blocks: the rows that do not yet fill a block row are
+    held here until they do, or until ``close``. A compressed block that GDAL's cache lets go
+    of half written is compressed and written twice (the file keeps both); so a partial block
+    row never waits in the cache, and the cache can stay small whatever the raster's width.
+    Memory: under one block row of the raster."""
+
+    def __init__(self, dst: rasterio.io.DatasetWriter) -> None:
+        self.dst = dst
+        self.block = dst.block_shapes[0][0]
+        self.row0 = 0  # the first row held
+        self.held: np.ndarray | None = None  # (bands, rows, width)
+
+    def write(self, row0: int, rows: np.ndarray) -> None:
+        """Write ``rows`` ``(bands, n, width)`` (or ``(n, width)`` of one band) from scene row ``row0``."""
+        rows = rows[None] if rows.ndim == 2 else rows
+        expected = self.row0 + (0 if self.held is None else self.held.shape[1])
+        if row0 != expected:
+            raise ValueError(f"rows from {row0} written after rows to {expected}")
+        if self.held is not None:
+            rows, row0 = np.concatenate([self.held, rows], axis=1), self.row0
+        end = row0 + rows.shape[1]
+        n = (end if end >= self.dst.height else end - end % self.block) - row0
+        if n > 0:
+            self.dst.write(rows[:, :n], window=Window(0, row0, rows.shape[2], n))
+        n = max(n, 0)
+        self.held = rows[:, n:].copy() if n < rows.shape[1] else None
+        self.row0 = row0 + n
+
+    def close(self) -> None:
+        """Write the rows held."""
+        if self.held is not None:
+            self.dst.write(self.held, window=Window(0, self.row0, self.held.shape[2], self.held.shape[1]))
+            self.held = None

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
-from rasterio.windows import Window
 
 from geoseg.config import TileOptions, VectorizeOptions, split_for
 from geoseg.errors import InputError
@@ -35,7 +34,7 @@ from geoseg.io.raster import (
     raster_strips,
 )
 from geoseg.io.stac import is_item, item_scene
-from geoseg.io.windows import resampled_vrt
+from geoseg.io.windows import BlockRowWriter, resampled_vrt
 from geoseg.jobs.areas import checked_scene_info, clip_to_area, cut_to_area, footprint
 from geoseg.models import checkpoint
 from geoseg.models.checkpoint import Checkpoint
@@ -45,7 +44,7 @@ from geoseg.outputs.style import class_layer_qml, qml_path, style_qml, write_qml
 from geoseg.predict.engine import GDAL_CACHE_BYTES, predict_rows
 from geoseg.predict.resample import model_grid
 from geoseg.runtime import resolve_device, trace_threads, trace_workers
-from geoseg.vector.classes import ClassStreams
+from geoseg.vector.classes import ClassStreams, class_cuts, class_ids
 from geoseg.vector.merge import SceneMerger
 from geoseg.vector.stream import PolygonStream
 from geoseg.vector.table import PolygonTable
@@ -72,11 +71,11 @@ def preview_path(out: str | os.PathLike) -> Path:
 
 
 def write_mask(prob_path: str | os.PathLike, mask_path: str | os.PathLike, threshold: float,
-               colours: tuple[str, ...] | None = None) -> None:
+               colours: tuple[str, ...] | None = None, cuts: np.ndarray | None = None) -> None:
     """The roof mask (uint8 0/1, tiled GeoTIFF like ``prob_path``) at ``threshold``, by strips;
     of a multi-class probability (a band per class but background), each pixel's class id
-    (``vector.classes.class_ids``) with ``colours`` as the raster's colour table."""
-    from geoseg.vector.classes import class_ids
+    (``vector.classes.class_ids``, with the classes' ``cuts``) with ``colours`` as the raster's
+    colour table."""
 
     cut = probability_cut(threshold)
     with open_raster(prob_path) as src:
@@ -89,7 +88,7 @@ def write_mask(prob_path: str | os.PathLike, mask_path: str | os.PathLike, thres
         with dst:
             if several:
                 for win, strip in raster_strips(src, bands=True):
-                    dst.write(class_ids(strip)[None], window=win)
+                    dst.write(class_ids(strip, cuts)[None], window=win)
                 if colours:
                     dst.write_colormap(1, {i: tuple(int(c[k:k + 2], 16) for k in (1, 3, 5)) + (255,)
                                            for i, c in enumerate(colours)})
@@ -184,6 +183,7 @@ def _run_predict(scenes: list, model_path, outputs: Outputs, tiles: TileOptions,
     vector = split_for(vector, ckpt.contact_gap)
     if outputs.split_layers and ckpt.model.classes == 2:
         raise InputError(f"{model_path}: a model of roofs alone writes one layer; leave out `split_layers`")
+    class_cuts(ckpt.classes, vector.class_thresholds)  # the names and the model checked before any work
     if cluster is not None and ckpt.model.classes > 2:
         raise InputError(f"{model_path}: a model of {ckpt.model.classes} classes predicts in one process; leave out"
                          " `workers` and `scheduler`")
@@ -228,7 +228,8 @@ def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict[
         if prob_out or mask_out:  # the blocks' probability rows are gathered here
             prob_dst = _prob_raster(tmpdir / "prob.tif", info)
             stack.callback(prob_dst.close)
-        source = _cluster_polygons(stack, cluster, scenes, ckpt, tiles, vector, prob_dst, progress, report)
+        prob_rows = BlockRowWriter(prob_dst) if prob_dst is not None else None
+        source = _cluster_polygons(stack, cluster, scenes, ckpt, tiles, vector, prob_rows, progress, report)
     from geoseg.outputs.preview import Preview
 
     picture = None  # made once the scene has been read without error
@@ -251,9 +252,11 @@ def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict[
     if merger is not None:
         writer.write(merger.finish())
     if prob_dst is not None:  # the blocks' probability rows, gathered: close, then derive the mask
+        prob_rows.close()
         prob_dst.close()
         if mask_out:
-            write_mask(tmpdir / "prob.tif", tmpdir / "mask.tif", vector.threshold, ckpt.colours)
+            write_mask(tmpdir / "prob.tif", tmpdir / "mask.tif", vector.threshold, ckpt.colours,
+                       class_cuts(ckpt.classes, vector.class_thresholds))
     if png:
         (picture or Preview(scenes[0])).save(png)
     if qml:
@@ -267,20 +270,16 @@ def _write_outputs(stack: contextlib.ExitStack, writer: VectorWriter, tmp: dict[
 
 
 def _cluster_polygons(stack: contextlib.ExitStack, cluster, scenes: list, ckpt: Checkpoint, tiles: TileOptions,
-                      vector: VectorizeOptions, prob_dst, progress: bool, report):
+                      vector: VectorizeOptions, prob_rows: BlockRowWriter | None, progress: bool, report):
     """``(scene index, polygon chunk)`` computed on a Dask cluster (connected for the
     stack's life): a task per scene, or per block of a single scene, whose probability
-    rows then go to ``prob_dst`` when it is given."""
+    rows then go to ``prob_rows`` when it is given."""
     from geoseg.predict.dask_engine import block_polygons, connect, scene_polygons
 
     client = stack.enter_context(connect(cluster))
     if len(scenes) > 1:
         return scene_polygons(client, scenes, ckpt, tiles, vector, cluster, report)
-    sink = None
-    if prob_dst is not None:
-        def sink(row0: int, rows: np.ndarray) -> None:
-            prob_dst.write(rows[None], window=Window(0, row0, rows.shape[1], rows.shape[0]))
-
+    sink = None if prob_rows is None else prob_rows.write
     return block_polygons(client, scenes[0], ckpt, tiles, vector, cluster, sink, _reporter(progress))
 
 
@@ -341,7 +340,8 @@ def _local_polygons(scenes: list, ckpt: Checkpoint, tiles: TileOptions, vector: 
         if model_prob != prob_path:  # back on the scene's own grid
             on_scene_grid(model_prob, path, prob_path, tmpdir)
         if mask:
-            write_mask(prob_path, tmpdir / "mask.tif", vector.threshold, ckpt.colours)
+            write_mask(prob_path, tmpdir / "mask.tif", vector.threshold, ckpt.colours,
+                       class_cuts(ckpt.classes, vector.class_thresholds))
 
 
 def on_scene_grid(prob: Path, scene: str | os.PathLike, out: Path, tmpdir: Path) -> None:

@@ -16,5 +16,5 @@ __all__, __getattr__, __dir__ = exports(__name__, {
         "PREFETCH_CORES", "use_prefetch", "Prefetch", "READ_BYTES", "read_groups", "host_pixels", "as_tensor_type",
     ),
     "resample": ("GSD_TOLERANCE", "GSD_FACTOR_WARN", "grid_ratio", "model_grid"),
-    "stitch": ("BLEND_WINDOWS", "blend_window", "Sink", "QUANTISE_CHUNK_BYTES", "Stitcher"),
+    "stitch": ("BLEND_WINDOWS", "blend_window", "Sink", "Stitcher"),
 })

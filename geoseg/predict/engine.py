@@ -26,7 +26,7 @@ from geoseg.config import STRETCH_PERCENTILES, TileOptions
 from geoseg.datasets.normalisation import Normalisation
 from geoseg.errors import GeosegWarning, InputError
 from geoseg.io.raster import PROB_SCALE, SceneInfo, band_percentiles, check_bands, open_raster, scene_info, value_scale
-from geoseg.io.windows import RowBands
+from geoseg.io.windows import BlockRowWriter, RowBands
 from geoseg.models.checkpoint import Checkpoint
 from geoseg.models.inference import compile_for_inference, fuse_for_inference
 from geoseg.predict.prefetch import Prefetch, host_pixels, read_groups, use_prefetch
@@ -42,11 +42,15 @@ from geoseg.runtime import (
 )
 from geoseg.samplers.grid import TileGrid, choose_grid
 
-# GDAL's block cache while geoseg reads and writes rasters: bounded (by default it takes 5 % of RAM),
-# and in bytes: rasterio hands GDAL_CACHEMAX to GDALSetCacheMax64, so a small integer is bytes, not
-# megabytes (128 was 128 bytes, no cache at all: a decimated read of a pixel-interleaved scene decoded
-# every block once per band)
-GDAL_CACHE_BYTES = 128 << 20
+# GDAL's block cache while geoseg predicts: bounded (by default it takes 5 % of RAM), and in bytes:
+# rasterio hands GDAL_CACHEMAX to GDALSetCacheMax64, so a small integer is bytes, not megabytes (128
+# was 128 bytes, no cache at all: a decimated read of a pixel-interleaved scene decoded every block
+# once per band). Small, as nothing needs more: ``RowBands`` decodes each block of the scene once and
+# keeps what the next window shares, ``BlockRowWriter`` writes whole block rows, and the preview and
+# the block-wise passes read windows of a few MB. A cache is filled before it is emptied: at 128 MB
+# it was the largest part of the growth of peak memory with the scene (K = 5, 2048² → 12288²: 919 →
+# 1191 MiB; 926 → 1056 MiB at 16 MB, the same speed)
+GDAL_CACHE_BYTES = 16 << 20
 
 
 def band_rows(grid: TileGrid, i0: int, i1: int) -> tuple[int, int]:
@@ -170,10 +174,11 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             dst = _create(prob_path, profile, compress) if prob_path is not None else None
         with dst if dst is not None else contextlib.nullcontext():
+            writer = BlockRowWriter(dst) if dst is not None else None
+
             def sink(row0: int, rows: np.ndarray) -> None:  # uint8, p × 255; (classes, rows, cols) for classes
-                if dst is not None:
-                    dst.write(rows[None] if rows.ndim == 2 else rows,
-                              window=Window(0, row0 - b0, src.width, rows.shape[-2]))
+                if writer is not None:
+                    writer.write(row0 - b0, rows)
                 if rows_out is not None:
                     rows_out(row0, rows)
 
@@ -243,6 +248,8 @@ def predict_rows(scene: str | os.PathLike, ckpt: Checkpoint, prob_path: str | os
                 for stitcher in stitchers:
                     stitcher.end_row()
                     stitcher.flush()  # rows still on their way back from a device (a block's last)
+                if writer is not None:
+                    writer.close()
                 yield row
             bar.close()
     return info
@@ -301,19 +308,25 @@ def roof_probability(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Ten
 class ClassBands:
     """Joins the rows of one ``Stitcher`` per class (each blends one class's probability) into
     ``(K − 1, rows, cols)`` uint8 bands for ``sink``, once every class has delivered them: the
-    stitchers see the same tiles in the same order, so their rows come in the same order."""
+    stitchers see the same tiles in the same order, so their rows come in the same order. Each
+    class's rows are copied in as they come (and let go by their stitcher): the classes' rows
+    are held once, not twice."""
 
     def __init__(self, classes: int, sink: Sink) -> None:
-        self.classes, self.sink, self.parts = classes, sink, {}
+        self.classes, self.sink = classes, sink
+        self.parts: dict[int, tuple[np.ndarray, set[int]]] = {}  # first row: (the bands, classes still to come)
 
     def part(self, c: int) -> Sink:
         """The sink of class ``c``'s stitcher (0: the first class after background)."""
         def got(row0: int, rows: np.ndarray) -> None:
-            have = self.parts.setdefault(row0, [None] * self.classes)
-            have[c] = rows
-            if all(h is not None for h in have):
+            if row0 not in self.parts:
+                self.parts[row0] = np.empty((self.classes, *rows.shape), rows.dtype), set(range(self.classes))
+            bands, missing = self.parts[row0]
+            bands[c] = rows
+            missing.discard(c)
+            if not missing:
                 del self.parts[row0]
-                self.sink(row0, np.stack(have))
+                self.sink(row0, bands)
         return got
 
 

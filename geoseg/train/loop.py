@@ -32,7 +32,6 @@ from geoseg.models import checkpoint
 from geoseg.models.registry import config_to_dict, create_model
 from geoseg.models.unet import UNetConfig
 from geoseg.outputs.atomic import fresh_folder, refuse_inputs_in_folder
-from geoseg.predict.engine import GDAL_CACHE_BYTES
 from geoseg.runtime import (
     autocast,
     loader_workers,
@@ -46,6 +45,9 @@ from geoseg.train.augment import train_transform
 from geoseg.train.losses import NEEDS_WEIGHT_MAP, class_weighted, frequency_weights, get_loss
 from geoseg.train.run_folder import prepare_run_dir, refuse_changed_resume, run_inputs, write_config
 
+# GDAL's block cache while training (in bytes): random windows of the training scenes come back to
+# the blocks of the windows before them; bounded, as by default it takes 5 % of RAM
+TRAIN_CACHE_BYTES = 128 << 20
 METRIC_FIELDS = ["epoch", "step", "lr", "train_loss", "val_loss", "val_iou", "val_f1", "seconds"]
 
 
@@ -155,7 +157,7 @@ def fit(config: TrainConfig, progress: bool = True) -> Path:
     precision = resolve_precision(config.precision, device)
     import rasterio
 
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # a bounded block cache: scenes are read in windows
+    with rasterio.Env(GDAL_CACHEMAX=TRAIN_CACHE_BYTES):  # a bounded block cache: scenes are read in windows
         if dist.main:  # said before anything is read; the folder is emptied (--overwrite) once the data loaded
             refuse_inputs_in_folder("`out`", config.out_dir, run_inputs(config))
             if not config.resume:
@@ -287,6 +289,7 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
                                     "processes": dist.world}, first_epoch)
     meta = {"train_config": asdict(config), "nodata": config.nodata, "gsd": gsd,
             "classes": list(data.classes.names), "colours": list(colours_of(data.classes.names))}
+    colours = dict(zip(meta["classes"], meta["colours"]))  # the curves' per-class lines
 
     def save(name: str, epoch: int, row: dict, full: bool, rngs: list | None = None) -> None:
         """Rank 0 writes; ``rngs``: every rank's random state (gathered), for an exact resume."""
@@ -342,7 +345,7 @@ def _fit(config: TrainConfig, place: _Place, data: TrainingData, out: Path, prog
                 fh.flush()
                 history.append(row)
                 if dist.main:
-                    render_curves(history, out / "curves.png")
+                    render_curves(history, out / "curves.png", colours=colours)
                 if config.average and epoch % cycle_epochs == 0 and seen:  # at the cycle's lowest rate
                     snapshots = [*snapshots, {k: v.detach().clone() for k, v in model.state_dict().items()}]
                     snapshots = snapshots[-config.average:]

@@ -67,6 +67,26 @@ def test_class_masks_train_predict_and_score_every_class(tmp_path):
                                         str(tmp_path / "run" / "model.pt"), "--out", str(tmp_path / "c.gpkg"),
                                         "--workers", "1"])
     assert cluster.exit_code != 0 and "predicts in one process" in cluster.output
+    # per-class thresholds: the class raster is the probability's classes under those cuts, and
+    # evaluate scores the same; a bad pair or an unknown class is one line and writes nothing
+    from geoseg.vector.classes import class_cuts, class_ids
+
+    cuts = "road=0.2,water=0.6"
+    run("predict", tmp_path / "data" / "scene.tif", "--model", tmp_path / "run" / "model.pt", "--out",
+        tmp_path / "t.gpkg", "--prob-out", tmp_path / "t.prob.tif", "--mask-out", tmp_path / "t.mask.tif",
+        "--class-thresholds", cuts, "--no-preview")
+    with rasterio.open(tmp_path / "t.prob.tif") as p, rasterio.open(tmp_path / "t.mask.tif") as m:
+        names = ("background", "gabled roof", "flat roof", "road", "paving", "water")
+        assert np.array_equal(m.read(1), class_ids(p.read(), class_cuts(names, (("road", 0.2), ("water", 0.6)))))
+    assert "mean (not background)" in run("evaluate", tmp_path / "data" / "test", "--model",
+                                          tmp_path / "run" / "model.pt", "--class-thresholds", cuts)
+    for bad_cuts, said in (("road", "give NAME=PROBABILITY pairs"), ("pond=0.3", "pond: not a class of the model"),
+                           ("road=1.2", "between 0 and 1")):
+        bad = CliRunner().invoke(main, ["predict", str(tmp_path / "data" / "scene.tif"), "--model",
+                                        str(tmp_path / "run" / "model.pt"), "--out", str(tmp_path / "x.gpkg"),
+                                        "--class-thresholds", bad_cuts])
+        assert bad.exit_code != 0 and said in bad.output and not (tmp_path / "x.gpkg").exists(), bad.output
+        assert len(bad.output.strip().splitlines()) == 1, bad.output
 
 
 def test_footprints_with_a_class_column_train_a_model_of_their_classes(tmp_path):

@@ -157,3 +157,45 @@ def test_atomic_output_leaves_nothing_on_failure_and_keeps_existing_files(tmp_pa
     with atomic_output(out, overwrite=True) as tmp:
         tmp.write_text("new")
     assert out.read_text() == "new" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_rows_are_written_in_whole_block_rows_and_come_out_as_given(tmp_path):
+    # rows come in bands that do not match the raster's blocks (a stride of 448 rows, blocks
+    # of 256): they are held until a block row is whole, so GDAL never holds a half-written
+    # compressed block; the raster holds exactly the rows given
+    from geoseg.io.windows import BlockRowWriter
+
+    rng = np.random.default_rng(2)
+    data = rng.integers(0, 255, (2, 1000, 300), dtype=np.uint8)
+    windows = []
+    with rasterio.open(tmp_path / "p.tif", "w", driver="GTiff", width=300, height=1000, count=2, dtype="uint8",
+                       tiled=True, blockxsize=256, blockysize=256, compress="deflate") as dst:
+        write = dst.write
+
+        def spy(rows, window):
+            windows.append((window.row_off, window.height))
+            write(rows, window=window)
+
+        dst.write = spy
+        writer = BlockRowWriter(dst)
+        for r0 in range(0, 1000, 448):
+            writer.write(r0, data[:, r0 : r0 + 448])
+        with pytest.raises(ValueError, match="rows from 5 written after rows to 1000"):
+            writer.write(5, data[:, :5])
+        writer.close()
+    assert windows == [(0, 256), (256, 512), (768, 232)]  # every window starts and ends on a block row
+    with rasterio.open(tmp_path / "p.tif") as src:
+        assert np.array_equal(src.read(), data)
+
+
+def test_strips_of_a_tiled_raster_are_whole_block_rows(tmp_path):
+    from geoseg.io.raster import raster_strips
+
+    path = tmp_path / "t.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=5000, height=3000, count=1, dtype="uint8", tiled=True,
+                       blockxsize=256, blockysize=256) as dst:
+        dst.write(np.arange(3000, dtype=np.uint8)[None, :, None].repeat(5000, 2))
+    with rasterio.open(path) as src:
+        strips = list(raster_strips(src))
+    assert all(w.row_off % 256 == 0 for w, _ in strips) and len(strips) > 1
+    assert sum(w.height for w, _ in strips) == 3000

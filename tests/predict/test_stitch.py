@@ -92,12 +92,9 @@ def test_stitched_rows_are_the_weighted_means_to_the_last_bit(overlap):
 
 
 @pytest.mark.parametrize("width", [170, 9000])
-def test_quantised_rows_are_the_float_rows_made_bytes(width, monkeypatch):
-    # the rows handed on as bytes a few at a time (chunks smaller than a grid row's band) are the
-    # float rows clipped, scaled and rounded, byte for byte, and each emission is a new array
-    import geoseg.predict.stitch as stitch_module
-
-    monkeypatch.setattr(stitch_module, "QUANTISE_CHUNK_BYTES", 4 * width * 7)  # 7 rows a step
+def test_quantised_rows_are_the_float_rows_made_bytes(width):
+    # the rows handed on as bytes (made a tile's final block at a time) are the float rows
+    # clipped, scaled and rounded, byte for byte, and each emission is a new array
     rng = np.random.default_rng(5)
     h, size = 300, 128
     field = rng.random((h, width), dtype=np.float32) * 1.2 - 0.1  # beyond [0, 1] too: clipped
@@ -135,7 +132,6 @@ def test_rows_made_bytes_on_a_device_are_the_bytes_made_on_the_host():
         out = np.zeros((h, w), np.uint8)
         st = Stitcher(grid, lambda r0, rows, o=out: o.__setitem__(slice(r0, r0 + len(rows)), rows), quantise=255.0)
         st.on_host = on_host
-        st.rows = torch.empty((size, w))  # the device's whole band
         for r in range(grid.rows):
             for t in grid.row_tiles(r):
                 st.add(t, padded[t.row_off + size : t.row_off + 2 * size, t.col_off + size : t.col_off + 2 * size])
@@ -154,7 +150,7 @@ def test_rows_from_a_device_come_a_grid_row_late_and_all_by_the_flush():
     padded = np.pad(field, size, mode="symmetric")
     got = []
     st = Stitcher(grid, lambda r0, rows: got.append((r0, rows.copy())), quantise=255.0)
-    st.on_host, st.rows = False, torch.empty((size, w))
+    st.on_host = False
     handed = []
     for r in range(3):  # a block: the first three grid rows of six
         for t in grid.row_tiles(r):
@@ -167,3 +163,39 @@ def test_rows_from_a_device_come_a_grid_row_late_and_all_by_the_flush():
     whole, _ = stitch(field, size, 8, "hann")
     want = (np.clip(whole, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
     assert np.array_equal(np.concatenate([rows for _, rows in got]), want[: 3 * grid.stride - 8])
+
+
+def test_tiles_come_left_to_right_and_a_grid_row_ends_whole():
+    grid = TileGrid(300, 300, 128, 16)
+    st = Stitcher(grid, lambda r0, rows: None)
+    tile = np.zeros((128, 128), np.float32)
+    with pytest.raises(ValueError, match="column 1 given where column 0"):
+        st.add(grid.tile(0, 1), tile)
+    st.add(grid.tile(0, 0), tile)
+    with pytest.raises(ValueError, match="ended after 1 of its 4 tiles"):
+        st.end_row()
+
+
+def test_the_floats_across_the_scene_are_its_margin_rows_not_a_tile_height_of_them():
+    # a wide scene's accumulation across its width is the rows a grid row carries down (two
+    # margins), not a tile's height of them and its sums of weights: per class and column,
+    # 64 floats rather than 512 and three times 512 shared
+    def held(width):
+        grid = TileGrid(1500, width, 512, 32)
+        classes = []
+        for _ in range(4):
+            classes.append(Stitcher(grid, lambda r0, rows: None, quantise=255.0, like=classes[0] if classes else None))
+        probs = np.random.default_rng(1).random((512, 512), dtype=np.float32)
+        for r in range(grid.rows):
+            for t in grid.row_tiles(r):
+                for st in classes:
+                    st.add(t, probs)
+            for st in classes:
+                st.end_row()
+        assert classes[0].below.shape == (64, grid.cols * grid.stride + 64)
+        tensors = {id(v): v for st in classes for v in [*vars(st).values(), *classes[0].wsums.values()]
+                   if isinstance(v, torch.Tensor)}
+        return sum(v.numel() * v.element_size() for v in tensors.values())
+
+    per_column = (held(12000) - held(3000)) / 9000
+    assert per_column <= 4 * 64 * 4 * 1.01  # four classes' margin rows of float32

@@ -34,3 +34,37 @@ def test_a_confusion_scores_each_class_and_their_mean():
     assert c.matrix.tolist() == [[1, 0, 0], [0, 1, 1], [1, 0, 2]]
     assert c.counts(1).iou == 0.5 and abs(c.counts(2).iou - 0.5) < 1e-12 and c.iou == 0.5
     assert (c + c).matrix.sum() == 12
+
+
+def test_class_thresholds_pick_the_most_probable_class_that_reaches_its_own():
+    from geoseg.vector.classes import class_cuts
+
+    names = ("background", "roof", "road", "water")
+    bands = np.array([[[120, 100, 40, 0]],   # roof
+                      [[90, 80, 60, 0]],     # road
+                      [[0, 30, 20, 0]]], np.uint8)  # water; background 45, 45, 135, 255
+    assert class_ids(bands).tolist() == [[1, 1, 0, 0]]
+    assert class_ids(bands, class_cuts(names, None)).tolist() == [[1, 1, 0, 0]]  # no thresholds: the argmax
+    # none named: each class must beat background, the same as the argmax
+    assert np.array_equal(class_ids(bands, np.full(3, -1, np.int16)), class_ids(bands))
+    # roof must reach 0.45 (115): the first pixel stays roof, the second goes to road (which beats background)
+    assert class_ids(bands, class_cuts(names, (("roof", 0.45),))).tolist() == [[1, 2, 0, 0]]
+    # road at 0.2 (51): the third pixel is road, though background is more probable there
+    assert class_ids(bands, class_cuts(names, (("road", 0.2),))).tolist() == [[1, 1, 2, 0]]
+    # every class out of reach: background
+    assert class_ids(bands, class_cuts(names, (("roof", 0.9), ("road", 0.9)))).tolist() == [[0, 0, 0, 0]]
+
+
+def test_class_thresholds_name_classes_of_a_model_of_several():
+    import pytest
+
+    from geoseg.config import VectorizeOptions
+    from geoseg.errors import InputError
+    from geoseg.vector.classes import class_cuts
+
+    with pytest.raises(InputError, match="choose of roof, road"):
+        class_cuts(("background", "roof", "road"), (("rood", 0.3),))
+    with pytest.raises(InputError, match="two-class model takes `threshold`"):
+        class_cuts(("background", "roof"), (("roof", 0.3),))
+    with pytest.raises(InputError, match="between 0 and 1"):
+        VectorizeOptions(class_thresholds=(("road", 1.5),))
