@@ -62,6 +62,13 @@ say(dict(algs=algs, valid=layer.isValid(), authid=layer.crs().authid(), count=la
          output=result["OUTPUT"], scores=scores, commands=Commands.said))
 """
 
+PREDICT_CLASSES = PRELUDE + r"""
+result = processing.run("geoseg:predict", json.loads(sys.argv[2]), feedback=Commands())
+layer = QgsVectorLayer(result["OUTPUT"] + "|layername=classes", "classes", "ogr")
+say(dict(valid=layer.isValid(), count=layer.featureCount(), renderer=layer.renderer().type(),
+         commands=Commands.said))
+"""
+
 CANCEL = PRELUDE + r"""
 args = json.loads(sys.argv[2])
 feedback = QgsProcessingFeedback()
@@ -114,6 +121,27 @@ def test_the_provider_predicts_a_styled_layer_in_place(tiny_model, synth_task, t
     c = object_scores(pred, truth).counts
     assert v["scores"]["F1"] == pytest.approx(round(c.f1, 4), abs=1e-4)
     assert v["scores"]["AREA_IOU"] == pytest.approx(round(area_iou(pred, truth), 4), abs=1e-4)
+
+
+def test_the_provider_passes_per_class_thresholds_to_a_model_of_several_classes(tmp_path):
+    from click.testing import CliRunner
+
+    from geoseg.cli import main
+
+    data = tmp_path / "data"
+    tiny = ["--encoder", "unet", "--depth", "3", "--width", "8", "--tile-size", "64", "--epochs", "3",
+            "--time-limit", "0", "--samples-per-epoch", "8", "--quiet"]
+    for args in (["synth", str(data), "--classes", "--train-size", "256", "--scene-size", "256", "--tile-size", "128"],
+                 ["train", str(data / "train"), "--out", str(tmp_path / "run"), *tiny]):
+        assert CliRunner().invoke(main, args).exit_code == 0
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    write_plugin(plugins)
+    v = run_qgis(PREDICT_CLASSES, plugins, {"INPUT": str(data / "scene.tif"), "MODEL": str(tmp_path / "run" / "model.pt"),
+                                            "CLASS_THRESHOLDS": "road=0.3,water=0.6",
+                                            "OUTPUT": str(tmp_path / "classes.gpkg")})
+    assert " --class-thresholds road=0.3,water=0.6" in v["commands"][0], v
+    assert v["valid"] and v["renderer"] == "categorizedSymbol"
 
 
 def test_cancel_stops_geoseg_and_leaves_no_output(tiny_model, tmp_path):

@@ -84,6 +84,9 @@ class PredictRoofs(_Geoseg):
         self.addParameter(QgsProcessingParameterNumber(
             "SPLIT", "Cut touching roofs apart, seed probability (-1: the model's default; 0: off)",
             QgsProcessingParameterNumber.Double, -1.0, minValue=-1.0, maxValue=0.99))
+        self.addParameter(QgsProcessingParameterString(
+            "CLASS_THRESHOLDS", "A model of several classes: per-class probability cuts, NAME=P comma-separated"
+            " (empty: each pixel its most probable class)", optional=True))
         self.addParameter(QgsProcessingParameterVectorDestination("OUTPUT", "Roofs"))
         self.addParameter(QgsProcessingParameterRasterDestination("PROBABILITY", "Roof probability", optional=True,
                                                                   createByDefault=False))
@@ -111,6 +114,9 @@ class PredictRoofs(_Geoseg):
         split = self.parameterAsDouble(parameters, "SPLIT", context)
         if split >= 0:
             args += ["--split", str(split)]
+        cuts = (self.parameterAsString(parameters, "CLASS_THRESHOLDS", context) or "").strip()
+        if cuts:
+            args += ["--class-thresholds", cuts]
         prob = self.parameterAsOutputLayer(parameters, "PROBABILITY", context) if parameters.get("PROBABILITY") else ""
         if prob:
             args += ["--prob-out", prob]
