@@ -21,7 +21,7 @@ NOT_IN_CV = ("val_fraction", "val_dir", "val_labels", "init", "resume", "out_dir
 @o.group("everyday",
          cloup.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
                       help="Folder for the run of every loss and fold."),
-         o.images, *o.in_section(T, "everyday", skip=NOT_IN_CV),
+         o.images, o.labels, *o.in_section(T, "everyday", skip=(*NOT_IN_CV, "labels")),
          cloup.option("--folds", default=5, show_default=True, help="Folds: each is held out once."),
          cloup.option("--loss", "losses", default=default_of(T, "loss"), show_default=True,
                       help="One loss or several to compare, comma-separated: auto,dice,pixel-softmax,softmax,dice+ce."),
@@ -32,8 +32,8 @@ NOT_IN_CV = ("val_fraction", "val_dir", "val_labels", "init", "resume", "out_dir
 @o.group("network", *o.in_section(T, "network"))
 @o.group("performance", *o.in_section(T, "performance"))
 @o.group("advanced", o.overwrite("existing fold runs under --out"))
-def cv(data_dir: Path | None, images: str | None, labels: str | None, out_dir: Path, folds: int, losses: str,
-       tta: bool, **opts) -> None:
+def cv(data_dir: Path | None, images: str | None, labels: tuple[tuple[str, str | None], ...], out_dir: Path,
+       folds: int, losses: str, tta: bool, **opts) -> None:
     """Cross-validate on DATA_DIR (labelled tiles, folds of whole tiles) or on --images with
     --labels (scenes and footprints, spatial folds): mean and spread of held-out pixel IoU
     for each loss."""
@@ -43,7 +43,7 @@ def cv(data_dir: Path | None, images: str | None, labels: str | None, out_dir: P
 
     if folds < 2:
         raise InputError(f"--folds must be at least 2, got {folds}")
-    base = TrainConfig(**o.data_source(data_dir, images, labels), out_dir=str(out_dir), **opts)
+    base = TrainConfig(**o.data_source(data_dir, images, labels, opts), out_dir=str(out_dir), **opts)
     base.check()
     names = [s.strip() for s in losses.split(",") if s.strip()]
     results = cross_validate(base, folds, names, report=click.echo, tta=tta)

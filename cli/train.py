@@ -17,8 +17,8 @@ RUN_FOLDER = click.Path(file_okay=False, path_type=Path)
 
 @cloup.command(show_constraints=False)
 @cloup.argument("data_dir", required=False, type=click.Path(path_type=Path))
-@o.group("everyday", o.opt(T, "out_dir", required=True, type=RUN_FOLDER), o.images,
-         *o.in_section(T, "everyday", skip=("out_dir",)))
+@o.group("everyday", o.opt(T, "out_dir", required=True, type=RUN_FOLDER), o.images, o.labels,
+         *o.in_section(T, "everyday", skip=("out_dir", "labels")))
 @o.group("data", *o.in_section(T, "data"))
 @o.group("training", *o.in_section(T, "training"), o.preset)
 @o.group("network", *o.in_section(T, "network"))
@@ -26,15 +26,15 @@ RUN_FOLDER = click.Path(file_okay=False, path_type=Path)
          cloup.option("--nproc", default=1, show_default=True, help="Train data-parallel in N processes (gloo on"
                       " CPU, one per GPU with NCCL); or run under torchrun."))
 @o.group("advanced", *o.in_section(T, "advanced"), *o.in_section(T, "output"), o.quiet)
-def train(data_dir: Path | None, images: str | None, labels: str | None, out_dir: Path, quiet: bool, nproc: int,
-          preset: str | None, **opts) -> None:
+def train(data_dir: Path | None, images: str | None, labels: tuple[tuple[str, str | None], ...], out_dir: Path,
+          quiet: bool, nproc: int, preset: str | None, **opts) -> None:
     """Train a U-Net on DATA_DIR (images/ + masks/, or train_X/ + train_Y/, matched by name),
     or on scenes and footprints: --images 'ortho/*.tif' --labels buildings.gpkg."""
     from geoseg.config import TrainConfig
     from geoseg.train.loop import fit
     from geoseg.train.processes import spawn
 
-    config = TrainConfig(**o.data_source(data_dir, images, labels), out_dir=str(out_dir),
+    config = TrainConfig(**o.data_source(data_dir, images, labels, opts), out_dir=str(out_dir),
                          **o.apply_preset(preset, opts))
     run = spawn(config, nproc, progress=not quiet) if nproc > 1 else fit(config, progress=not quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line for the run, not one per process

@@ -80,6 +80,8 @@ class TrainConfig:
                                               " or roof")
     class_column: str | None = setting(None, "The labels' column naming each polygon's class (e.g. landuse):"
                                        " polygons of a value not kept are background.", section="data")
+    labels_class: str | None = setting(None, "The class of the `labels` polygons, when they have no class column.",
+                                       section="data", cli=False, default_text="roof")
     class_labels: tuple[str, ...] | None = setting(None, "More label files, each with its class, as FILE:CLASS,"
                                                    " comma-separated (e.g. roads.gpkg:road,rivers.gpkg:water): their"
                                                    " polygons (lines: `line_width` wide) label `images` too.",
@@ -213,6 +215,9 @@ class TrainConfig:
             raise InputError("`class_labels` add classes to `labels`: give `images` with `labels` too")
         if not 0 < self.line_width < math.inf:
             raise InputError(f"`line_width` must be a positive number of metres, got {self.line_width}")
+        if self.labels_class is not None and (not self.labels or self.class_column or not self.labels_class.strip()):
+            raise InputError("`labels_class` names the class of every `labels` polygon: give it with `labels` and"
+                             " without `class_column`")
         if self.class_column is not None and not self.labels:
             raise InputError("`class_column` names the labels' column of classes: it needs `labels`")
         if self.contact_gap and (self.class_column or self.class_labels):

@@ -317,17 +317,19 @@ def window_statistics(scenes: list[LabelledScene], zones: list[Zones], tile: int
 def load_scenes(images: str, labels: str, gsd: float | None, extent_path: str | None, extent_buffer: float,
                 layer: str | None = None, where: str | None = None, classes: tuple[str, ...] | None = None,
                 class_column: str | None = None, class_labels: tuple[str, ...] = (), line_width: float = 6.0,
-                ) -> tuple[list[LabelledScene], float | None, ClassSpec]:
+                labels_class: str | None = None) -> tuple[list[LabelledScene], float | None, ClassSpec]:
     """The labelled scenes of ``images`` (``find_scenes``) with the footprints of ``labels``;
     returns them, the training pixel size (``gsd``, default: the finest scene's) and the
-    classes (with ``class_column``: its values, or those ``classes`` keeps; else roofs).
+    classes (with ``class_column``: its values, or those ``classes`` keeps; else roofs, or
+    ``labels_class``).
     ``class_labels``: more files as ``"FILE:CLASS"``, their lines ``line_width`` metres wide."""
     paths = find_scenes(images)
     footprints = read_polygons(labels, layer=layer, where=where)
     if not len(footprints):
         raise InputError(f"{labels}: holds no polygons{' matching `labels_where`' if where else ''}; give a file"
                          " of building footprints")
-    spec = spec_for(classes, class_column, None, None, footprints, labels) if class_column else ClassSpec()
+    spec = (spec_for(classes, class_column, None, None, footprints, labels) if class_column
+            else ClassSpec(("background", labels_class.strip())) if labels_class else ClassSpec())
     if class_labels:  # more files, each its class: after the labels' own classes
         footprints, spec = with_class_labels(footprints, labels, spec, class_column, class_labels, line_width)
     elif class_column:

@@ -136,13 +136,14 @@ def _scene_data(config: TrainConfig, weight_maps: bool) -> TrainingData:
     scenes, gsd, spec = sc.load_scenes(config.data_dir, config.labels, config.gsd, config.label_extent,
                                        config.extent_buffer, config.labels_layer, config.labels_where,
                                        config.classes, config.class_column, config.class_labels or (),
-                                       config.line_width)
+                                       config.line_width, config.labels_class)
     tile = config.tile_size
     if config.val_dir:  # separate validation scenes, labelled by --val-labels (or the same file)
         val_scenes, _, _ = sc.load_scenes(config.val_dir, config.val_labels or config.labels, gsd,
                                           config.label_extent, config.extent_buffer, config.labels_layer,
                                           config.labels_where, spec.names[1:] if config.class_column else None,
-                                          config.class_column, config.class_labels or (), config.line_width)
+                                          config.class_column, config.class_labels or (), config.line_width,
+                                          config.labels_class)
         zones = blocks.spatial_split(scenes, tile, 0.0, config.seed)
         val_zones = [blocks.Zones(train=shapely.Polygon(), val=s.extent, val_blocks=[s.extent.envelope])
                      for s in val_scenes]

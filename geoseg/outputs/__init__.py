@@ -13,6 +13,8 @@ __all__, __getattr__, __dir__ = exports(__name__, {
         "FORMATS", "DECIMALS", "vector_format", "properties_json", "VectorWriter", "polygon_coordinates_json",
         "write_vectors",
     ),
-    "preview": ("PREVIEW_READ_BYTES", "Preview", "render_preview", "render_validation", "render_curves", "render_confusion"),
+    "preview": (
+        "PREVIEW_READ_BYTES", "Preview", "render_preview", "render_validation", "render_curves", "render_confusion",
+    ),
     "style": ("ROOF_QML", "qml_path", "style_qml", "class_layer_qml", "write_qml", "embed_in_geopackage"),
 })

@@ -134,3 +134,12 @@ def test_label_files_of_their_own_classes_with_lines_as_wide_as_asked(tmp_path):
     run("train", "--images", ortho / "ortho.tif", "--labels", ortho / "buildings.gpkg", "--class-labels",
         f"{tmp_path / 'roads.gpkg'}:road", "--out", tmp_path / "run", *TINY)
     assert "1 roof, 2 road" in run("info", tmp_path / "run" / "model.pt")
+    # the same as --labels given again, each file with its class; the first names its own class
+    run("train", "--images", ortho / "ortho.tif", "--labels", f"{ortho / 'buildings.gpkg'}:building", "--labels",
+        f"{tmp_path / 'roads.gpkg'}:road", "--out", tmp_path / "run2", *TINY)
+    assert "1 building, 2 road" in run("info", tmp_path / "run2" / "model.pt")
+    bad = CliRunner().invoke(main, ["train", "--images", str(ortho / "ortho.tif"), "--labels",
+                                    str(ortho / "buildings.gpkg"), "--labels", str(tmp_path / "roads.gpkg"),
+                                    "--out", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "as " + str(tmp_path / "roads.gpkg") + ":CLASS" in bad.output, bad.output
+    assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()

@@ -137,7 +137,8 @@ def test_the_provider_passes_per_class_thresholds_to_a_model_of_several_classes(
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     write_plugin(plugins)
-    v = run_qgis(PREDICT_CLASSES, plugins, {"INPUT": str(data / "scene.tif"), "MODEL": str(tmp_path / "run" / "model.pt"),
+    v = run_qgis(PREDICT_CLASSES, plugins, {"INPUT": str(data / "scene.tif"),
+                                            "MODEL": str(tmp_path / "run" / "model.pt"),
                                             "CLASS_THRESHOLDS": "road=0.3,water=0.6",
                                             "OUTPUT": str(tmp_path / "classes.gpkg")})
     assert " --class-thresholds road=0.3,water=0.6" in v["commands"][0], v
