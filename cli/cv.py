@@ -10,6 +10,7 @@ import cloup
 from geoseg.config import default_of
 
 from . import options as o
+from . import sources
 from .options import T
 
 # what a fold run decides itself: its validation, where it starts, and whether it goes on
@@ -21,7 +22,7 @@ NOT_IN_CV = ("val_fraction", "val_dir", "val_labels", "init", "resume", "out_dir
 @o.group("everyday",
          cloup.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
                       help="Folder for the run of every loss and fold."),
-         o.images, o.labels, *o.in_section(T, "everyday", skip=(*NOT_IN_CV, "labels")),
+         sources.images, sources.labels, *o.in_section(T, "everyday", skip=(*NOT_IN_CV, "labels")),
          cloup.option("--folds", default=5, show_default=True, help="Folds: each is held out once."),
          cloup.option("--loss", "losses", default=default_of(T, "loss"), show_default=True,
                       help="One loss or several to compare, comma-separated: auto,dice,pixel-softmax,softmax,dice+ce."),
@@ -43,7 +44,7 @@ def cv(data_dir: Path | None, images: str | None, labels: tuple[tuple[str, str |
 
     if folds < 2:
         raise InputError(f"--folds must be at least 2, got {folds}")
-    base = TrainConfig(**o.data_source(data_dir, images, labels, opts), out_dir=str(out_dir), **opts)
+    base = TrainConfig(**sources.data_source(data_dir, images, labels, opts), out_dir=str(out_dir), **opts)
     base.check()
     names = [s.strip() for s in losses.split(",") if s.strip()]
     results = cross_validate(base, folds, names, report=click.echo, tta=tta)

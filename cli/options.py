@@ -91,12 +91,6 @@ def overwrite(what: str) -> Callable:
 
 # ``geoseg train`` and ``geoseg cv``: where the data comes from, and the recipe
 T = TrainConfig
-images = cloup.option("--images", help="With --labels: scenes of any size (a GeoTIFF/COG/VRT, a folder, or a quoted"
-                      " glob), read in windows.")
-labels = cloup.option("--labels", multiple=True, callback=values.label_files,
-                      help="Footprints labelling --images (GeoPackage, GeoJSON, Shapefile, FlatGeobuf; any CRS);"
-                      " FILE:CLASS names their class (roof if not; or --class-column). Again for each file of"
-                      " another class: --labels roads.gpkg:road (lines --line-width wide).")
 preset = cloup.option("--preset", type=click.Choice(sorted(PRESETS)),
                       help="A named recipe for the options not given: 'original' is the original roof project's"
                       " (softmax, lr 1e-4…1e-5, plain U-Net of depth 5, width 64, instance norm, no averaging).")
@@ -112,24 +106,3 @@ def apply_preset(name: str | None, opts: dict) -> dict:
     ctx = click.get_current_context()
     given = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
     return {**opts, **{k: v for k, v in PRESETS[name].items() if k not in given}}
-
-
-def data_source(data_dir, images, labels: tuple[tuple[str, str | None], ...], opts: dict) -> dict:
-    """``TrainConfig``'s ``data_dir`` and ``labels`` from DATA_DIR, or --images with --labels
-    (``values.label_files``): the first file's class (``FILE:CLASS``) is ``labels_class``, and
-    every further ``--labels FILE:CLASS`` joins ``opts``' ``class_labels``."""
-    from geoseg.errors import InputError
-
-    if (data_dir is None) == (images is None) or (images is None) != (not labels):
-        raise InputError("give DATA_DIR (images + masks), or --images SCENES with --labels FOOTPRINTS")
-    if not labels:
-        return {"data_dir": str(data_dir), "labels": None}
-    (first, name), more = labels[0], labels[1:]
-    for path, cls in more:
-        if cls is None:
-            raise InputError(f"--labels {path}: name the class of every --labels file after the first, as"
-                             f" {path}:CLASS (e.g. roads.gpkg:road)")
-    extra = tuple(f"{path}:{cls}" for path, cls in more)
-    if extra:
-        opts["class_labels"] = (*(opts.get("class_labels") or ()), *extra)
-    return {"data_dir": str(images), "labels": first, "labels_class": name}

@@ -10,6 +10,7 @@ import click
 import cloup
 
 from . import options as o
+from . import sources
 from .options import T
 
 RUN_FOLDER = click.Path(file_okay=False, path_type=Path)
@@ -17,7 +18,7 @@ RUN_FOLDER = click.Path(file_okay=False, path_type=Path)
 
 @cloup.command(show_constraints=False)
 @cloup.argument("data_dir", required=False, type=click.Path(path_type=Path))
-@o.group("everyday", o.opt(T, "out_dir", required=True, type=RUN_FOLDER), o.images, o.labels,
+@o.group("everyday", o.opt(T, "out_dir", required=True, type=RUN_FOLDER), sources.images, sources.labels,
          *o.in_section(T, "everyday", skip=("out_dir", "labels")))
 @o.group("data", *o.in_section(T, "data"))
 @o.group("training", *o.in_section(T, "training"), o.preset)
@@ -34,7 +35,7 @@ def train(data_dir: Path | None, images: str | None, labels: tuple[tuple[str, st
     from geoseg.train.loop import fit
     from geoseg.train.processes import spawn
 
-    config = TrainConfig(**o.data_source(data_dir, images, labels, opts), out_dir=str(out_dir),
+    config = TrainConfig(**sources.data_source(data_dir, images, labels, opts), out_dir=str(out_dir),
                          **o.apply_preset(preset, opts))
     run = spawn(config, nproc, progress=not quiet) if nproc > 1 else fit(config, progress=not quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line for the run, not one per process
