@@ -5,7 +5,7 @@ from geoseg._lazy import exports
 
 __all__, __getattr__, __dir__ = exports(__name__, {
     "bands": ("band_polygons", "join_band_edges"),
-    "classes": ("CLASS_ROWS", "class_cuts", "class_ids", "ClassStreams"),
+    "classes": ("CLASS_ROWS", "CLASS_CARRY_STRIPS", "class_cuts", "class_ids", "ClassStreams"),
     "clean": ("Frame", "frame_of", "to_table", "to_frame", "least_box"),
     "merge": ("Footprint", "SceneMerger", "measure"),
     "parts": ("Part", "set_aside", "RunComponents", "strip_parts", "join_parts", "meeting_groups", "strip_mask"),

@@ -76,6 +76,19 @@ class RunComponents:
         r, a, b = (v[keep] for v in self.runs)
         return _run_pixels(r, a, b, self.shape[1]), np.repeat(self.label[keep], b - a)
 
+    def mask(self, keep: np.ndarray, first: int = 0) -> np.ndarray:
+        """The pixels of the runs ``keep`` (bool, per run) as a bool image of the rows from
+        ``first`` on, filled run by run: a byte a pixel of the image, where the flat indices
+        of ``pixels`` take eight a pixel of the runs, twice (a road network carried down the
+        scene covers millions)."""
+        r, a, b = (v[keep] for v in self.runs)
+        h, w = self.shape[0] - first, self.shape[1]
+        edges = np.zeros((h, w + 1), np.int8)
+        edges[r - first, a] = 1  # a row's runs never touch (each is as long as it goes): no clash
+        edges[r - first, b] = -1
+        np.cumsum(edges, axis=1, dtype=np.int8, out=edges)
+        return edges[:, :w].view(bool)
+
     def image(self, keep: np.ndarray) -> np.ndarray:
         """The label image (int32, 0 background) of the runs ``keep``."""
         labels = np.zeros(self.shape, dtype=np.int32)

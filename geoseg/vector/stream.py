@@ -199,7 +199,7 @@ class PolygonStream:
     QUEUED_BLOCKS = 2
 
     def __init__(self, grid_path: str | os.PathLike, options: VectorizeOptions = VectorizeOptions(),
-                 scene_name: str | None = None) -> None:
+                 scene_name: str | None = None, carry_strips: int | None = None) -> None:
         from collections import deque
 
         self.frame = frame_of(grid_path)
@@ -208,7 +208,7 @@ class PolygonStream:
         width, height = self.frame.size
         self.tracer = StripTracer(height, width, options.threshold, options.strip_rows,
                                   round(options.opening / pixel_m), least_box(self.frame, options),
-                                  options.split or None)
+                                  options.split or None, carry_strips)
         self.next_id = 1
         threads = options.trace_threads or 0
         self.threads = None  # strip tracers that are threads: they take the components as they are

@@ -62,11 +62,15 @@ class StripTracer:
     minimum area: simplified or regularised, a polygon stays inside its bounding box.
     ``split_seed``: a probability above ``threshold``: components holding two or more cores
     of it are cut at the probability's valleys (``geoseg.split``); None: never.
+    ``carry_strips``: instead of ``CARRY_STRIPS`` (fewer for land cover, whose roads and
+    fields reach across the scene: carrying them only defers their parts).
     """
 
     def __init__(self, height: int, width: int, threshold: float = 0.5, rows: int | None = None,
-                 opening_px: int = 0, min_box: float = 0.0, split_seed: float | None = None) -> None:
+                 opening_px: int = 0, min_box: float = 0.0, split_seed: float | None = None,
+                 carry_strips: int | None = None) -> None:
         self.height, self.step, self.radius, self.min_box = height, strip_rows(width, rows), opening_px, min_box
+        self.carry_strips = CARRY_STRIPS if carry_strips is None else carry_strips
         self.cut = probability_cut(threshold)
         self.valleys = 0 if split_seed is None else probability_cut(split_seed)
         self.held: np.ndarray | None = None  # raster rows top… in hand
@@ -122,10 +126,8 @@ class StripTracer:
                 on[ids] = True
                 runs = on[c.label]
                 first = int(c.runs.row[runs][0])  # the carried components' first row
-                if r1 - (top + first) <= CARRY_STRIPS * self.step:
-                    carried = np.zeros((mask.shape[0] - first, mask.shape[1]), dtype=bool)
-                    carried.ravel()[c.pixels(runs)[0] - first * mask.shape[1]] = True
-                    hold, self.carry = ids, (top + first, prob[first:], carried)
+                if r1 - (top + first) <= self.carry_strips * self.step:
+                    hold, self.carry = ids, (top + first, prob[first:], c.mask(runs, first))
                 else:
                     self.split = True
         return StripWork(prob, mask, top, r0, r1, self.height, hold, raw_top, self.valleys), c

@@ -49,19 +49,18 @@ def test_no_component_no_polygon():
 
 
 @pytest.mark.parametrize("rows", [1, 3, 8, 40])
-def test_strips_trace_what_the_whole_raster_traces(rows, monkeypatch):
+def test_strips_trace_what_the_whole_raster_traces(rows):
     # components carried down from strip to strip are traced whole: the same rings as tracing
     # the raster at once; with a carry of at most one strip, tall ones are traced in parts and
     # joined: the same polygons (rings maybe from another vertex, with more in line)
     import geoseg.vector.strips as gv
 
-    monkeypatch.setattr(gv, "CARRY_STRIPS", 1 if rows == 3 else 8)
     for mask in _masks(1, 60):
         h, w = mask.shape
         prob = np.where(mask, 200, 10).astype(np.uint8)
         whole = gv.StripTracer(h, w, rows=h)
         one = whole.feed(0, prob) + whole.close()
-        thin = gv.StripTracer(h, w, rows=rows)
+        thin = gv.StripTracer(h, w, rows=rows, carry_strips=1 if rows == 3 else None)
         many = [p for r0 in range(0, h, 5) for p in thin.feed(r0, prob[r0:r0 + 5])] + thin.close()
         assert len(one) == len(many)
         key = lambda p: (p.geom.bounds, p.pixels)  # noqa: E731
