@@ -53,6 +53,23 @@ def tiny_model(synth_task, tmp_path_factory):
     return out / "model.pt"
 
 
+@pytest.fixture(scope="session")
+def class_model(tmp_path_factory):
+    """A tiny model of the five-class synthetic town and its scene: ``(model.pt, scene.tif)``."""
+    from click.testing import CliRunner
+
+    from geoseg.cli import main
+
+    root = tmp_path_factory.mktemp("classes")
+    data = root / "data"
+    tiny = ["--encoder", "unet", "--depth", "3", "--width", "8", "--tile-size", "64", "--epochs", "3",
+            "--time-limit", "0", "--samples-per-epoch", "8", "--quiet"]
+    for args in (["synth", str(data), "--classes", "--train-size", "256", "--scene-size", "256", "--tile-size", "128"],
+                 ["train", str(data / "train"), "--out", str(root / "run"), *tiny]):
+        assert CliRunner().invoke(main, args).exit_code == 0
+    return root / "run" / "model.pt", data / "scene.tif"
+
+
 @pytest.fixture
 def labelled(tmp_path):
     """A labelled folder of 4 pairs (images/ + masks/) as 64 px GeoTIFFs."""

@@ -62,18 +62,9 @@ def test_the_desktop_predicts_from_processing_and_shows_the_roofs_on_their_house
         shutil.copy(screenshot, os.environ["GEOSEG_SCREENSHOT"])
 
 
-def test_the_desktop_shows_a_model_of_several_classes_categorised_in_its_colours(tmp_path):
-    from click.testing import CliRunner
-
-    from geoseg.cli import main
-
-    data = tmp_path / "data"
-    tiny = ["--encoder", "unet", "--depth", "3", "--width", "8", "--tile-size", "64", "--epochs", "3",
-            "--time-limit", "0", "--samples-per-epoch", "8", "--quiet"]
-    for args in (["synth", str(data), "--classes", "--train-size", "256", "--scene-size", "256", "--tile-size", "128"],
-                 ["train", str(data / "train"), "--out", str(tmp_path / "run"), *tiny]):
-        assert CliRunner().invoke(main, args).exit_code == 0
-    v, _ = run_desktop(tmp_path / "qgis", data / "scene.tif", str(tmp_path / "run" / "model.pt"), "classes")
-    ckpt = checkpoint.load(tmp_path / "run" / "model.pt")
+def test_the_desktop_shows_a_model_of_several_classes_categorised_in_its_colours(class_model, tmp_path):
+    model, scene = class_model
+    v, _ = run_desktop(tmp_path / "qgis", scene, str(model), "classes")
+    ckpt = checkpoint.load(model)
     assert v["renderer"] == "categorizedSymbol" and v["canvas_layers"] == ["classes", "scene"]
     assert v["style"] == dict(zip(ckpt.classes[1:], ckpt.colours[1:]))  # the model's colours, class by class

@@ -123,22 +123,12 @@ def test_the_provider_predicts_a_styled_layer_in_place(tiny_model, synth_task, t
     assert v["scores"]["AREA_IOU"] == pytest.approx(round(area_iou(pred, truth), 4), abs=1e-4)
 
 
-def test_the_provider_passes_per_class_thresholds_to_a_model_of_several_classes(tmp_path):
-    from click.testing import CliRunner
-
-    from geoseg.cli import main
-
-    data = tmp_path / "data"
-    tiny = ["--encoder", "unet", "--depth", "3", "--width", "8", "--tile-size", "64", "--epochs", "3",
-            "--time-limit", "0", "--samples-per-epoch", "8", "--quiet"]
-    for args in (["synth", str(data), "--classes", "--train-size", "256", "--scene-size", "256", "--tile-size", "128"],
-                 ["train", str(data / "train"), "--out", str(tmp_path / "run"), *tiny]):
-        assert CliRunner().invoke(main, args).exit_code == 0
+def test_the_provider_passes_per_class_thresholds_to_a_model_of_several_classes(class_model, tmp_path):
+    model, scene = class_model
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     write_plugin(plugins)
-    v = run_qgis(PREDICT_CLASSES, plugins, {"INPUT": str(data / "scene.tif"),
-                                            "MODEL": str(tmp_path / "run" / "model.pt"),
+    v = run_qgis(PREDICT_CLASSES, plugins, {"INPUT": str(scene), "MODEL": str(model),
                                             "CLASS_THRESHOLDS": "road=0.3,water=0.6",
                                             "OUTPUT": str(tmp_path / "classes.gpkg")})
     assert " --class-thresholds road=0.3,water=0.6" in v["commands"][0], v
