@@ -57,17 +57,10 @@ def class_thresholds(ctx, param, text: str | None) -> tuple[tuple[str, float], .
     return tuple(pairs)
 
 
-def with_class(item: str) -> tuple[str, str | None]:
-    """``"roads.gpkg:road"`` → ``("roads.gpkg", "road")``; a path with no ``:CLASS`` (or a
-    file that exists by its whole name, a drive letter, a URL) → ``(path, None)``."""
-    path, sep, name = item.rpartition(":")
-    if not sep or not path or not name.strip() or any(c in name for c in "/\\") or os.path.exists(item):
-        return item, None
-    return path, name.strip()
-
-
 def label_files(ctx, param, items: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
-    """``--labels`` given once or more: ``(path, class or None)`` each (``with_class``)."""
+    """``--labels`` given once or more: ``(path, class or None)`` each (``config.with_class``)."""
+    from geoseg.config import with_class
+
     return tuple(with_class(item) for item in items)
 
 

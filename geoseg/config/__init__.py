@@ -27,11 +27,12 @@ from geoseg.config.train import (
     RESNET_LEVELS,
     STRETCH_PERCENTILES,
     TrainConfig,
+    with_class,
 )
 
 __all__ = [
     "AUTO_DICE_MINUTES", "CONTACT_GAP", "DEFAULT_DEPTH", "DEVICES", "ENCODERS", "FILL_HOLES_M2", "FILL_HOLES_PX",
     "LOSS_NAMES", "MAX_OPENING", "MAX_TILE", "MIN_AREA_PX", "PRECISIONS", "PRESETS", "RESNET_LEVELS", "SECTIONS",
     "SPLIT_SEED", "STRETCH_PERCENTILES", "TileOptions", "TrainConfig", "VectorizeOptions", "default_of", "meta",
-    "setting", "split_for",
+    "setting", "split_for", "with_class",
 ]

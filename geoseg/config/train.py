@@ -4,6 +4,7 @@ each field with its default and help, and the recipe's constants."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 from geoseg.config.fields import DEVICES, PRECISIONS, setting
@@ -30,6 +31,16 @@ STRETCH_PERCENTILES = (1.0, 99.0)
 # (0.211 → 0.798 on the terraced houses), area IoU 0.954 → 0.888 (bench/terraces.py, 600 steps;
 # at 1200 steps 0.921, terraced houses 0.933)
 CONTACT_GAP = 2
+
+
+def with_class(item: str) -> tuple[str, str | None]:
+    """A label file and its class from ``"roads.gpkg:road"``: ``("roads.gpkg", "road")``; a path
+    with no ``:CLASS`` (or a file that exists by its whole name, a drive letter, a URL) →
+    ``(path, None)``."""
+    path, sep, name = item.rpartition(":")
+    if not sep or not path or not name.strip() or any(c in name for c in "/\\") or os.path.exists(item):
+        return item, None
+    return path, name.strip()
 
 
 @dataclass(frozen=True)
@@ -208,8 +219,7 @@ class TrainConfig:
         if self.ignore_index is not None and not 0 <= self.ignore_index <= 255:
             raise InputError(f"`ignore_index` must be a mask value 0…255, got {self.ignore_index}")
         for item in self.class_labels or ():
-            path, _, name = item.rpartition(":")
-            if not path or not name.strip():
+            if with_class(item)[1] is None:
                 raise InputError(f"`class_labels` {item!r}: give FILE:CLASS, e.g. roads.gpkg:road")
         if self.class_labels and not self.labels:
             raise InputError("`class_labels` add classes to `labels`: give `images` with `labels` too")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geoseg.config import with_class
 from geoseg.errors import InputError
 
 ROOF = ("background", "roof")
@@ -112,8 +113,8 @@ def with_class_labels(footprints, labels, spec: ClassSpec, class_column: str | N
 
     extra = []
     for item in class_labels:
-        path, _, name = item.rpartition(":")
-        extra.append((name.strip(), read_polygons(path, line_width=line_width)))
+        path, name = with_class(item)
+        extra.append((name, read_polygons(path, line_width=line_width)))
     names = list(spec.names)  # background and the labels' own classes (roof without a column)
     for name, _ in extra:
         if name not in names:

@@ -8,7 +8,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from geoseg.config import TrainConfig
+from geoseg.config import TrainConfig, with_class
 from geoseg.datasets.sources import TrainingData
 from geoseg.errors import CheckpointError, InputError
 from geoseg.io.raster import raster_files
@@ -25,7 +25,7 @@ def run_inputs(config: TrainConfig) -> list[tuple[str, str | None]]:
     return [("the training data", config.data_dir), ("the label file", config.labels), *sources,
             ("the `label_extent` file", config.label_extent), ("the validation data", config.val_dir),
             ("the `val_labels` file", config.val_labels), ("the `init` model", init),
-            *(("a `class_labels` file", item.rpartition(":")[0]) for item in config.class_labels or ())]
+            *(("a `class_labels` file", with_class(item)[0]) for item in config.class_labels or ())]
 
 
 def prepare_run_dir(out_dir: str, overwrite: bool, resume: bool, inputs=()) -> Path:
